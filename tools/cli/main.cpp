@@ -1,0 +1,69 @@
+// bna: the command-line front end. Subcommands register themselves (see cli.hpp).
+#include <cstdio>
+#include <iostream>
+
+#include "bna/log.hpp"
+#include "cli.hpp"
+
+namespace bna::cli {
+
+std::vector<CommandSetup>& command_registry() {
+  static std::vector<CommandSetup> r;
+  return r;
+}
+
+int& exit_code() {
+  static int code = 0;
+  return code;
+}
+
+int fail(const Status& st, const std::string& hint) {
+  std::fprintf(stderr, "error: %s\n", st.message().c_str());
+  if (!hint.empty()) std::fprintf(stderr, "hint: %s\n", hint.c_str());
+  const bool run_failed = st.code() == StatusCode::kInternal || st.code() == StatusCode::kUnavailable;
+  exit_code() = run_failed ? 1 : 2;
+  return exit_code();
+}
+
+int fail_usage(const std::string& message, const std::string& hint) {
+  return fail(invalid_argument(message), hint);
+}
+
+void add_graph_flags(CLI::App* app, GraphFlags& f) {
+  app->add_option("--T", f.T, "sequence length (tokens)")->capture_default_str();
+  app->add_option("--H", f.H, "number of (KV) heads")->capture_default_str();
+  app->add_option("--window", f.window, "causal window W (past tokens)")->capture_default_str();
+  app->add_option("--landmark-stride", f.landmark_stride, "landmark stride S (0 = none)")->capture_default_str();
+  app->add_option("--strategy", f.strategy,
+                  "cycle strategy: random, greedy, online_insertion, regular_partition, edge_disjoint, covering")
+      ->capture_default_str();
+  app->add_option("--cycles", f.cycles, "number of Hamiltonian cycles per head")->capture_default_str();
+  app->add_option("--seed", f.seed, "base seed (head h uses seed + 7919*h)")->capture_default_str();
+}
+
+}  // namespace bna::cli
+
+int main(int argc, char** argv) {
+  bna::set_log_sink([](bna::LogLevel lvl, std::string_view msg) {
+    static const char* names[] = {"debug", "info", "warn", "error"};
+    std::fprintf(stderr, "[bna %s] %.*s\n", names[static_cast<int>(lvl)], static_cast<int>(msg.size()), msg.data());
+  });
+  CLI::App app{"bna: Butterfly graph-structured sparse attention"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("bna ") + "0.1.0");
+  for (auto& setup : bna::cli::command_registry()) setup(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    std::fprintf(stderr, "hint: run 'bna --help' (or 'bna <command> --help') for usage\n");
+    return 2;
+  }
+  return bna::cli::exit_code();
+}
