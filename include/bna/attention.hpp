@@ -1,0 +1,99 @@
+// Attention runtime API: plan once, run many times. The same API fronts the CPU backend (also the
+// reference every GPU kernel is tested against) and the CUDA backend.
+//
+// Tensors (dimension vocabulary of docs/numerics.md):
+//   q    [B, Hq,  Tq, dh]   f32 | bf16 | f16
+//   k, v [B, Hkv, Tk, dh]   same dtype as q
+//   out  [B, Hq,  Tq, dh]   same dtype as q
+//   lse  [B, Hq,  Tq]       f32, natural log; -inf for a row with no allowed key (its out row is 0)
+// Causality: query i sits at absolute position q_offset + i and attends key j only if j <= that.
+// GQA: the graph lives on KV heads; query head hq uses KV head hq / (Hq / Hkv) and its neighbourhood.
+// Rows are multisets only where the source says so (permute-window union mode); ABI rows are sets.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "bna/block_layout.hpp"
+#include "bna/dtype.hpp"
+#include "bna/graph.hpp"
+#include "bna/status.hpp"
+#include "bna/tensor.hpp"
+#include "bna/topology.hpp"
+
+namespace bna::attn {
+
+enum class Path { kDense, kGather, kPermuteWindow, kStreams, kBlockSparse, kCompressed, kDecode };
+const char* path_name(Path p);  // "dense", "gather", "permute_window", "streams", "block_sparse", "compressed", "decode"
+Expected<Path> parse_path(std::string_view s);
+
+enum class Backend { kCpu, kCuda };
+const char* backend_name(Backend b);
+Expected<Backend> parse_backend(std::string_view s);
+
+// Several cycles in permute-window: average the per-cycle outputs, or attend the union of the
+// per-cycle bands with each key weighted by its multiplicity (a log-multiplicity score bonus).
+enum class MultiCycleMode { kAverage, kUnionLogMultiplicity };
+
+struct Options {
+  float scale = 0.0f;  // 0 -> 1/sqrt(dh)
+  Backend backend = Backend::kCpu;
+  std::optional<Path> force_path;  // error (never a silent fallback) when the graph cannot use it
+  bool use_edge_bias = false;
+  std::array<float, 5> edge_bias{};  // added to the score, indexed by edge code; ignored when off
+  // permute-window
+  int64_t permute_window = 64;  // band half-width in cycle order
+  MultiCycleMode multi_cycle_mode = MultiCycleMode::kAverage;
+  bool circular = false;  // band wraps around the cycle
+  // compressed butterfly
+  int64_t compressed_tail = 1024;   // L raw tokens attended exactly
+  int64_t compressed_block = 64;    // block size of the mean-pooled summaries
+};
+
+struct Shape {
+  int64_t B = 1, Hq = 1, Hkv = 1, Tq = 0, Tk = 0, dh = 64;
+  int64_t q_offset = 0;  // absolute position of query 0 (Tk - Tq for decode / chunked prefill)
+  DType dtype = DType::kF32;
+};
+
+// Where the neighbourhoods come from. Set exactly one of abi / perms / blocks, or dense = true.
+struct GraphSource {
+  const graph::GraphAbi* abi = nullptr;             // any ABI graph (gather; streams when it matches)
+  const topo::PermsOnly* perms = nullptr;           // permute-window
+  const topo::BlockSparseLayout* blocks = nullptr;  // block-sparse
+  bool dense = false;                               // dense causal
+};
+
+struct PlanState;  // backend-specific precomputed data (compacted streams, uploaded graphs, ...)
+
+struct Plan {
+  Path path = Path::kDense;
+  std::string reason;  // why this path was chosen, for logs and `bna bench`
+  Shape shape;
+  Options options;
+  size_t workspace_bytes = 0;
+  std::shared_ptr<const PlanState> state;
+};
+
+// Picks the path from the graph's structure: dense flag -> dense; perms-only -> permute-window;
+// ABI whose rows are exactly window + landmarks + few extra neighbours -> streams; block layout ->
+// block-sparse; any other ABI -> gather. Checks every shape against the graph and names mismatches.
+Expected<Plan> plan(const GraphSource& graph, const Shape& shape, const Options& opt = {});
+
+// Forward. workspace: at least plan.workspace_bytes, or nullptr to allocate internally. No
+// allocation happens inside the hot loops.
+Status run(const Plan& plan, const TensorView& q, const TensorView& k, const TensorView& v,
+           const TensorView& out, const TensorView& lse, void* workspace = nullptr);
+
+// Backward of run(): given out, lse and dout, writes dq [B,Hq,Tq,dh], dk, dv [B,Hkv,Tk,dh] (the
+// dtype of q) and, when edge bias is on and d_edge_bias != nullptr, accumulates d(bias)[5].
+Status run_backward(const Plan& plan, const TensorView& q, const TensorView& k, const TensorView& v,
+                    const TensorView& out, const TensorView& lse, const TensorView& dout,
+                    const TensorView& dq, const TensorView& dk, const TensorView& dv,
+                    float* d_edge_bias = nullptr, void* workspace = nullptr);
+
+}  // namespace bna::attn
