@@ -24,6 +24,10 @@ int& exit_code();
 int fail(const Status& st, const std::string& hint = "");
 int fail_usage(const std::string& message, const std::string& hint = "");
 
+// The subcommand `name` of `parent`, created with `description` if it does not exist yet, so several
+// files can add children to one group (e.g. `bna graph build` and `bna graph analyze`).
+CLI::App* ensure_subcommand(CLI::App* parent, const std::string& name, const std::string& description);
+
 // The same graph flags everywhere (graph build, compile, demo, bench).
 struct GraphFlags {
   int64_t T = 4096;

@@ -29,6 +29,14 @@ int fail_usage(const std::string& message, const std::string& hint) {
   return fail(invalid_argument(message), hint);
 }
 
+CLI::App* ensure_subcommand(CLI::App* parent, const std::string& name, const std::string& description) {
+  for (CLI::App* s : parent->get_subcommands([](CLI::App*) { return true; }))
+    if (s->get_name() == name) return s;
+  CLI::App* s = parent->add_subcommand(name, description);
+  s->require_subcommand(1);
+  return s;
+}
+
 void add_graph_flags(CLI::App* app, GraphFlags& f) {
   app->add_option("--T", f.T, "sequence length (tokens)")->capture_default_str();
   app->add_option("--H", f.H, "number of (KV) heads")->capture_default_str();
