@@ -9,6 +9,7 @@
 // Streams do not match the original's torch/numpy generators (see docs/design.md).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <utility>
 #include <vector>
@@ -24,7 +25,7 @@ class Rng {
   double uniform01() { return static_cast<double>(next_u64() >> 11) * 0x1.0p-53; }
   double normal();
   template <class T> void shuffle(std::vector<T>& v) {
-    for (size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[uniform_below(i)]);
+    for (std::size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[uniform_below(i)]);
   }
 
  private:
