@@ -66,6 +66,18 @@ Expected<GraphAbi> build_heads(const RowRules& rules,
                                const std::vector<std::vector<std::vector<int32_t>>>& cycle_perms_by_head,
                                const std::vector<std::vector<std::vector<int32_t>>>* rewire_by_head = nullptr);
 
+// Same as build_heads but writes into `g`, reusing its arrays' memory when they are large enough
+// (repeated builds then never page-fault fresh memory). g's previous contents and meta are replaced;
+// on error g is left in an unspecified but valid state.
+Status build_heads_into(GraphAbi& g, const RowRules& rules,
+                        const std::vector<std::vector<std::vector<int32_t>>>& cycle_perms_by_head,
+                        const std::vector<std::vector<std::vector<int32_t>>>* rewire_by_head = nullptr);
+
+// Sizes g.neigh_idx and g.edge_type to g.H*g.T*g.D entries. Existing capacity is reused; entries
+// beyond the old size are zero, the rest keep their old values. Errors: H, T or D < 1, size overflow,
+// out of memory.
+Status allocate_arrays(GraphAbi& g);
+
 // Stack single- or multi-head graphs of equal T along H, padding rows to the largest D.
 Expected<GraphAbi> stack_heads(const std::vector<GraphAbi>& heads);
 
@@ -88,8 +100,9 @@ struct GraphMetrics {
   int64_t edge_type_counts[kNumEdgeTypes] = {0, 0, 0, 0, 0};  // indexed by EdgeType code
   int bfs_hops = 4;
 };
-// reachability_proxy is computed over at most `max_sources` evenly spaced source nodes per head
-// (all nodes when T <= max_sources) so metrics stay cheap at long T; the sample is deterministic.
-GraphMetrics metrics(const GraphAbi& g, int bfs_hops = 4, int64_t max_sources = 4096);
+// reachability_proxy is averaged over at most `max_sources` (head, node) sources, evenly spaced over
+// the flattened H*T rows (all rows when H*T <= max_sources; <= 0 = all), so metrics stay cheap at long
+// T: one source can cost O(T*D) at 4 hops. The sample is deterministic.
+GraphMetrics metrics(const GraphAbi& g, int bfs_hops = 4, int64_t max_sources = 64);
 
 }  // namespace bna::graph
