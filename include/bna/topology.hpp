@@ -25,6 +25,9 @@ void cycle_prev_next(const Perm& perm, std::vector<int32_t>& prev, std::vector<i
 
 // ---- cycle strategies (token or block level; T >= 1 everywhere) ---------------------------------
 Perm cycle_random(int64_t T, Rng& rng);  // uniform random permutation (Fisher-Yates)
+// The same permutation (same draws as Rng::shuffle of 0..T-1) written into out[0..T). Draws are made
+// ahead of the swaps so the random accesses can be prefetched (~4x faster once T exceeds L2).
+void cycle_random_into(int32_t* out, int64_t T, Rng& rng);
 // Nearest-neighbour tour maximising s(x,y) = r_x . r_y / sqrt(d); ties -> lowest index.
 // r: f32 [T, d] row-major. O(T^2 d) time, O(T) memory (similarities computed on the fly).
 Expected<Perm> cycle_greedy(const float* r, int64_t T, int64_t d, int64_t start = 0);
