@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "bna/block_layout.hpp"
 #include "bna/dtype.hpp"
@@ -95,5 +96,37 @@ Status run_backward(const Plan& plan, const TensorView& q, const TensorView& k, 
                     const TensorView& out, const TensorView& lse, const TensorView& dout,
                     const TensorView& dq, const TensorView& dk, const TensorView& dv,
                     float* d_edge_bias = nullptr, void* workspace = nullptr);
+
+// ---- CPU benchmark (used by bench/attention_cpu.cpp and `bna bench attention`) ----------------
+// Butterfly graphs at B=1, Hq=Hkv=H, f32: dense causal, gather and streams on the same ABI graph
+// (window W, landmarks every S, `cycles` random cycles), permute-window (w = W, perms of the same
+// topology) and block-sparse (butterfly layout, Bs = 64). Times run() only: median and spread of
+// `repeats` runs after one warm-up. GFLOP/s counts allowed (query, key) pairs only, 4*dh per pair.
+struct BenchOptions {
+  std::vector<int64_t> T = {1024, 4096, 16384, 65536};
+  int64_t H = 8, dh = 64, W = 64, S = 64, cycles = 1;
+  int repeats = 5;
+  int64_t dense_max_T = 16384;  // dense above this T is skipped (minutes per run on 2 cores)
+  std::vector<Path> paths = {Path::kDense, Path::kGather, Path::kStreams, Path::kPermuteWindow, Path::kBlockSparse};
+};
+struct BenchRecord {
+  Path path = Path::kDense;
+  int64_t T = 0;
+  bool skipped = false;
+  std::string note;  // plan reason, or why skipped
+  int64_t pairs = 0;  // allowed (query, key) pairs over all heads
+  double ms_median = 0, ms_min = 0, ms_max = 0;
+  double gflops = 0;             // useful GFLOP/s
+  double speedup_vs_dense = 0;   // dense ms / this ms at the same T (0 when dense was skipped)
+  double ratio_to_sgemm = 0;     // gflops / sgemm_gflops
+};
+struct BenchReport {
+  int threads = 1;
+  double sgemm_gflops = 0;  // OpenBLAS SGEMM 2048^3, measured in the same run
+  BenchOptions options;
+  std::vector<BenchRecord> records;
+};
+// Errors: invalid sizes (T, H, dh, W, S, repeats < 1) or a graph build / plan failure.
+Expected<BenchReport> bench_cpu(const BenchOptions& opt);
 
 }  // namespace bna::attn

@@ -49,6 +49,41 @@ struct StreamsGraph {
   // Band keys whose type is neither WINDOW nor LANDMARK: [Hkv, T, C] like extra, -1 padded.
   std::vector<int32_t> band_override;
   std::vector<uint8_t> band_override_type;
+  // Landmarks outside the band whose ABI type is not LANDMARK (a cycle or rewire neighbour that
+  // falls on a landmark keeps its higher-priority type): [Hkv, T, C] like extra, -1 padded. Used only
+  // by edge bias. typed_landmarks counts them over the whole graph. Filled by streams_from_abi.
+  std::vector<int32_t> landmark_override;
+  std::vector<uint8_t> landmark_override_type;
+  int64_t typed_landmarks = 0;
 };
+
+// ---- forward kernels (src/attention/cpu/*_fwd.cpp) --------------------------------------------
+// Per-thread scratch for the forward kernels: `per_thread` floats for each of num_threads() threads,
+// 64-byte aligned, sized by fwd_scratch_floats_per_thread(dh, max_keys_per_row).
+struct FwdScratch {
+  float* base = nullptr;
+  size_t per_thread = 0;
+};
+// max_keys_per_row: the longest explicit key list a kernel builds per query row (gather: D;
+// union permute-window: num_cycles*(2w+1); streams: C); 0 for dense / block-sparse.
+size_t fwd_scratch_floats_per_thread(int64_t dh, int64_t max_keys_per_row);
+
+// Untyped paths (dense, block-sparse) type every key WINDOW for edge bias.
+void dense_fwd(const Problem& p, const FwdScratch& ws);
+// Row i of KV head h is g.row(h, q_offset + i) (a multiset: duplicates count twice); requires g.T == Tk.
+void gather_fwd(const Problem& p, const graph::GraphAbi& g, const FwdScratch& ws);
+void streams_fwd(const Problem& p, const StreamsGraph& g, const FwdScratch& ws);
+// Band offsets -w..w in cycle order of each cycle; offset +-1 is typed CYCLE, the rest WINDOW.
+// Average: o = mean over cycles of the per-cycle outputs, lse = log(mean_c exp(lse_c)).
+// Union: one softmax over every (cycle, offset) entry, i.e. each key weighted by its multiplicity.
+void permute_window_fwd(const Problem& p, const topo::PermsOnly& perms, int64_t w, attn::MultiCycleMode mode,
+                        bool circular, const FwdScratch& ws);
+void block_sparse_fwd(const Problem& p, const topo::BlockSparseLayout& L, const FwdScratch& ws);
+
+// Verifies that every row of `abi` is, as a set, band [max(0,i-W), i] U landmarks {m*S < i} U extras
+// and builds the StreamsGraph (extras and band overrides, C = the longest such list). Errors name
+// the first head/row that does not match, e.g. "streams: head 0 row 17: key 3 is not in the band,
+// a landmark or an extra" or "streams: head 2 row 40: band key 39 missing".
+Expected<StreamsGraph> streams_from_abi(const graph::GraphAbi& abi, int64_t W, int64_t S);
 
 }  // namespace bna::cpu

@@ -1,0 +1,247 @@
+// Streams forward: each row is band [i-W, i] U landmarks K[0::S] (j < i-W) U a few extras, the three
+// streams partitioning the row (design-notes §2). Band and landmarks are processed per query tile
+// of kBq rows so a chunk of K/V rows is packed once and used by every row of the tile; the landmark
+// stream reads the compacted strided rows K[0::S] in place. Extras are per-row scattered keys. All
+// three feed one running (m, l, acc) per row, which equals the exact LSE merge of the streams.
+// streams_from_abi verifies the partition on every row (in parallel) before anything relies on it.
+#include <algorithm>
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include "attention/cpu/kernels.hpp"
+#include "attention/cpu/tile.hpp"
+#include "bna/threads.hpp"
+
+namespace bna::cpu {
+namespace {
+
+constexpr uint8_t kWindowT = static_cast<uint8_t>(graph::EdgeType::kWindow);
+constexpr uint8_t kLandmarkT = static_cast<uint8_t>(graph::EdgeType::kLandmark);
+
+struct RowCounts {
+  int64_t extra = 0, over = 0, typed_lm = 0;
+};
+struct RowOut {
+  int32_t* extra = nullptr;
+  uint8_t* extra_t = nullptr;
+  int32_t* over = nullptr;
+  uint8_t* over_t = nullptr;
+  int32_t* lm = nullptr;
+  uint8_t* lm_t = nullptr;
+};
+
+// Classifies row i of head h. Returns false (and fills *msg when given) if the row is not
+// band U landmarks U extras. Stamps are per-thread scratch (band: W+1, landmarks: T/S+1).
+bool classify_row(const graph::GraphAbi& g, int64_t h, int64_t i, int64_t W, int64_t S, std::vector<int64_t>& band_stamp,
+                  std::vector<int64_t>& lm_stamp, RowCounts& rc, std::string* msg, const RowOut& out) {
+  const int64_t stamp = h * g.T + i + 1;
+  const int64_t lo = std::max<int64_t>(0, i - W);
+  const int32_t* row = g.row(h, i);
+  const uint8_t* ty = g.row_types(h, i);
+  int64_t nband = 0, nlm = 0;
+  rc = {};
+  auto fail = [&](const std::string& what) {
+    if (msg) *msg = "streams: head " + std::to_string(h) + " row " + std::to_string(i) + ": " + what;
+    return false;
+  };
+  for (int64_t c = 0; c < g.D; ++c) {
+    const int32_t j = row[c];
+    if (j < 0) break;
+    if (j >= lo && j <= i) {
+      if (band_stamp[j - lo] == stamp) return fail("band key " + std::to_string(j) + " listed twice");
+      band_stamp[j - lo] = stamp;
+      ++nband;
+      const uint8_t base = (S > 0 && j % S == 0 && j < i) ? kLandmarkT : kWindowT;
+      if (ty[c] != base) {
+        if (out.over) { out.over[rc.over] = j; out.over_t[rc.over] = ty[c]; }
+        ++rc.over;
+      }
+    } else if (S > 0 && j < lo && j % S == 0) {
+      if (lm_stamp[j / S] == stamp) return fail("landmark " + std::to_string(j) + " listed twice");
+      lm_stamp[j / S] = stamp;
+      ++nlm;
+      if (ty[c] != kLandmarkT) {
+        if (out.lm) { out.lm[rc.typed_lm] = j; out.lm_t[rc.typed_lm] = ty[c]; }
+        ++rc.typed_lm;
+      }
+    } else {
+      if (out.extra) { out.extra[rc.extra] = j; out.extra_t[rc.extra] = ty[c]; }
+      ++rc.extra;
+    }
+  }
+  if (nband != i - lo + 1) {
+    for (int64_t j = lo; j <= i; ++j)
+      if (band_stamp[j - lo] != stamp) return fail("band key " + std::to_string(j) + " missing (W=" + std::to_string(W) + ")");
+  }
+  const int64_t want_lm = S > 0 ? (lo + S - 1) / S : 0;
+  if (nlm != want_lm) {
+    for (int64_t m = 0; m * S < lo; ++m)
+      if (lm_stamp[m] != stamp) return fail("landmark " + std::to_string(m * S) + " missing (S=" + std::to_string(S) + ")");
+  }
+  return true;
+}
+
+}  // namespace
+
+Expected<StreamsGraph> streams_from_abi(const graph::GraphAbi& g, int64_t W, int64_t S) {
+  if (W < 0) return invalid_argument("streams: W=" + std::to_string(W) + ", expected W >= 0");
+  if (S < 0) return invalid_argument("streams: S=" + std::to_string(S) + ", expected S >= 0");
+  if (g.H < 1 || g.T < 1) return invalid_argument("streams: graph H=" + std::to_string(g.H) + " T=" + std::to_string(g.T) + ", expected >= 1");
+  const int64_t n = g.H * g.T;
+  std::vector<int64_t> extra_n(n), over_n(n), lm_n(n);
+  std::atomic<int64_t> first_bad{n};
+  std::atomic<int64_t> typed_lm{0};
+  const int64_t nlm_slots = S > 0 ? g.T / S + 1 : 1;
+  auto scan = [&](bool fill, StreamsGraph* sg) {
+#pragma omp parallel
+    {
+      std::vector<int64_t> band_stamp(W + 1, 0), lm_stamp(nlm_slots, 0);
+      int64_t tl = 0;
+#pragma omp for schedule(static)
+      for (int64_t r = 0; r < n; ++r) {
+        if (!fill && r > first_bad.load(std::memory_order_relaxed)) continue;
+        RowCounts rc;
+        const int64_t h = r / g.T, i = r % g.T;
+        RowOut ro;
+        if (fill) {
+          const size_t at = static_cast<size_t>(r * sg->C);
+          ro = {sg->extra.data() + at, sg->extra_type.data() + at, sg->band_override.data() + at,
+                sg->band_override_type.data() + at, sg->landmark_override.data() + at, sg->landmark_override_type.data() + at};
+        }
+        if (!classify_row(g, h, i, W, S, band_stamp, lm_stamp, rc, nullptr, ro)) {
+          int64_t cur = first_bad.load();
+          while (r < cur && !first_bad.compare_exchange_weak(cur, r)) {}
+          continue;
+        }
+        extra_n[r] = rc.extra;
+        over_n[r] = rc.over;
+        lm_n[r] = rc.typed_lm;
+        tl += rc.typed_lm;
+      }
+      if (!fill) typed_lm += tl;
+    }
+  };
+  scan(false, nullptr);
+  if (first_bad.load() < n) {
+    const int64_t r = first_bad.load();
+    std::vector<int64_t> band_stamp(W + 1, 0), lm_stamp(nlm_slots, 0);
+    RowCounts rc;
+    std::string msg;
+    classify_row(g, r / g.T, r % g.T, W, S, band_stamp, lm_stamp, rc, &msg, RowOut{});
+    return invalid_argument(msg);
+  }
+  StreamsGraph sg;
+  sg.Hkv = g.H;
+  sg.T = g.T;
+  sg.W = W;
+  sg.S = S;
+  sg.C = 0;
+  for (int64_t r = 0; r < n; ++r) sg.C = std::max({sg.C, extra_n[r], over_n[r], lm_n[r]});
+  sg.typed_landmarks = typed_lm.load();
+  const size_t sz = static_cast<size_t>(n * sg.C);
+  sg.extra.assign(sz, -1);
+  sg.extra_type.assign(sz, 0);
+  sg.band_override.assign(sz, -1);
+  sg.band_override_type.assign(sz, 0);
+  sg.landmark_override.assign(sz, -1);
+  sg.landmark_override_type.assign(sz, 0);
+  if (sg.C > 0) scan(true, &sg);
+  return sg;
+}
+
+void streams_fwd(const Problem& p, const StreamsGraph& g, const FwdScratch& ws) {
+  const int64_t G = p.Hq / p.Hkv;
+  const int64_t ntiles = (p.Tq + kBq - 1) / kBq;
+  const int64_t W = g.W, S = g.S, C = g.C;
+  const float* bias = p.edge_bias;
+  parallel_for_dynamic(0, p.Hq * ntiles, 1, [&](int64_t item) {
+    const int64_t hq = item / ntiles, t = ntiles - 1 - item % ntiles;
+    const int64_t hk = hq / G;
+    float* scratch = ws.base + ws.per_thread * omp_get_thread_num();
+    TileAttn ta(scratch, p.dh, p.scale);
+    const int64_t i0 = t * kBq;
+    const int nq = static_cast<int>(p.Tq - i0 < kBq ? p.Tq - i0 : kBq);
+    const float* q[kBq];
+    int64_t pos[kBq];
+    float* o[kBq];
+    float* lse[kBq];
+    for (int r = 0; r < nq; ++r) {
+      q[r] = p.q + (hq * p.Tq + i0 + r) * p.dh;
+      o[r] = p.o + (hq * p.Tq + i0 + r) * p.dh;
+      lse[r] = p.lse + hq * p.Tq + i0 + r;
+      pos[r] = p.q_offset + i0 + r;
+    }
+    ta.begin(nq, q, pos);
+    const int64_t pmin = p.q_offset + i0, pmax = p.q_offset + i0 + nq - 1;
+    const float* K = p.k + hk * p.Tk * p.dh;
+    const float* V = p.v + hk * p.Tk * p.dh;
+    // Band: keys [max(0, pmin-W), pmax]; row r allows [pos[r]-W, pos[r]].
+    const int64_t b0 = std::max<int64_t>(0, pmin - W);
+    ta.key_range(K, V, b0, 1, pmax - b0 + 1, [&](int64_t j0, int n, float* Sc, int ld) {
+      const int64_t k0 = b0 + j0;
+      for (int r = 0; r < nq; ++r) {
+        float* s = Sc + r * ld;
+        const int64_t lo = pos[r] - W, hi = pos[r];
+        if (bias) {
+          for (int j = 0; j < n; ++j) {
+            const int64_t kj = k0 + j;
+            s[j] += (S > 0 && kj % S == 0 && kj < hi) ? bias[kLandmarkT] : bias[kWindowT];
+          }
+          const int32_t* ov = g.band_override.data() + (hk * g.T + hi) * C;
+          const uint8_t* ovt = g.band_override_type.data() + (hk * g.T + hi) * C;
+          for (int64_t c = 0; c < C && ov[c] >= 0; ++c) {
+            const int64_t kj = ov[c];
+            if (kj < k0 || kj >= k0 + n) continue;
+            const float base = (S > 0 && kj % S == 0 && kj < hi) ? bias[kLandmarkT] : bias[kWindowT];
+            s[kj - k0] += bias[ovt[c]] - base;
+          }
+        }
+        for (int j = 0; j < n; ++j)
+          if (k0 + j < lo || k0 + j > hi) s[j] = kNegInf;
+      }
+    });
+    // Landmarks: rows 0, S, 2S, ... below pmax-W; row r allows j < pos[r]-W.
+    if (S > 0 && pmax - W > 0) {
+      const int64_t nl = (pmax - W + S - 1) / S;
+      const float lb = bias ? bias[kLandmarkT] : 0.0f;
+      ta.key_range(K, V, 0, S, nl, [&](int64_t j0, int n, float* Sc, int ld) {
+        if (bias) {
+          for (int r = 0; r < nq; ++r) {
+            for (int j = 0; j < n; ++j) Sc[r * ld + j] += lb;
+            const int32_t* lo = g.landmark_override.data() + (hk * g.T + pos[r]) * C;
+            const uint8_t* lot = g.landmark_override_type.data() + (hk * g.T + pos[r]) * C;
+            for (int64_t c = 0; c < C && lo[c] >= 0; ++c) {
+              const int64_t m = lo[c] / S - j0;
+              if (m >= 0 && m < n) Sc[r * ld + m] += bias[lot[c]] - lb;
+            }
+          }
+        }
+        if ((j0 + n - 1) * S < pmin - W) return;
+        for (int r = 0; r < nq; ++r)
+          for (int j = 0; j < n; ++j)
+            if ((j0 + j) * S >= pos[r] - W) Sc[r * ld + j] = kNegInf;
+      });
+    }
+    // Extras: per-row scattered keys, causally filtered here.
+    if (C > 0) {
+      int64_t* kp = ta.extra_i64();
+      float* kb = reinterpret_cast<float*>(kp + C);
+      for (int r = 0; r < nq; ++r) {
+        const int32_t* ex = g.extra.data() + (hk * g.T + pos[r]) * C;
+        const uint8_t* ext = g.extra_type.data() + (hk * g.T + pos[r]) * C;
+        int64_t n = 0;
+        for (int64_t c = 0; c < C && ex[c] >= 0; ++c) {
+          if (ex[c] > pos[r]) continue;
+          kp[n] = ex[c];
+          kb[n] = bias ? bias[ext[c]] : 0.0f;
+          ++n;
+        }
+        if (n) ta.row_keys(r, K, V, kp, bias ? kb : nullptr, n);
+      }
+    }
+    ta.finish(o, lse);
+  });
+}
+
+}  // namespace bna::cpu

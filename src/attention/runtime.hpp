@@ -1,0 +1,44 @@
+// Internal pieces shared by the forward (attention.cpp) and backward (run_backward.cpp) runtimes:
+// the CPU plan state, tensor validation and the workspace layout.
+// Workspace layout (one batch element at a time): [f32 staging of q, k, v, o, dout, dq, dk, dv when
+// the dtype is not f32] then [per-thread kernel scratch]. Every slice is 64-byte aligned.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "attention/cpu/kernels.hpp"
+#include "bna/attention.hpp"
+
+namespace bna::attn {
+
+struct PlanState {
+  GraphSource src;                          // borrowed: the graph must outlive the plan
+  std::optional<cpu::StreamsGraph> streams;  // kStreams only
+  int64_t max_keys_per_row = 0;             // kernel key-list scratch
+  int threads = 1;                          // threads the scratch was sized for
+  size_t scratch_floats_per_thread = 0;
+  size_t staging_floats = 0;  // f32 staging for one batch element (0 when dtype is f32)
+};
+
+// Checks a 4-D tensor argument: dtype, contiguity and dims [d0, d1, d2, d3]; `name` is "q", "k", ...
+Status check_tensor(const TensorView& t, const char* name, DType dtype, int64_t d0, int64_t d1, int64_t d2, int64_t d3);
+Status check_lse(const TensorView& t, const Shape& s);
+
+// Per-element counts of one batch element.
+inline int64_t q_elems(const Shape& s) { return s.Hq * s.Tq * s.dh; }
+inline int64_t kv_elems(const Shape& s) { return s.Hkv * s.Tk * s.dh; }
+inline size_t round16(size_t n) { return (n + 15) & ~size_t(15); }
+
+// Owns an internal workspace when the caller passes none; otherwise checks the caller's size.
+struct WorkspaceGuard {
+  float* base = nullptr;
+  void* owned = nullptr;
+  ~WorkspaceGuard();
+};
+Status acquire_workspace(const Plan& plan, void* user, WorkspaceGuard& ws);
+
+cpu::Problem make_problem(const Plan& plan);
+
+}  // namespace bna::attn
