@@ -206,7 +206,12 @@ inline graph::GraphAbi streams_to_abi(const cpu::StreamsGraph& sg) {
         row.push_back({static_cast<int32_t>(j), t});
       }
       if (sg.S > 0)
-        for (int64_t j = 0; j < i - sg.W; j += sg.S) row.push_back({static_cast<int32_t>(j), 3});
+        for (int64_t j = 0; j < i - sg.W; j += sg.S) {
+          uint8_t t = 3;
+          for (int64_t c = 0; c < sg.C; ++c)
+            if (!sg.landmark_override.empty() && sg.landmark_override[base + c] == j) t = sg.landmark_override_type[base + c];
+          row.push_back({static_cast<int32_t>(j), t});
+        }
     }
   size_t D = 1;
   for (auto& row : rows) D = std::max(D, row.size());
@@ -316,17 +321,19 @@ inline graph::GraphAbi random_abi(int64_t H, int64_t T, int64_t D, Rng& rng, con
   return g;
 }
 
-// Random StreamsGraph: extras avoid band and landmarks; overrides retype random band keys.
+// Random StreamsGraph: extras avoid band and landmarks; overrides retype random band keys and random
+// landmarks left of the band (landmark_override), as a cycle neighbour on a landmark does.
 inline cpu::StreamsGraph random_streams(int64_t H, int64_t T, int64_t W, int64_t S, int64_t C, Rng& rng) {
   cpu::StreamsGraph sg;
   sg.Hkv = H; sg.T = T; sg.W = W; sg.S = S; sg.C = C;
   const size_t n = static_cast<size_t>(H * T * C);
   sg.extra.assign(n, -1); sg.extra_type.assign(n, 0);
   sg.band_override.assign(n, -1); sg.band_override_type.assign(n, 0);
+  sg.landmark_override.assign(n, -1); sg.landmark_override_type.assign(n, 0);
   for (int64_t h = 0; h < H; ++h)
     for (int64_t i = 0; i < T; ++i) {
       const size_t base = static_cast<size_t>((h * T + i) * C);
-      int64_t ne = 0, no = 0;
+      int64_t ne = 0, no = 0, nl = 0;
       std::set<int32_t> used;
       for (int64_t a = 0; a < 3 * C; ++a) {
         const int32_t j = static_cast<int32_t>(rng.uniform_below(static_cast<uint64_t>(T)));
@@ -337,6 +344,10 @@ inline cpu::StreamsGraph random_streams(int64_t H, int64_t T, int64_t W, int64_t
           sg.band_override[base + no] = j;
           sg.band_override_type[base + no] = static_cast<uint8_t>(rng.uniform01() < 0.5 ? 1 : 4);
           ++no;
+        } else if (!in_band && landmark && nl < C && rng.uniform01() < 0.5) {
+          sg.landmark_override[base + nl] = j;
+          sg.landmark_override_type[base + nl] = static_cast<uint8_t>(rng.uniform01() < 0.5 ? 1 : 4);
+          ++nl;
         } else if (!in_band && !landmark && ne < C) {
           sg.extra[base + ne] = j;
           sg.extra_type[base + ne] = static_cast<uint8_t>(rng.uniform01() < 0.5 ? 1 : 4);
