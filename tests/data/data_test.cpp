@@ -1,0 +1,138 @@
+// Token files (round trip, corrupt headers, uint16 overflow), splits, LM windows (determinism, the
+// last token reachable), and the synthetic tasks (layout, determinism, scoring).
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "bna/data.hpp"
+
+namespace bna::data {
+namespace {
+
+std::string tmp(const std::string& name) {
+  return (std::filesystem::temp_directory_path() / ("bna_data_test_" + std::to_string(::getpid()) + "_" + name)).string();
+}
+
+TEST(TokenFile, RoundTripBothWidths) {
+  std::vector<int32_t> t = {0, 5, 65535, 3, 7};
+  for (int bytes : {2, 4}) {
+    const std::string p = tmp("rt" + std::to_string(bytes) + ".bin");
+    ASSERT_TRUE(write_token_file(p, t, 70000, bytes).is_ok());
+    auto src = open_token_file(p);
+    ASSERT_TRUE(src) << src.status().to_string();
+    ASSERT_EQ((*src)->size(), 5);
+    EXPECT_EQ((*src)->vocab_size(), 70000);
+    for (int64_t i = 0; i < 5; ++i) EXPECT_EQ((*src)->at(i), t[i]);
+    std::remove(p.c_str());
+  }
+}
+
+TEST(TokenFile, BadInputIsAnError) {
+  const std::string p = tmp("bad.bin");
+  EXPECT_FALSE(write_token_file(p, std::vector<int32_t>{70000}, 0, 2).is_ok());  // does not fit uint16
+  EXPECT_FALSE(write_token_file(p, std::vector<int32_t>{5}, 5, 4).is_ok());      // id >= vocab
+  EXPECT_FALSE(write_token_file(p, std::vector<int32_t>{1}, 0, 3).is_ok());
+  EXPECT_EQ(open_token_file(tmp("missing.bin")).status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE(write_token_file(p, std::vector<int32_t>{1, 2, 3}, 4, 4).is_ok());
+  std::filesystem::resize_file(p, 32 + 11);  // truncated data
+  EXPECT_EQ(open_token_file(p).status().code(), StatusCode::kCorrupt);
+  { std::ofstream f(p, std::ios::binary | std::ios::trunc); f << "NOTATOKENFILE-------------------------"; }
+  EXPECT_EQ(open_token_file(p).status().code(), StatusCode::kCorrupt);
+  std::remove(p.c_str());
+}
+
+TEST(Split, LastFractionIsValidation) {
+  std::vector<int32_t> t(100);
+  for (int i = 0; i < 100; ++i) t[i] = i;
+  auto s = split_tokens(t, 0.1);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->train.size(), 90u);
+  EXPECT_EQ(s->val.front(), 90);
+  EXPECT_FALSE(split_tokens(std::vector<int32_t>{1, 2}, 0.1));  // empty validation
+}
+
+TEST(LmBatch, DeterministicAndReachesTheLastToken) {
+  std::vector<int32_t> t = {0, 1, 2, 3, 4};
+  auto src = memory_tokens(t);
+  Batch a, b;
+  ASSERT_TRUE(lm_batch(*src, 4, 3, 9, 7, a).is_ok());
+  ASSERT_TRUE(lm_batch(*src, 4, 3, 9, 7, b).is_ok());
+  EXPECT_EQ(a.x, b.x);
+  bool last = false;
+  for (uint64_t i = 0; i < 64 && !last; ++i) {
+    ASSERT_TRUE(lm_batch(*src, 1, 3, 9, i, a).is_ok());
+    EXPECT_EQ(a.y[0], a.x[0] + 1);
+    last = a.y[2] == 4;
+  }
+  EXPECT_TRUE(last) << "start N-T-1 never drawn";
+  EXPECT_FALSE(lm_batch(*src, 1, 5, 9, 0, a).is_ok());  // needs T + 1 tokens
+}
+
+TEST(Tasks, LayoutsAnswersAndDeterminism) {
+  for (TaskKind k : {TaskKind::kPasskey, TaskKind::kRecall, TaskKind::kCopy}) {
+    SCOPED_TRACE(task_name(k));
+    TaskOptions o;
+    o.kind = k; o.T = 67;
+    Batch a, b, c;
+    ASSERT_TRUE(task_batch(o, 3, 5, 2, a).is_ok());
+    ASSERT_TRUE(task_batch(o, 3, 5, 2, b).is_ok());
+    ASSERT_TRUE(task_batch(o, 1, 5, 2, c).is_ok());
+    EXPECT_EQ(a.x, b.x);
+    EXPECT_TRUE(std::equal(c.x.begin(), c.x.end(), a.x.begin()));  // example 0 independent of B
+    const int64_t want = k == TaskKind::kPasskey ? o.digits : k == TaskKind::kRecall ? o.queries : o.copy_len;
+    for (int64_t e = 0; e < 3; ++e) {
+      int64_t n = 0;
+      for (int64_t t = 0; t < o.T; ++t) {
+        const int32_t y = a.y[e * o.T + t];
+        ASSERT_LT(y, kTaskVocab);
+        if (y < 0) continue;
+        ++n;
+        ASSERT_LT(t + 1, o.T);
+        EXPECT_EQ(y, a.x[e * o.T + t + 1]);
+      }
+      EXPECT_EQ(n, want);
+    }
+    // The answer is stated earlier in the sequence (what makes the task long-range).
+    if (k == TaskKind::kPasskey) {
+      std::vector<int32_t> row(a.x.begin(), a.x.begin() + o.T);
+      auto key = std::find(row.begin(), row.end(), 8);
+      ASSERT_NE(key, row.end());
+      EXPECT_TRUE(std::equal(key + 1, key + 1 + o.digits, row.end() - o.digits));
+    }
+  }
+  TaskOptions bad;
+  bad.T = 5;
+  Batch x;
+  EXPECT_FALSE(task_batch(bad, 1, 0, 0, x).is_ok());
+  bad.T = 100; bad.kind = TaskKind::kRecall; bad.queries = 9;
+  EXPECT_FALSE(task_batch(bad, 1, 0, 0, x).is_ok());
+  EXPECT_FALSE(parse_task("sort"));
+}
+
+TEST(Tasks, ScoreCountsExactAndTokenMatches) {
+  TaskOptions o;
+  o.T = 20; o.digits = 3;
+  Batch b;
+  ASSERT_TRUE(task_batch(o, 2, 1, 0, b).is_ok());
+  std::vector<float> logits(2 * 20 * kTaskVocab, 0.0f);
+  // Example 0: every answer right; example 1: one answer wrong.
+  int wrong = 0;
+  for (int64_t e = 0; e < 2; ++e)
+    for (int64_t t = 0; t < 20; ++t) {
+      const int32_t y = b.y[e * 20 + t];
+      if (y < 0) continue;
+      const int32_t pick = (e == 1 && wrong++ == 0) ? (y == 16 ? 17 : 16) : y;
+      logits[(e * 20 + t) * kTaskVocab + pick] = 1.0f;
+    }
+  const TaskScore s = score_batch(b, logits.data(), kTaskVocab);
+  EXPECT_EQ(s.examples, 2);
+  EXPECT_EQ(s.exact, 1);
+  EXPECT_EQ(s.tokens, 6);
+  EXPECT_EQ(s.correct, 5);
+}
+
+}  // namespace
+}  // namespace bna::data
