@@ -16,6 +16,7 @@
 #include "bna/rng.hpp"
 #include "bna/threads.hpp"
 #include "bna/topology.hpp"
+#include "nn/par.hpp"
 
 namespace bna::model {
 
@@ -306,7 +307,7 @@ namespace {
 void split_qkv(const float* qkv, float* q, float* k, float* v, int64_t B, int64_t T, int64_t Hq, int64_t Hkv,
                int64_t dh) {
   const int64_t row = (Hq + 2 * Hkv) * dh;
-  parallel_for(0, B * T, [&](int64_t bt) {
+  nn::detail::par_rows(B * T, row, [&](int64_t bt) {
     const int64_t b = bt / T, t = bt % T;
     const float* src = qkv + bt * row;
     for (int64_t h = 0; h < Hq; ++h) std::memcpy(q + ((b * Hq + h) * T + t) * dh, src + h * dh, dh * 4);
@@ -320,7 +321,7 @@ void split_qkv(const float* qkv, float* q, float* k, float* v, int64_t B, int64_
 void merge_qkv(const float* dq, const float* dk, const float* dv, float* dqkv, int64_t B, int64_t T, int64_t Hq,
                int64_t Hkv, int64_t dh) {
   const int64_t row = (Hq + 2 * Hkv) * dh;
-  parallel_for(0, B * T, [&](int64_t bt) {
+  nn::detail::par_rows(B * T, row, [&](int64_t bt) {
     const int64_t b = bt / T, t = bt % T;
     float* dst = dqkv + bt * row;
     for (int64_t h = 0; h < Hq; ++h) std::memcpy(dst + h * dh, dq + ((b * Hq + h) * T + t) * dh, dh * 4);
@@ -333,20 +334,20 @@ void merge_qkv(const float* dq, const float* dk, const float* dv, float* dqkv, i
 
 // [B, H, T, dh] <-> [B*T, H*dh]
 void heads_to_tokens(const float* x, float* y, int64_t B, int64_t H, int64_t T, int64_t dh) {
-  parallel_for(0, B * T, [&](int64_t bt) {
+  nn::detail::par_rows(B * T, H * dh, [&](int64_t bt) {
     const int64_t b = bt / T, t = bt % T;
     for (int64_t h = 0; h < H; ++h) std::memcpy(y + bt * H * dh + h * dh, x + ((b * H + h) * T + t) * dh, dh * 4);
   });
 }
 void tokens_to_heads(const float* y, float* x, int64_t B, int64_t H, int64_t T, int64_t dh) {
-  parallel_for(0, B * T, [&](int64_t bt) {
+  nn::detail::par_rows(B * T, H * dh, [&](int64_t bt) {
     const int64_t b = bt / T, t = bt % T;
     for (int64_t h = 0; h < H; ++h) std::memcpy(x + ((b * H + h) * T + t) * dh, y + bt * H * dh + h * dh, dh * 4);
   });
 }
 
 void add_inplace(float* y, const float* x, int64_t n) {
-  parallel_for(0, (n + 4095) / 4096, [&](int64_t c) {
+  nn::detail::par_rows((n + 4095) / 4096, 4096, [&](int64_t c) {
     const int64_t e = std::min(n, (c + 1) * 4096);
     for (int64_t i = c * 4096; i < e; ++i) y[i] += x[i];
   });

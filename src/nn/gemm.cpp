@@ -6,6 +6,7 @@
 
 #include "bna/nn.hpp"
 #include "bna/threads.hpp"
+#include "nn/par.hpp"
 
 namespace bna::nn {
 
@@ -24,7 +25,7 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
 
 void linear_fwd(const float* x, const float* w, const float* b, float* y, int64_t n, int64_t in, int64_t out) {
   if (b != nullptr) {
-    parallel_for(0, n, [&](int64_t i) { std::copy(b, b + out, y + i * out); });
+    detail::par_rows(n, out, [&](int64_t i) { std::copy(b, b + out, y + i * out); });
     sgemm(false, true, n, out, in, 1.0f, x, in, w, in, 1.0f, y, out);
   } else {
     sgemm(false, true, n, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
@@ -38,7 +39,7 @@ void linear_bwd(const float* x, const float* w, const float* dy, float* dx, floa
   if (db != nullptr) {
     constexpr int64_t kChunk = 64;
     const int64_t chunks = (out + kChunk - 1) / kChunk;
-    parallel_for(0, chunks, [&](int64_t c) {
+    detail::par_rows(chunks, n * kChunk, [&](int64_t c) {
       const int64_t o0 = c * kChunk, o1 = std::min(out, o0 + kChunk);
       float acc[kChunk] = {};
       for (int64_t i = 0; i < n; ++i)

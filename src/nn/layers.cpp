@@ -7,6 +7,7 @@
 
 #include "bna/nn.hpp"
 #include "bna/threads.hpp"
+#include "nn/par.hpp"
 
 namespace bna::nn {
 
@@ -17,7 +18,7 @@ constexpr float kGeluC = 0.7978845608028654f;  // sqrt(2/pi)
 
 void layernorm_fwd(const float* x, const float* gamma, const float* beta, float* y, float* mean, float* rstd,
                    int64_t n, int64_t C) {
-  parallel_for(0, n, [&](int64_t i) {
+  detail::par_rows(n, 4 * C, [&](int64_t i) {
     const float* xi = x + i * C;
     float m = 0.0f;
     for (int64_t c = 0; c < C; ++c) m += xi[c];
@@ -35,7 +36,7 @@ void layernorm_fwd(const float* x, const float* gamma, const float* beta, float*
 
 void layernorm_bwd(const float* x, const float* gamma, const float* mean, const float* rstd, const float* dy,
                    float* dx_acc, float* dgamma, float* dbeta, int64_t n, int64_t C) {
-  parallel_for(0, n, [&](int64_t i) {
+  detail::par_rows(n, 6 * C, [&](int64_t i) {
     const float* xi = x + i * C;
     const float* dyi = dy + i * C;
     const float m = mean[i], r = rstd[i];
@@ -54,7 +55,7 @@ void layernorm_bwd(const float* x, const float* gamma, const float* mean, const 
     }
   });
   const int64_t chunks = (C + kChunk - 1) / kChunk;
-  parallel_for(0, chunks, [&](int64_t ch) {
+  detail::par_rows(chunks, 3 * n * kChunk, [&](int64_t ch) {
     const int64_t c0 = ch * kChunk, c1 = std::min(C, c0 + kChunk);
     float ag[kChunk] = {}, ab[kChunk] = {};
     for (int64_t i = 0; i < n; ++i) {
@@ -86,7 +87,7 @@ double gelu_tanh_grad(double x) {
 
 void gelu_fwd(const float* x, float* y, int64_t n) {
   const int64_t chunks = (n + 4095) / 4096;
-  parallel_for(0, chunks, [&](int64_t ch) {
+  detail::par_rows(chunks, 4096 * 8, [&](int64_t ch) {
     const int64_t e = std::min(n, (ch + 1) * 4096);
     for (int64_t i = ch * 4096; i < e; ++i) {
       const float v = x[i];
@@ -97,7 +98,7 @@ void gelu_fwd(const float* x, float* y, int64_t n) {
 
 void gelu_bwd(const float* x, const float* dy, float* dx, int64_t n) {
   const int64_t chunks = (n + 4095) / 4096;
-  parallel_for(0, chunks, [&](int64_t ch) {
+  detail::par_rows(chunks, 4096 * 12, [&](int64_t ch) {
     const int64_t e = std::min(n, (ch + 1) * 4096);
     for (int64_t i = ch * 4096; i < e; ++i) {
       const float v = x[i];
@@ -110,7 +111,7 @@ void gelu_bwd(const float* x, const float* dy, float* dx, int64_t n) {
 
 void embedding_fwd(const int32_t* ids, const float* table, const float* pos_table, float* out, int64_t n,
                    int64_t T, int64_t C) {
-  parallel_for(0, n, [&](int64_t i) {
+  detail::par_rows(n, C, [&](int64_t i) {
     const float* e = table + static_cast<int64_t>(ids[i]) * C;
     float* o = out + i * C;
     if (pos_table != nullptr) {
@@ -125,7 +126,7 @@ void embedding_fwd(const int32_t* ids, const float* table, const float* pos_tabl
 void embedding_bwd(const int32_t* ids, const float* dout, float* dtable, float* dpos, int64_t n, int64_t T,
                    int64_t C) {
   const int64_t chunks = (C + kChunk - 1) / kChunk;
-  parallel_for(0, chunks, [&](int64_t ch) {
+  detail::par_rows(chunks, 2 * n * kChunk, [&](int64_t ch) {
     const int64_t c0 = ch * kChunk, c1 = std::min(C, c0 + kChunk);
     for (int64_t i = 0; i < n; ++i) {
       const float* d = dout + i * C;
@@ -141,7 +142,7 @@ void embedding_bwd(const int32_t* ids, const float* dout, float* dtable, float* 
 
 int64_t softmax_cross_entropy_fwd(const float* logits, const int32_t* targets, float* probs, float* losses,
                                   int64_t n, int64_t V) {
-  parallel_for(0, n, [&](int64_t i) {
+  detail::par_rows(n, 8 * V, [&](int64_t i) {
     const float* l = logits + i * V;
     float* p = probs + i * V;
     float m = -std::numeric_limits<float>::infinity();
@@ -166,7 +167,7 @@ int64_t softmax_cross_entropy_fwd(const float* logits, const int32_t* targets, f
 
 void softmax_cross_entropy_bwd(const float* probs, const int32_t* targets, const float* dloss, float* dlogits,
                                int64_t n, int64_t V) {
-  parallel_for(0, n, [&](int64_t i) {
+  detail::par_rows(n, 2 * V, [&](int64_t i) {
     const float* p = probs + i * V;
     float* d = dlogits + i * V;
     const int32_t t = targets[i];
