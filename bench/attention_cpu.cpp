@@ -1,7 +1,8 @@
 // bna_attention_cpu: the CPU attention benchmark as a plain program (same driver as
-// `bna bench attention --backend cpu`). Usage: bna_attention_cpu [T ...] [--json]
+// `bna bench attention --backend cpu`). Usage: bna_attention_cpu [T ...] [--path NAME]... [--repeats N] [--json]
 // Prints one line per (path, T): median ms [min, max], useful GFLOP/s, speedup over our dense
-// kernel and the ratio to OpenBLAS SGEMM measured in the same run.
+// kernel and the ratio to OpenBLAS SGEMM measured in the same run. --path NAME (repeatable) limits
+// the paths (profiling); --repeats N sets the timed runs.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -12,11 +13,25 @@ int main(int argc, char** argv) {
   bna::attn::BenchOptions opt;
   bool json = false;
   std::vector<int64_t> Ts;
+  std::vector<bna::attn::Path> paths;
   for (int a = 1; a < argc; ++a) {
-    if (std::strcmp(argv[a], "--json") == 0) json = true;
-    else Ts.push_back(std::atoll(argv[a]));
+    if (std::strcmp(argv[a], "--json") == 0) {
+      json = true;
+    } else if (std::strcmp(argv[a], "--path") == 0 && a + 1 < argc) {
+      auto path = bna::attn::parse_path(argv[++a]);
+      if (!path) {
+        std::fprintf(stderr, "error: %s\n", path.status().to_string().c_str());
+        return 2;
+      }
+      paths.push_back(*path);
+    } else if (std::strcmp(argv[a], "--repeats") == 0 && a + 1 < argc) {
+      opt.repeats = std::atoi(argv[++a]);
+    } else {
+      Ts.push_back(std::atoll(argv[a]));
+    }
   }
   if (!Ts.empty()) opt.T = Ts;
+  if (!paths.empty()) opt.paths = paths;
   auto rep = bna::attn::bench_cpu(opt);
   if (!rep) {
     std::fprintf(stderr, "error: %s\n", rep.status().to_string().c_str());

@@ -1,16 +1,19 @@
 // Streams forward: each row is band [i-W, i] U landmarks K[0::S] (j < i-W) U a few extras, the three
-// streams partitioning the row (design-notes §2). Band and landmarks are processed per query tile
-// of kBq rows so a chunk of K/V rows is packed once and used by every row of the tile; the landmark
-// stream reads the compacted strided rows K[0::S] in place. Extras are per-row scattered keys. All
-// three feed one running (m, l, acc) per row, which equals the exact LSE merge of the streams.
-// streams_from_abi verifies the partition on every row (in parallel) before anything relies on it.
+// streams partitioning the row (design-notes §2). Per query tile of kQt consecutive rows (QTile,
+// micro_tile.hpp): the landmark keys are read in place as strided rows and form one GEMM-like
+// (64 queries x landmarks x dh) block shared by the whole tile; the band runs per 16-row group over
+// that group's kQt-wide key span [first - W, last] (81% of computed scores are allowed at W = 64);
+// extras (cycle neighbours, ~2 per row) are gathered dot products into a separate per-row state.
+// Everything merges by the exact LSE rule. streams_from_abi verifies the partition on every row (in
+// parallel) before anything relies on it.
 #include <algorithm>
+#include <climits>
 #include <atomic>
 #include <string>
 #include <vector>
 
 #include "attention/cpu/kernels.hpp"
-#include "attention/cpu/tile.hpp"
+#include "attention/cpu/micro_tile.hpp"
 #include "bna/threads.hpp"
 
 namespace bna::cpu {
@@ -152,80 +155,89 @@ Expected<StreamsGraph> streams_from_abi(const graph::GraphAbi& g, int64_t W, int
 
 void streams_fwd(const Problem& p, const StreamsGraph& g, const FwdScratch& ws) {
   const int64_t G = p.Hq / p.Hkv;
-  const int64_t ntiles = (p.Tq + kBq - 1) / kBq;
+  const int64_t ntiles = (p.Tq + kQt - 1) / kQt;
   const int64_t W = g.W, S = g.S, C = g.C;
   const float* bias = p.edge_bias;
+  const float wb = bias ? bias[kWindowT] : 0.0f, lb = bias ? bias[kLandmarkT] : 0.0f;
   parallel_for_dynamic(0, p.Hq * ntiles, 1, [&](int64_t item) {
     const int64_t hq = item / ntiles, t = ntiles - 1 - item % ntiles;
     const int64_t hk = hq / G;
-    float* scratch = ws.base + ws.per_thread * omp_get_thread_num();
-    TileAttn ta(scratch, p.dh, p.scale);
-    const int64_t i0 = t * kBq;
-    const int nq = static_cast<int>(p.Tq - i0 < kBq ? p.Tq - i0 : kBq);
-    const float* q[kBq];
-    int64_t pos[kBq];
-    float* o[kBq];
-    float* lse[kBq];
+    QTile qt(ws.base + ws.per_thread * omp_get_thread_num(), p.dh, p.scale);
+    const int64_t i0 = t * kQt;
+    const int nq = static_cast<int>(p.Tq - i0 < kQt ? p.Tq - i0 : kQt);
+    const float* q[kQt];
+    int64_t pos[kQt];
+    float* o[kQt];
+    float* lse[kQt];
     for (int r = 0; r < nq; ++r) {
       q[r] = p.q + (hq * p.Tq + i0 + r) * p.dh;
       o[r] = p.o + (hq * p.Tq + i0 + r) * p.dh;
       lse[r] = p.lse + hq * p.Tq + i0 + r;
       pos[r] = p.q_offset + i0 + r;
     }
-    ta.begin(nq, q, pos);
-    const int64_t pmin = p.q_offset + i0, pmax = p.q_offset + i0 + nq - 1;
+    qt.begin(nq, q, pos);
+    const int64_t pmin = pos[0], pmax = pos[nq - 1];
     const float* K = p.k + hk * p.Tk * p.dh;
     const float* V = p.v + hk * p.Tk * p.dh;
-    // Band: keys [max(0, pmin-W), pmax]; row r allows [pos[r]-W, pos[r]].
-    const int64_t b0 = std::max<int64_t>(0, pmin - W);
-    ta.key_range(K, V, b0, 1, pmax - b0 + 1, [&](int64_t j0, int n, float* Sc, int ld) {
-      const int64_t k0 = b0 + j0;
-      for (int r = 0; r < nq; ++r) {
-        float* s = Sc + r * ld;
-        const int64_t lo = pos[r] - W, hi = pos[r];
-        if (bias) {
-          for (int j = 0; j < n; ++j) {
-            const int64_t kj = k0 + j;
-            s[j] += (S > 0 && kj % S == 0 && kj < hi) ? bias[kLandmarkT] : bias[kWindowT];
-          }
-          const int32_t* ov = g.band_override.data() + (hk * g.T + hi) * C;
-          const uint8_t* ovt = g.band_override_type.data() + (hk * g.T + hi) * C;
-          for (int64_t c = 0; c < C && ov[c] >= 0; ++c) {
-            const int64_t kj = ov[c];
-            if (kj < k0 || kj >= k0 + n) continue;
-            const float base = (S > 0 && kj % S == 0 && kj < hi) ? bias[kLandmarkT] : bias[kWindowT];
-            s[kj - k0] += bias[ovt[c]] - base;
-          }
-        }
-        for (int j = 0; j < n; ++j)
-          if (k0 + j < lo || k0 + j > hi) s[j] = kNegInf;
-      }
-    });
-    // Landmarks: rows 0, S, 2S, ... below pmax-W; row r allows j < pos[r]-W.
+    // The extras' K/V rows are scattered: prefetch them now, attend them after the band.
+    if (C > 0)
+      for (int r = 0; r < nq; ++r) qt.prefetch_rows(K, V, g.extra.data() + (hk * g.T + pos[r]) * C, C);
+    // Landmarks: keys 0, S, 2S, ... read in place (stride S rows), shared by every row of the tile;
+    // row r allows landmark m*S only if m*S < pos[r] - W. Only chunks reaching pmin - W need a mask.
     if (S > 0 && pmax - W > 0) {
       const int64_t nl = (pmax - W + S - 1) / S;
-      const float lb = bias ? bias[kLandmarkT] : 0.0f;
-      ta.key_range(K, V, 0, S, nl, [&](int64_t j0, int n, float* Sc, int ld) {
+      qt.key_rows(K, V, 0, S, nl, 0, nq, [&](QScores& sc, int64_t j0) {
         if (bias) {
+          for (int j = 0; j < sc.n; ++j) sc.add(j, lb);
           for (int r = 0; r < nq; ++r) {
-            for (int j = 0; j < n; ++j) Sc[r * ld + j] += lb;
             const int32_t* lo = g.landmark_override.data() + (hk * g.T + pos[r]) * C;
             const uint8_t* lot = g.landmark_override_type.data() + (hk * g.T + pos[r]) * C;
             for (int64_t c = 0; c < C && lo[c] >= 0; ++c) {
               const int64_t m = lo[c] / S - j0;
-              if (m >= 0 && m < n) Sc[r * ld + m] += bias[lot[c]] - lb;
+              if (m >= 0 && m < sc.n) sc.at(static_cast<int>(m), r) += bias[lot[c]] - lb;
             }
           }
         }
-        if ((j0 + n - 1) * S < pmin - W) return;
-        for (int r = 0; r < nq; ++r)
-          for (int j = 0; j < n; ++j)
-            if ((j0 + j) * S >= pos[r] - W) Sc[r * ld + j] = kNegInf;
+        if ((j0 + sc.n - 1) * S < pmin - W) return;
+        for (int j = 0; j < sc.n; ++j) sc.keep_diff(j, static_cast<int32_t>((j0 + j) * S), static_cast<int32_t>(W + 1), INT_MAX);
       });
     }
-    // Extras: per-row scattered keys, causally filtered here.
+    // Band: per 16-row group, keys [max(0, first - W), last] of the group; row r allows
+    // [pos[r] - W, pos[r]]. A band key on a landmark is typed LANDMARK for rows past it, WINDOW for itself.
+    for (int gr = 0; gr < nq; gr += 16) {
+      const int64_t gfirst = pos[gr], glast = pos[gr + 15 < nq ? gr + 15 : nq - 1];
+      const int64_t b0 = std::max<int64_t>(0, gfirst - W);
+      const int64_t nb = glast - b0 + 1;
+      qt.key_rows(K, V, b0, 1, nb, gr, gr + 16, [&](QScores& sc, int64_t j0) {
+        const int64_t k0 = b0 + j0;
+        for (int j = 0; j < sc.n; ++j) {
+          const int64_t kj = k0 + j;
+          if (bias) {
+            sc.add(j, wb);
+            if (S > 0 && kj % S == 0) sc.add_diff(j, static_cast<int32_t>(kj), 1, INT_MAX, lb - wb);
+          }
+          if (kj > gfirst || kj < glast - W) sc.keep_diff(j, static_cast<int32_t>(kj), 0, static_cast<int32_t>(W));
+        }
+        if (bias && C > 0) {
+          const int rend = gr + 16 < nq ? gr + 16 : nq;
+          for (int r = gr; r < rend; ++r) {
+            const int64_t hi = pos[r];
+            const int32_t* ov = g.band_override.data() + (hk * g.T + hi) * C;
+            const uint8_t* ovt = g.band_override_type.data() + (hk * g.T + hi) * C;
+            for (int64_t c = 0; c < C && ov[c] >= 0; ++c) {
+              const int64_t kj = ov[c];
+              if (kj < k0 || kj >= k0 + sc.n) continue;
+              const float base = (S > 0 && kj % S == 0 && kj < hi) ? lb : wb;
+              sc.at(static_cast<int>(kj - k0), r) += bias[ovt[c]] - base;
+            }
+          }
+        }
+      });
+    }
+    // Extras: per-row scattered keys (causally filtered here) as gathered dot products, kept in the
+    // row's separate state and merged in finish().
     if (C > 0) {
-      int64_t* kp = ta.extra_i64();
+      int64_t* kp = qt.extra_i64();
       float* kb = reinterpret_cast<float*>(kp + C);
       for (int r = 0; r < nq; ++r) {
         const int32_t* ex = g.extra.data() + (hk * g.T + pos[r]) * C;
@@ -237,10 +249,10 @@ void streams_fwd(const Problem& p, const StreamsGraph& g, const FwdScratch& ws) 
           kb[n] = bias ? bias[ext[c]] : 0.0f;
           ++n;
         }
-        if (n) ta.row_keys(r, K, V, kp, bias ? kb : nullptr, n);
+        qt.row_extras(r, K, V, kp, bias ? kb : nullptr, n);
       }
     }
-    ta.finish(o, lse);
+    qt.finish(o, lse);
   });
 }
 
