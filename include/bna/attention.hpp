@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "bna/block_layout.hpp"
+#include "bna/decode_graph.hpp"
 #include "bna/dtype.hpp"
 #include "bna/graph.hpp"
 #include "bna/status.hpp"
@@ -50,7 +51,11 @@ struct Options {
   int64_t permute_window = 64;  // band half-width in cycle order
   MultiCycleMode multi_cycle_mode = MultiCycleMode::kAverage;
   bool circular = false;  // band wraps around the cycle
-  // compressed butterfly
+  // compressed butterfly: selected with force_path = Path::kCompressed and GraphSource::blocks as the
+  // routing layout (block rows of KV head h or H = 1, Bs = compressed_block, T >= Tk). One cutoff
+  // rule for prefill, chunked prefill and decode (docs/numerics.md): query at position pos attends raw
+  // keys [c, pos], c = max(0, pos - L + 1), plus the means of routed complete blocks ending at or
+  // before c. Untyped: use_edge_bias must be false. No backward.
   int64_t compressed_tail = 1024;   // L raw tokens attended exactly
   int64_t compressed_block = 64;    // block size of the mean-pooled summaries
 };
@@ -61,12 +66,16 @@ struct Shape {
   DType dtype = DType::kF32;
 };
 
-// Where the neighbourhoods come from. Set exactly one of abi / perms / blocks, or dense = true.
+// Where the neighbourhoods come from. Set exactly one of abi / perms / blocks / decode, or dense = true.
 struct GraphSource {
   const graph::GraphAbi* abi = nullptr;             // any ABI graph (gather; streams when it matches)
   const topo::PermsOnly* perms = nullptr;           // permute-window
   const topo::BlockSparseLayout* blocks = nullptr;  // block-sparse
   bool dense = false;                               // dense causal
+  // Incremental decode graph (Path::kDecode, chosen automatically): its size must equal Tk at plan
+  // and at run time (re-plan after appending; plan is O(1) here). An ABI graph also runs on the decode
+  // path with force_path = Path::kDecode. See docs/decode.md.
+  const topo::DecodeGraph* decode = nullptr;
 };
 
 struct PlanState;  // backend-specific precomputed data (compacted streams, uploaded graphs, ...)
@@ -96,6 +105,32 @@ Status run_backward(const Plan& plan, const TensorView& q, const TensorView& k, 
                     const TensorView& out, const TensorView& lse, const TensorView& dout,
                     const TensorView& dq, const TensorView& dk, const TensorView& dv,
                     float* d_edge_bias = nullptr, void* workspace = nullptr);
+
+// ---- compressed path: summaries carried across calls (chunked prefill, decode) -----------------
+// Block means of K/V of one batch of sequences, kept so each call summarises only the blocks completed
+// since the previous one (run() without a cache recomputes the blocks it needs, O(Tk*dh) per call).
+// Both give bit-identical results. The K/V rows already summarised must not change between calls;
+// reset() before a new sequence. Not thread-safe: one cache per concurrent caller.
+class CompressedCache {
+ public:
+  CompressedCache();
+  ~CompressedCache();
+  CompressedCache(CompressedCache&&) noexcept;
+  CompressedCache& operator=(CompressedCache&&) noexcept;
+  void reset();
+  int64_t blocks() const;  // complete blocks summarised (per batch element); 0 after reset
+  struct Impl;
+  Impl* impl() const { return impl_.get(); }
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// run() of a Path::kCompressed plan using (and extending) cache. Errors as run(), plus a plan of
+// another path, or a cache built for another B/Hkv/dh/Bs (named).
+Status run_compressed(const Plan& plan, const TensorView& q, const TensorView& k, const TensorView& v,
+                      const TensorView& out, const TensorView& lse, CompressedCache& cache,
+                      void* workspace = nullptr);
 
 // ---- CPU benchmark (used by bench/attention_cpu.cpp and `bna bench attention`) ----------------
 // Butterfly graphs at B=1, Hq=Hkv=H, f32: dense causal, gather and streams on the same ABI graph

@@ -70,9 +70,14 @@ Status check_perms(const topo::PermsOnly& P, const Shape& s, const Options& o) {
   return {};
 }
 
-Status check_blocks(const topo::BlockSparseLayout& L, const Shape& s) {
-  if (L.H != s.Hkv) return invalid_argument("attention: block layout H=" + S(L.H) + " but Hkv=" + S(s.Hkv));
-  if (L.T != s.Tk) return invalid_argument("attention: k has Tk=" + S(s.Tk) + " but block layout T=" + S(L.T));
+// routing = true (compressed): the layout may be longer than Tk (one layout built for the longest
+// sequence serves every prefix: chunked prefill, decode) and may have H = 1 (shared by all heads).
+Status check_blocks(const topo::BlockSparseLayout& L, const Shape& s, bool routing = false) {
+  if (L.H != s.Hkv && !(routing && L.H == 1))
+    return invalid_argument("attention: block layout H=" + S(L.H) + " but Hkv=" + S(s.Hkv) + (routing ? " (expected Hkv or 1)" : ""));
+  if (routing && L.T < s.Tk)
+    return invalid_argument("attention: k has Tk=" + S(s.Tk) + " but the routing block layout has T=" + S(L.T) + ", expected T >= Tk");
+  if (!routing && L.T != s.Tk) return invalid_argument("attention: k has Tk=" + S(s.Tk) + " but block layout T=" + S(L.T));
   if (L.block_size < 1) return invalid_argument("attention: block layout Bs=" + S(L.block_size) + ", expected >= 1");
   const int64_t N = (L.T + L.block_size - 1) / L.block_size;
   if (L.n_blocks != N) return invalid_argument("attention: block layout N=" + S(L.n_blocks) + ", expected ceil(T/Bs)=" + S(N));
@@ -178,9 +183,10 @@ Expected<Plan> plan(const GraphSource& graph, const Shape& shape, const Options&
     for (int e = 0; e < 5; ++e)
       if (!std::isfinite(opt.edge_bias[e]))
         return invalid_argument("attention: edge_bias[" + S(e) + "] is not finite");
-  const int nsrc = (graph.abi != nullptr) + (graph.perms != nullptr) + (graph.blocks != nullptr) + (graph.dense ? 1 : 0);
+  const int nsrc = (graph.abi != nullptr) + (graph.perms != nullptr) + (graph.blocks != nullptr) +
+                   (graph.decode != nullptr) + (graph.dense ? 1 : 0);
   if (nsrc != 1)
-    return invalid_argument("attention: graph source sets " + S(nsrc) + " of abi/perms/blocks/dense, expected exactly one");
+    return invalid_argument("attention: graph source sets " + S(nsrc) + " of abi/perms/blocks/decode/dense, expected exactly one");
 
   Plan p;
   p.shape = shape;
@@ -191,8 +197,11 @@ Expected<Plan> plan(const GraphSource& graph, const Shape& shape, const Options&
   auto cannot = [&](const std::string& why) {
     return invalid_argument(std::string("attention: force_path=") + path_name(*opt.force_path) + " cannot apply: " + why);
   };
-  if (forced && (*opt.force_path == Path::kCompressed || *opt.force_path == Path::kDecode))
-    return cannot("the CPU backend has no such kernel");
+  if (forced && *opt.force_path == Path::kCompressed && graph.blocks == nullptr)
+    return cannot("compressed needs GraphSource::blocks as its routing layout");
+  if (forced && *opt.force_path == Path::kDecode && graph.abi == nullptr && graph.decode == nullptr)
+    return cannot("decode needs GraphSource::decode or GraphSource::abi");
+  bool path_sized = false;  // compressed / decode size their own scratch (plan_compressed, plan_decode)
 
   if (graph.dense) {
     if (forced && *opt.force_path != Path::kDense) return cannot("the graph source is dense");
@@ -205,6 +214,14 @@ Expected<Plan> plan(const GraphSource& graph, const Shape& shape, const Options&
     p.reason = "perms-only graph (" + S(graph.perms->num_cycles) + " cycle(s), w=" + S(opt.permute_window) + ")";
     const int64_t w = std::min<int64_t>(opt.permute_window, shape.Tk - 1);
     st->max_keys_per_row = std::max<int64_t>(cpu::kBq + 2 * w, graph.perms->num_cycles * (2 * w + 1));
+  } else if (graph.decode) {
+    if (forced && *opt.force_path != Path::kDecode) return cannot("the graph source is a decode graph (decode only)");
+    BNA_RETURN_IF_ERROR(plan_decode(graph, shape, opt, p, *st));
+    path_sized = true;
+  } else if (graph.blocks && forced && *opt.force_path == Path::kCompressed) {
+    BNA_RETURN_IF_ERROR(check_blocks(*graph.blocks, shape, /*routing=*/true));
+    BNA_RETURN_IF_ERROR(plan_compressed(*graph.blocks, shape, opt, p, *st));
+    path_sized = true;
   } else if (graph.blocks) {
     BNA_RETURN_IF_ERROR(check_blocks(*graph.blocks, shape));
     if (forced && *opt.force_path != Path::kBlockSparse) return cannot("the graph source is a block layout");
@@ -213,11 +230,16 @@ Expected<Plan> plan(const GraphSource& graph, const Shape& shape, const Options&
   } else {
     const graph::GraphAbi& g = *graph.abi;
     BNA_RETURN_IF_ERROR(check_abi(g, shape));
-    if (forced && *opt.force_path != Path::kGather && *opt.force_path != Path::kStreams)
-      return cannot("the graph source is an ABI graph (gather or streams)");
+    if (forced && *opt.force_path != Path::kGather && *opt.force_path != Path::kStreams &&
+        *opt.force_path != Path::kDecode)
+      return cannot("the graph source is an ABI graph (gather, streams or decode)");
+    if (forced && *opt.force_path == Path::kDecode) {
+      BNA_RETURN_IF_ERROR(plan_decode(graph, shape, opt, p, *st));
+      path_sized = true;
+    }
     const bool want_gather = forced && *opt.force_path == Path::kGather;
     std::string why_not;
-    if (!want_gather) {
+    if (!want_gather && !path_sized) {
       auto sg = cpu::streams_from_abi(g, g.meta.window, g.meta.landmark_stride);
       if (!sg) {
         why_not = sg.status().message();
@@ -232,7 +254,7 @@ Expected<Plan> plan(const GraphSource& graph, const Shape& shape, const Options&
       }
       if (!why_not.empty() && forced) return cannot(why_not);
     }
-    if (!st->streams) {
+    if (!st->streams && !path_sized) {
       p.path = Path::kGather;
       p.reason = want_gather ? "forced gather" : "ABI graph, streams rejected: " + why_not;
       st->max_keys_per_row = g.D;
@@ -240,18 +262,23 @@ Expected<Plan> plan(const GraphSource& graph, const Shape& shape, const Options&
   }
 
   st->threads = std::max(1, omp_get_max_threads());
-  st->scratch_floats_per_thread = round16(cpu::fwd_scratch_floats_per_thread(shape.dh, st->max_keys_per_row));
+  if (!path_sized) st->scratch_floats_per_thread = round16(cpu::fwd_scratch_floats_per_thread(shape.dh, st->max_keys_per_row));
   if (shape.dtype != DType::kF32) {
     // q, o, dout, dq: q_elems each; k, v, dk, dv: kv_elems each (backward uses all eight).
     st->staging_floats = 4 * round16(q_elems(shape)) + 4 * round16(kv_elems(shape));
   }
-  p.workspace_bytes = (st->staging_floats + st->scratch_floats_per_thread * st->threads) * sizeof(float);
+  p.workspace_bytes = (st->staging_floats + st->scratch_floats_per_thread * st->threads + st->path_floats) * sizeof(float);
   p.state = std::move(st);
   return p;
 }
 
 Status run(const Plan& plan, const TensorView& q, const TensorView& k, const TensorView& v, const TensorView& out,
            const TensorView& lse, void* workspace) {
+  return run_impl(plan, q, k, v, out, lse, workspace, nullptr);
+}
+
+Status run_impl(const Plan& plan, const TensorView& q, const TensorView& k, const TensorView& v, const TensorView& out,
+                const TensorView& lse, void* workspace, CompressedCache* cache) {
   if (!plan.state) return invalid_argument("attention: plan has no state (use attn::plan to build it)");
   const Shape& s = plan.shape;
   BNA_RETURN_IF_ERROR(check_tensor(q, "q", s.dtype, s.B, s.Hq, s.Tq, s.dh));
@@ -269,6 +296,9 @@ Status run(const Plan& plan, const TensorView& q, const TensorView& k, const Ten
   float* vs = ks + round16(nkv);
   float* os = vs + round16(nkv);
   cpu::FwdScratch fs{ws.base + st.staging_floats, st.scratch_floats_per_thread};
+  float* path_ws = ws.base + st.staging_floats + st.scratch_floats_per_thread * st.threads;
+  const bool own_path = plan.path == Path::kCompressed || plan.path == Path::kDecode;
+  if (own_path) BNA_RETURN_IF_ERROR(prepare_path(plan, path_ws));
   cpu::Problem p = make_problem(plan);
   const size_t esz = dtype_size(s.dtype);
   for (int64_t b = 0; b < s.B; ++b) {
@@ -297,6 +327,8 @@ Status run(const Plan& plan, const TensorView& q, const TensorView& k, const Ten
                                 plan.options.circular, fs);
         break;
       case Path::kBlockSparse: cpu::block_sparse_fwd(p, *st.src.blocks, fs); break;
+      case Path::kCompressed:
+      case Path::kDecode: BNA_RETURN_IF_ERROR(run_path_batch(plan, p, b, path_ws, fs, cache)); break;
       default: return unimplemented(std::string("attention: path ") + path_name(plan.path) + " has no CPU kernel");
     }
     if (!f32) convert_from_float(s.dtype, os, ob, nq);

@@ -20,6 +20,10 @@ struct PlanState {
   int threads = 1;                          // threads the scratch was sized for
   size_t scratch_floats_per_thread = 0;
   size_t staging_floats = 0;  // f32 staging for one batch element (0 when dtype is f32)
+  // Path-specific workspace after the per-thread scratch (plan_compressed / plan_decode below).
+  size_t path_floats = 0;
+  int64_t compressed_blocks = 0;  // kCompressed: blocks run() summarises per batch element (no cache)
+  int64_t decode_splits = 1;      // kDecode: key splits per row
 };
 
 // Checks a 4-D tensor argument: dtype, contiguity and dims [d0, d1, d2, d3]; `name` is "q", "k", ...
@@ -40,5 +44,18 @@ struct WorkspaceGuard {
 Status acquire_workspace(const Plan& plan, void* user, WorkspaceGuard& ws);
 
 cpu::Problem make_problem(const Plan& plan);
+
+// ---- compressed and decode paths (src/attention/run_compressed_decode.cpp) ----------------------
+// Validate and size the path; fill plan.path/reason and st's path fields (not threads/staging).
+Status plan_compressed(const topo::BlockSparseLayout& routing, const Shape& s, const Options& o, Plan& p, PlanState& st);
+Status plan_decode(const GraphSource& g, const Shape& s, const Options& o, Plan& p, PlanState& st);
+// Workspace of the path: `path` points at st.path_floats floats (64-byte aligned).
+// Called once per run() before the batch loop (decode: builds every row's key list).
+Status prepare_path(const Plan& plan, float* path);
+// One batch element b (f32 pointers in p). cache may be null (kCompressed only).
+Status run_path_batch(const Plan& plan, const cpu::Problem& p, int64_t b, float* path, const cpu::FwdScratch& fs,
+                      CompressedCache* cache);
+Status run_impl(const Plan& plan, const TensorView& q, const TensorView& k, const TensorView& v,
+                const TensorView& out, const TensorView& lse, void* workspace, CompressedCache* cache);
 
 }  // namespace bna::attn
