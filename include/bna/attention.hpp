@@ -164,4 +164,22 @@ struct BenchReport {
 // Errors: invalid sizes (T, H, dh, W, S, repeats < 1) or a graph build / plan failure.
 Expected<BenchReport> bench_cpu(const BenchOptions& opt);
 
+// ---- CUDA backend (Options::backend = Backend::kCuda; src/attention/cuda_dispatch.cpp) -------------
+// plan() picks the path as for the CPU, then checks that a CUDA kernel covers it: paths dense and
+// streams, bf16/f16, dh 64/128, no edge bias; Tq == Tk (forward and backward) or decode (q_offset =
+// Tk - Tq, G*Tq <= 64: split-K, forward only). The graph (streams extras) is uploaded once at plan
+// time. Every TensorView given to run()/run_backward() then holds a DEVICE pointer (16-byte aligned),
+// and plan.workspace_bytes counts DEVICE bytes (a 256-byte aligned device buffer, or nullptr to
+// allocate one per call). Launches go to the default stream; run() returns after queueing them.
+// In a build without CUDA, plan() with backend cuda and the helpers below return kUnavailable
+// ("built without CUDA") and cuda_available() is false. For `bna demo`-style use:
+//   if (attn::cuda_available()) { cuda_malloc, cuda_copy(.., true), plan(.., opt{backend=kCuda}),
+//   run(..), cuda_copy(.., false), cuda_free }.
+bool cuda_available();            // CUDA build and at least one device
+std::string cuda_device_name();   // device 0, or "none"
+Status cuda_malloc(void** ptr, size_t bytes);
+void cuda_free(void* ptr);        // nullptr is a no-op
+Status cuda_copy(void* dst, const void* src, size_t bytes, bool to_device);  // synchronous
+Status cuda_synchronize();
+
 }  // namespace bna::attn

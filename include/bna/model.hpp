@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -30,6 +31,7 @@
 #include "bna/attention.hpp"
 #include "bna/butterfly.hpp"
 #include "bna/graph.hpp"
+#include "bna/rng.hpp"
 #include "bna/status.hpp"
 
 namespace bna::model {
@@ -138,5 +140,22 @@ class Gpt {
   std::vector<std::unique_ptr<LayerAttn>> layers_;
   double attn_ms_ = 0;
 };
+
+// ---- sampling and generation --------------------------------------------------------------------
+struct SampleOptions {
+  float temperature = 1.0f;  // <= 0: greedy (argmax, lowest id on ties)
+  int64_t top_k = 0;         // > 0: keep the k largest logits (ties with the k-th kept)
+  float top_p = 1.0f;        // < 1: keep the smallest most-probable set whose mass reaches top_p
+  uint64_t seed = 0;
+};
+// One token from logits [V]: softmax(logits / temperature) restricted by top-k then top-p, then the
+// inverse CDF at one Rng::uniform01() draw over the kept ids in descending probability (ties: lower id).
+int32_t sample_token(const float* logits, int64_t V, const SampleOptions& o, Rng& rng);
+
+// prompt + max_new sampled tokens. use_cache: prefill the prompt into a KV cache and decode one token
+// at a time; otherwise recompute the whole prefix every step (the reference). Errors: empty prompt,
+// ids out of range, prompt + max_new > seq_len (the model has no positions past it).
+Expected<std::vector<int32_t>> generate(Gpt& m, std::span<const int32_t> prompt, int64_t max_new,
+                                        const SampleOptions& o, bool use_cache);
 
 }  // namespace bna::model

@@ -31,6 +31,7 @@
 #include "bna/data.hpp"
 #include "bna/model.hpp"
 #include "bna/status.hpp"
+#include "bna/tokenizer.hpp"
 
 namespace bna::train {
 
@@ -123,5 +124,30 @@ struct Checkpoint {
 Expected<Checkpoint> load_checkpoint(const std::string& path, model::Gpt* model = nullptr, AdamW* opt = nullptr);
 // Opens a checkpoint and builds its model.
 Expected<model::Gpt> load_model(const std::string& path, Checkpoint* info = nullptr);
+
+// ---- data specs (what the CLI trains and evaluates on; stored in checkpoints as JSON) ------------
+struct DataSpec {
+  std::string kind = "task";      // task | text | tokens
+  data::TaskOptions task;         // kind == task (task.T is the sequence length)
+  std::string path;               // text file (UTF-8) or token file (.bin)
+  std::string tokenizer = "byte"; // text: byte | char
+  double val_fraction = 0.1;      // text and tokens: the last fraction is validation
+};
+std::string data_spec_to_json(const DataSpec& d);
+Expected<DataSpec> data_spec_from_json(std::string_view json);
+
+struct DataStreams {
+  int64_t vocab_size = 0;
+  bool is_task = false;
+  std::unique_ptr<tok::Tokenizer> tokenizer;  // text only
+  std::string tokenizer_state;                // "byte", "char:<the vocabulary's characters>", "" (none)
+  std::shared_ptr<data::TokenSource> train, val;
+  BatchFn train_fn, eval_fn;  // batches of B sequences of T tokens; eval uses a separate seed stream
+};
+// Errors: unknown kind or tokenizer, missing/unreadable files, an empty dataset, a validation or training
+// part shorter than T + 1 tokens, task options that do not fit T.
+Expected<DataStreams> open_data(const DataSpec& d, int64_t B, int64_t T, uint64_t seed);
+// Rebuilds a tokenizer from DataStreams::tokenizer_state (as stored in checkpoint metadata "tokenizer").
+Expected<std::unique_ptr<tok::Tokenizer>> tokenizer_from_state(std::string_view state);
 
 }  // namespace bna::train

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "attention/cpu/tile.hpp"
+#include "attention/cuda_dispatch.hpp"  // [cuda-dispatch]
 #include "attention/runtime.hpp"
 #include "bna/threads.hpp"
 
@@ -175,8 +176,7 @@ cpu::Problem make_problem(const Plan& plan) {
 
 Expected<Plan> plan(const GraphSource& graph, const Shape& shape, const Options& opt) {
   BNA_RETURN_IF_ERROR(check_shape(shape));
-  if (opt.backend != Backend::kCpu)
-    return unimplemented(std::string("attention: backend ") + backend_name(opt.backend) + " is not available in this build's CPU runtime");
+  // [cuda-dispatch] backend cuda shares this planner; cuda_finish_plan (cuda_dispatch.cpp) checks and uploads.
   if (!(opt.scale >= 0.0f) || !std::isfinite(opt.scale))
     return invalid_argument("attention: scale=" + std::to_string(opt.scale) + ", expected a finite scale >= 0 (0 = 1/sqrt(dh))");
   if (opt.use_edge_bias)
@@ -268,6 +268,7 @@ Expected<Plan> plan(const GraphSource& graph, const Shape& shape, const Options&
     st->staging_floats = 4 * round16(q_elems(shape)) + 4 * round16(kv_elems(shape));
   }
   p.workspace_bytes = (st->staging_floats + st->scratch_floats_per_thread * st->threads + st->path_floats) * sizeof(float);
+  if (opt.backend == Backend::kCuda) BNA_RETURN_IF_ERROR(cuda_finish_plan(p, *st));  // [cuda-dispatch]
   p.state = std::move(st);
   return p;
 }
@@ -286,6 +287,7 @@ Status run_impl(const Plan& plan, const TensorView& q, const TensorView& k, cons
   BNA_RETURN_IF_ERROR(check_tensor(v, "v", s.dtype, s.B, s.Hkv, s.Tk, s.dh));
   BNA_RETURN_IF_ERROR(check_tensor(out, "out", s.dtype, s.B, s.Hq, s.Tq, s.dh));
   BNA_RETURN_IF_ERROR(check_lse(lse, s));
+  if (plan.options.backend == Backend::kCuda) return cuda_run(plan, q, k, v, out, lse, workspace);  // [cuda-dispatch]
   const PlanState& st = *plan.state;
   WorkspaceGuard ws;
   BNA_RETURN_IF_ERROR(acquire_workspace(plan, workspace, ws));

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "attention/cpu/backward.hpp"
+#include "attention/cuda_dispatch.hpp"  // [cuda-dispatch]
 #include "attention/runtime.hpp"
 
 namespace bna::attn {
@@ -23,6 +24,8 @@ Status run_backward(const Plan& plan, const TensorView& q, const TensorView& k, 
   BNA_RETURN_IF_ERROR(check_tensor(dq, "dq", s.dtype, s.B, s.Hq, s.Tq, s.dh));
   BNA_RETURN_IF_ERROR(check_tensor(dk, "dk", s.dtype, s.B, s.Hkv, s.Tk, s.dh));
   BNA_RETURN_IF_ERROR(check_tensor(dv, "dv", s.dtype, s.B, s.Hkv, s.Tk, s.dh));
+  if (plan.options.backend == Backend::kCuda)  // [cuda-dispatch]
+    return cuda_run_backward(plan, q, k, v, out, lse, dout, dq, dk, dv, d_edge_bias, workspace);
   const PlanState& st = *plan.state;
   WorkspaceGuard ws;
   BNA_RETURN_IF_ERROR(acquire_workspace(plan, workspace, ws));

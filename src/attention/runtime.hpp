@@ -24,6 +24,7 @@ struct PlanState {
   size_t path_floats = 0;
   int64_t compressed_blocks = 0;  // kCompressed: blocks run() summarises per batch element (no cache)
   int64_t decode_splits = 1;      // kDecode: key splits per row
+  std::shared_ptr<void> cuda;  // [cuda-dispatch] backend cuda: uploaded graph (cuda_dispatch.cpp)
 };
 
 // Checks a 4-D tensor argument: dtype, contiguity and dims [d0, d1, d2, d3]; `name` is "q", "k", ...

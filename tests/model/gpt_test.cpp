@@ -301,3 +301,46 @@ TEST(GptConfig, BadInputIsAnError) {
 
 }  // namespace
 }  // namespace bna::model
+
+namespace bna::model {
+namespace {
+
+TEST(Generate, CachedDecodingEqualsFullRecomputation) {
+  GptConfig c;
+  c.vocab_size = 13; c.seq_len = 24; c.n_layers = 2; c.n_heads = 2; c.d_model = 8; c.seed = 9;
+  c.attn = {*parse_attn_spec("graph:w=3,s=4,c=1"), *parse_attn_spec("block:bs=4,rule=xor,p=1,local=1,sink=1")};
+  auto m = Gpt::create(c);
+  ASSERT_TRUE(m);
+  for (const ParamInfo& p : m->params())
+    if (p.shape.size() == 2)
+      for (int64_t i = 0; i < p.numel; ++i) m->weights()[p.offset + i] *= 40.0f;
+  const std::vector<int32_t> prompt = {1, 5, 7};
+  for (SampleOptions o : {SampleOptions{0.0f, 0, 1.0f, 1}, SampleOptions{1.0f, 5, 0.9f, 2}, SampleOptions{0.7f, 0, 1.0f, 3}}) {
+    auto a = generate(*m, prompt, 21, o, true);
+    auto b = generate(*m, prompt, 21, o, false);
+    ASSERT_TRUE(a && b);
+    EXPECT_EQ(*a, *b) << "temperature " << o.temperature;
+    EXPECT_TRUE(std::equal(prompt.begin(), prompt.end(), a->begin()));
+  }
+  EXPECT_EQ(generate(*m, prompt, 22, {}, true).status().code(), StatusCode::kOutOfRange);
+  EXPECT_FALSE(generate(*m, {}, 1, {}, true));
+}
+
+TEST(Generate, SamplingRespectsTopKTopPAndTemperature) {
+  const float lg[5] = {2.0f, 1.0f, 1.0f, -1.0f, 0.5f};
+  Rng r(1);
+  for (int i = 0; i < 200; ++i) {
+    EXPECT_EQ(sample_token(lg, 5, {0.0f, 0, 1.0f, 0}, r), 0);
+    const int32_t k = sample_token(lg, 5, {1.0f, 2, 1.0f, 0}, r);  // ties with the 2nd (ids 1, 2) kept
+    EXPECT_TRUE(k == 0 || k == 1 || k == 2);
+    EXPECT_EQ(sample_token(lg, 5, {1.0f, 0, 0.3f, 0}, r), 0);  // p(0) = 0.50 >= 0.3
+  }
+  std::vector<int> counts(5, 0);
+  for (int i = 0; i < 20000; ++i) ++counts[sample_token(lg, 5, {1.0f, 0, 1.0f, 0}, r)];
+  double z = 0;
+  for (float l : lg) z += std::exp(l);
+  for (int i = 0; i < 5; ++i) EXPECT_NEAR(counts[i] / 20000.0, std::exp(lg[i]) / z, 0.015) << i;  // ~4 sigma
+}
+
+}  // namespace
+}  // namespace bna::model
