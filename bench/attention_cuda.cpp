@@ -1,9 +1,11 @@
-// CUDA forward benchmark: dense causal and streams (window W + landmarks every S + C gathered extras
-// per row) at B=1, H=32, dh=128, bf16, T in {4k, 16k, 64k} by default.
-// Timing: CUDA events around each launch, warm-up first, median (and min/max) of the repeats.
-// Useful TFLOP/s counts only allowed (query, key) pairs, 4*dh flops each (QK^T and PV).
-// Usage: bna_attention_cuda [--T 4096,16384,65536] [--repeats 10] [--warmup 3] [--json out.json]
-//        [--commit SHA]
+// CUDA attention benchmark: dense causal and streams (window W + landmarks every S + C gathered
+// extras per row) at B=1, H=32, dh=128, bf16: forward and forward+backward at T in {4k, 16k, 64k},
+// and split-K decode (Tq = 1 query per head against a Tk-key cache) at Tk in {32k, 128k}.
+// Timing: CUDA events around each call, warm-up first, median (and min/max) of the repeats.
+// Useful TFLOP/s counts only allowed (query, key) pairs: 4*dh flops each forward, 10*dh (2.5x, the
+// FlashAttention convention) forward+backward. Decode reports ms per token (all heads).
+// Usage: bna_attention_cuda [--T 4096,16384,65536] [--decode-T 32768,131072] [--repeats 10]
+//        [--warmup 3] [--no-bwd] [--ab] [--W 64] [--S 64] [--C 2] [--json out.json] [--commit SHA]
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -61,9 +63,12 @@ std::vector<int64_t> parse_list(const std::string& s) {
 
 int main(int argc, char** argv) {
   std::vector<int64_t> Ts = {4096, 16384, 65536};
+  std::vector<int64_t> decTs = {32768, 131072};
+  bool bwd = true, ab = false;
   int repeats = 10, warmup = 3;
   std::string json_path, commit = "unknown";
-  const int64_t B = 1, H = 32, dh = 128, W = 64, S = 64, C = 2;
+  const int64_t B = 1, H = 32, dh = 128;
+  int64_t W = 64, S = 64, C = 2;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -71,6 +76,12 @@ int main(int argc, char** argv) {
       return argv[++i];
     };
     if (a == "--T") Ts = parse_list(next());
+    else if (a == "--decode-T") decTs = parse_list(next());
+    else if (a == "--no-bwd") bwd = false;
+    else if (a == "--ab") ab = true;
+    else if (a == "--W") W = std::stoll(next());
+    else if (a == "--S") S = std::stoll(next());
+    else if (a == "--C") C = std::stoll(next());
     else if (a == "--repeats") repeats = std::stoi(next());
     else if (a == "--warmup") warmup = std::stoi(next());
     else if (a == "--json") json_path = next();
@@ -103,7 +114,7 @@ int main(int argc, char** argv) {
     pool_u[x] = bna::float_to_bf16(static_cast<float>(2.0 * rng.uniform01() - 1.0));
   }
   std::printf("device: %s\n", bna::cuda::device_name().c_str());
-  std::printf("%8s %-8s %10s %10s %10s %10s %14s\n", "T", "kernel", "median_ms", "min_ms", "max_ms", "TFLOP/s", "pairs/query");
+  std::printf("%8s %-16s %10s %10s %10s %10s %14s\n", "T", "kernel", "median_ms", "min_ms", "max_ms", "TFLOP/s", "pairs/query");
   for (const int64_t T : Ts) {
     const size_t n = static_cast<size_t>(B * H * T * dh);
     std::vector<uint16_t> host(n);
@@ -127,11 +138,11 @@ int main(int argc, char** argv) {
         int64_t cnt = 0;
         for (int tries = 0; tries < 8 && cnt < C && hi >= 0; ++tries) {
           const int64_t j = static_cast<int64_t>(rng.uniform_below(static_cast<uint64_t>(hi + 1)));
-          if (j % S == 0 || (cnt == 1 && hex[static_cast<size_t>((h * T + i) * C)] == j)) continue;
+          if ((S > 0 && j % S == 0) || (cnt == 1 && hex[static_cast<size_t>((h * T + i) * C)] == j)) continue;
           hex[static_cast<size_t>((h * T + i) * C + cnt++)] = static_cast<int32_t>(j);
         }
         const int64_t lim = i - W;  // landmarks j = m*S < i - W
-        stream_pairs += static_cast<double>(std::min(i, W) + 1 + (lim > 0 ? (lim - 1) / S + 1 : 0) + cnt);
+        stream_pairs += static_cast<double>(std::min(i, W) + 1 + (lim > 0 && S > 0 ? (lim - 1) / S + 1 : 0) + cnt);
       }
     if (st.is_ok()) st = ex.allocate(hex.size() * 4);
     if (st.is_ok()) st = bna::cuda::copy_to_device(ex.get(), hex.data(), hex.size() * 4);
@@ -140,23 +151,102 @@ int main(int argc, char** argv) {
     bna::cuda::AttnArgs a;
     a.q = q.get(); a.k = k.get(); a.v = v.get(); a.out = o.get(); a.lse = lse.as<float>();
     a.B = B; a.Hq = H; a.Hkv = H; a.T = T; a.dh = dh; a.dtype = bna::DType::kBF16;
+    bna::cuda::DeviceBuffer dout, gq, gk, gv, ws;
+    bna::cuda::AttnBwdArgs ba;
+    if (bwd) {
+      st = upload(dout, pool_n01, 7'000'003);
+      if (st.is_ok()) st = gq.allocate(n * 2);
+      if (st.is_ok()) st = gk.allocate(n * 2);
+      if (st.is_ok()) st = gv.allocate(n * 2);
+      if (st.is_ok()) st = ws.allocate(bna::cuda::attn_bwd_workspace_bytes(a));
+      if (!st.is_ok()) { std::fprintf(stderr, "error: T=%lld: %s\n", static_cast<long long>(T), st.to_string().c_str()); return 1; }
+      ba.fwd = a;
+      ba.dout = dout.get(); ba.dq = gq.get(); ba.dk = gk.get(); ba.dv = gv.get();
+      ba.workspace = ws.get(); ba.workspace_bytes = ws.bytes();
+    }
     const double dense_pairs = static_cast<double>(H) * static_cast<double>(T) * static_cast<double>(T + 1) / 2.0;
-    struct Run { const char* name; double pairs; };
-    for (const Run run : {Run{"streams", stream_pairs}, Run{"dense", dense_pairs}}) {
-      const bool dense = std::string(run.name) == "dense";
-      auto launch = [&]() {
-        return dense ? bna::cuda::dense_causal_fwd(a) : bna::cuda::streams_fwd(a, W, S, ex.as<int32_t>(), C);
+    struct Run { const char* name; double pairs; bool dense, with_bwd; int variant = 0; };
+    std::vector<Run> runs = {{"streams", stream_pairs, false, false}, {"dense", dense_pairs, true, false}};
+    if (ab) {  // both forward kernels (v3: 64-row tiles, v4: 128-row tiles) in the same run
+      runs.push_back({"streams_v3", stream_pairs, false, false, 1});
+      runs.push_back({"dense_v3", dense_pairs, true, false, 1});
+      runs.push_back({"streams_v4", stream_pairs, false, false, 2});
+      runs.push_back({"dense_v4", dense_pairs, true, false, 2});
+    }
+    if (bwd) {
+      runs.push_back({"streams_fwd_bwd", stream_pairs, false, true});
+      runs.push_back({"dense_fwd_bwd", dense_pairs, true, true});
+    }
+    for (const Run& run : runs) {
+      const bool dense = run.dense;
+      a.fwd_variant = run.variant;
+      auto launch = [&]() -> bna::Status {
+        BNA_RETURN_IF_ERROR(dense ? bna::cuda::dense_causal_fwd(a) : bna::cuda::streams_fwd(a, W, S, ex.as<int32_t>(), C));
+        if (!run.with_bwd) return bna::Status::ok();
+        return dense ? bna::cuda::dense_causal_bwd(ba) : bna::cuda::streams_bwd(ba, W, S, ex.as<int32_t>(), C);
       };
-      const int reps = dense && T >= 65536 ? std::min(repeats, 5) : repeats;
-      auto t = time_it(launch, warmup, reps);
+      const int reps = dense && T >= 65536 ? std::min(repeats, run.with_bwd ? 3 : 5) : repeats;
+      auto t = time_it(launch, dense && run.with_bwd && T >= 65536 ? 1 : warmup, reps);
       if (!t) { std::fprintf(stderr, "error: %s T=%lld: %s\n", run.name, static_cast<long long>(T), t.status().to_string().c_str()); return 1; }
-      const double tflops = 4.0 * static_cast<double>(dh) * run.pairs * B / (t->median_ms * 1e-3) / 1e12;
+      const double flop_per_pair = (run.with_bwd ? 10.0 : 4.0) * static_cast<double>(dh);
+      const double tflops = flop_per_pair * run.pairs * B / (t->median_ms * 1e-3) / 1e12;
       const double ppq = run.pairs / static_cast<double>(H * T);
-      std::printf("%8lld %-8s %10.3f %10.3f %10.3f %10.1f %14.1f\n", static_cast<long long>(T), run.name,
+      std::printf("%8lld %-16s %10.3f %10.3f %10.3f %10.1f %14.1f\n", static_cast<long long>(T), run.name,
                   t->median_ms, t->min_ms, t->max_ms, tflops, ppq);
       out["results"].push_back({{"kernel", run.name}, {"T", T}, {"median_ms", t->median_ms}, {"min_ms", t->min_ms},
                                 {"max_ms", t->max_ms}, {"repeats", reps}, {"useful_tflops", tflops},
                                 {"pairs_per_query", ppq}});
+    }
+  }
+  // ---- decode: one query per head at position Tk-1 against a Tk-key cache ----
+  std::printf("%8s %-16s %10s %10s %10s %10s %14s\n", "Tk", "decode", "median_ms", "min_ms", "max_ms", "GB/s", "keys/query");
+  for (const int64_t Tk : decTs) {
+    const size_t nkv = static_cast<size_t>(B * H * Tk * dh), nq = static_cast<size_t>(B * H * dh);
+    std::vector<uint16_t> host(nkv);
+    bna::cuda::DeviceBuffer q, k, v, o, lse, ex, ws;
+    auto upload_n = [&](bna::cuda::DeviceBuffer& buf, const std::vector<uint16_t>& pool, size_t offset, size_t cnt) -> bna::Status {
+      for (size_t x = 0; x < cnt; ++x) host[x] = pool[(x + offset) & (pool_n - 1)];
+      BNA_RETURN_IF_ERROR(buf.allocate(cnt * 2));
+      return bna::cuda::copy_to_device(buf.get(), host.data(), cnt * 2);
+    };
+    bna::Status st = upload_n(q, pool_n01, 3, nq);
+    if (st.is_ok()) st = upload_n(k, pool_n01, 5'000'011, nkv);
+    if (st.is_ok()) st = upload_n(v, pool_u, 11'000'027, nkv);
+    if (st.is_ok()) st = o.allocate(nq * 2);
+    if (st.is_ok()) st = lse.allocate(static_cast<size_t>(B * H) * 4);
+    // Extras of the cache rows (only row Tk-1 is read): 2 random keys off band and landmarks.
+    std::vector<int32_t> hex(static_cast<size_t>(H * Tk * C), -1);
+    for (int64_t h = 0; h < H; ++h) {
+      const int64_t i = Tk - 1, hi = i - W - 1;
+      int64_t cnt = 0;
+      for (int tries = 0; tries < 16 && cnt < C && hi >= 0; ++tries) {
+        const int64_t j = static_cast<int64_t>(rng.uniform_below(static_cast<uint64_t>(hi + 1)));
+        if ((S > 0 && j % S == 0) || (cnt == 1 && hex[static_cast<size_t>((h * Tk + i) * C)] == j)) continue;
+        hex[static_cast<size_t>((h * Tk + i) * C + cnt++)] = static_cast<int32_t>(j);
+      }
+    }
+    if (st.is_ok()) st = ex.allocate(hex.size() * 4);
+    if (st.is_ok()) st = bna::cuda::copy_to_device(ex.get(), hex.data(), hex.size() * 4);
+    bna::cuda::DecodeArgs d;
+    d.q = q.get(); d.k = k.get(); d.v = v.get(); d.out = o.get(); d.lse = lse.as<float>();
+    d.B = B; d.Hq = H; d.Hkv = H; d.Tq = 1; d.Tk = Tk; d.dh = dh; d.dtype = bna::DType::kBF16;
+    const size_t wsb = std::max(bna::cuda::decode_workspace_bytes(d, true, 0, 0, 0), bna::cuda::decode_workspace_bytes(d, false, W, S, C));
+    if (st.is_ok()) st = ws.allocate(wsb);
+    if (!st.is_ok()) { std::fprintf(stderr, "error: decode Tk=%lld: %s\n", static_cast<long long>(Tk), st.to_string().c_str()); return 1; }
+    d.workspace = ws.get(); d.workspace_bytes = wsb;
+    const int64_t pos = Tk - 1, lim = pos - W;
+    const double stream_keys = static_cast<double>(std::min(pos, W) + 1 + (lim > 0 && S > 0 ? (lim - 1) / S + 1 : 0) + C);
+    struct DRun { const char* name; bool dense; double keys; };
+    for (const DRun run : {DRun{"streams_decode", false, stream_keys}, DRun{"dense_decode", true, static_cast<double>(Tk)}}) {
+      auto launch = [&]() { return run.dense ? bna::cuda::dense_decode(d) : bna::cuda::streams_decode(d, W, S, ex.as<int32_t>(), C); };
+      auto t = time_it(launch, warmup, std::max(repeats, 20));
+      if (!t) { std::fprintf(stderr, "error: %s Tk=%lld: %s\n", run.name, static_cast<long long>(Tk), t.status().to_string().c_str()); return 1; }
+      const double gbs = 2.0 * run.keys * static_cast<double>(dh) * 2.0 * H * B / (t->median_ms * 1e-3) / 1e9;  // K+V bytes
+      std::printf("%8lld %-16s %10.4f %10.4f %10.4f %10.1f %14.1f\n", static_cast<long long>(Tk), run.name, t->median_ms,
+                  t->min_ms, t->max_ms, gbs, run.keys);
+      out["results"].push_back({{"kernel", run.name}, {"Tk", Tk}, {"Tq", 1}, {"median_ms", t->median_ms}, {"min_ms", t->min_ms},
+                                {"max_ms", t->max_ms}, {"repeats", std::max(repeats, 20)}, {"kv_GBps", gbs},
+                                {"keys_per_query", run.keys}});
     }
   }
   if (!json_path.empty()) {

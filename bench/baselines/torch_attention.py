@@ -7,6 +7,10 @@ Shapes: B=1, H=32, dh=128, bf16, T in {4096, 16384, 65536} (same as the C++ benc
     landmarks every S=64 (j % S == 0, j < i), and one cycle's extras (2 random keys per row, the same
     construction as the C++ bench: in [0, i-W-1], off the landmarks, distinct), plus the same mask
     without extras.
+  - Forward+backward (--bwd): SDPA cuDNN, SDPA flash and FlexAttention (window + landmarks + cycle),
+    timed as one forward and one backward (out.backward(dout)) per repeat.
+  - Decode (--decode-T): one query per head (position Tk-1) against a Tk-key cache, SDPA cuDNN,
+    flash and efficient backends (no mask needed: the last query sees every key).
 Timing: CUDA events, warm-up, median of repeats. Useful TFLOP/s counts allowed pairs only
 (4 * dh flops per pair). Output: a table on stdout and JSON (--json PATH).
 """
@@ -64,6 +68,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--json", default="")
     ap.add_argument("--skip-flex", action="store_true")
+    ap.add_argument("--bwd", action="store_true")
+    ap.add_argument("--decode-T", default="32768,131072")
     args = ap.parse_args()
 
     from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -94,9 +100,9 @@ def main():
         v = (torch.rand(B, H, T, dh, device=dev, dtype=torch.bfloat16, generator=gen) * 2 - 1)
         dense_pairs = H * T * (T + 1) / 2
 
-        def record(name, pairs, stats):
+        def record(name, pairs, stats, flop_per_pair_dh=4.0):
             med, lo, hi = stats
-            tf = 4.0 * dh * pairs * B / (med * 1e-3) / 1e12
+            tf = flop_per_pair_dh * dh * pairs * B / (med * 1e-3) / 1e12
             ppq = pairs / (H * T)
             print(f"{T:>8} {name:<22} {med:>10.3f} {tf:>9.1f} {ppq:>12.1f}", flush=True)
             out["results"].append({"kernel": name, "T": T, "median_ms": med, "min_ms": lo, "max_ms": hi,
@@ -111,6 +117,23 @@ def main():
                     record(name, dense_pairs, median_ms(fn, args.warmup, reps))
             except RuntimeError as e:
                 print(f"{T:>8} {name:<22} failed: {str(e).splitlines()[0]}")
+
+        if args.bwd:
+            qg, kg, vg = (x.detach().clone().requires_grad_(True) for x in (q, k, v))
+            dout = torch.randn_like(q)
+            for name, be in (("sdpa_cudnn_causal_fwd_bwd", SDPBackend.CUDNN_ATTENTION),
+                             ("sdpa_flash_causal_fwd_bwd", SDPBackend.FLASH_ATTENTION)):
+                try:
+                    with sdpa_kernel([be]):
+                        def fb():
+                            o = F.scaled_dot_product_attention(qg, kg, vg, is_causal=True)
+                            o.backward(dout)
+                        reps = min(args.repeats, 3) if T >= 65536 else args.repeats
+                        record(name, dense_pairs, median_ms(fb, 1 if T >= 65536 else args.warmup, reps), 10.0)
+                except RuntimeError as e:
+                    print(f"{T:>8} {name:<22} failed: {str(e).splitlines()[0]}")
+                qg.grad = kg.grad = vg.grad = None
+            torch.cuda.empty_cache()
 
         if flex is None:
             continue
@@ -134,9 +157,39 @@ def main():
                                        _compile=True)
                 fn = lambda: flex(q, k, v, block_mask=bm)
                 record(name, pairs, median_ms(fn, args.warmup, args.repeats))
+                if args.bwd and per_head:
+                    qg, kg, vg = (x.detach().clone().requires_grad_(True) for x in (q, k, v))
+                    dout = torch.randn_like(q)
+                    def fb():
+                        o = flex(qg, kg, vg, block_mask=bm)
+                        o.backward(dout)
+                    reps = min(args.repeats, 3) if T >= 65536 else args.repeats
+                    record(name + "_fwd_bwd", pairs, median_ms(fb, 2, reps), 10.0)
+                    del qg, kg, vg, dout
                 del bm
             except Exception as e:  # compile or OOM failures are reported, not fatal
                 print(f"{T:>8} {name:<22} failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+        del q, k, v
+        torch.cuda.empty_cache()
+
+    # ---- decode: one query per head against a Tk-key cache ----
+    for Tk in [int(t) for t in args.decode_T.split(",") if t]:
+        q = torch.randn(B, H, 1, dh, device=dev, dtype=torch.bfloat16, generator=gen)
+        k = torch.randn(B, H, Tk, dh, device=dev, dtype=torch.bfloat16, generator=gen)
+        v = (torch.rand(B, H, Tk, dh, device=dev, dtype=torch.bfloat16, generator=gen) * 2 - 1)
+        for name, be in (("sdpa_cudnn_decode", SDPBackend.CUDNN_ATTENTION),
+                         ("sdpa_flash_decode", SDPBackend.FLASH_ATTENTION),
+                         ("sdpa_efficient_decode", SDPBackend.EFFICIENT_ATTENTION)):
+            try:
+                with sdpa_kernel([be]):
+                    fn = lambda: F.scaled_dot_product_attention(q, k, v)
+                    med, lo, hi = median_ms(fn, args.warmup, max(args.repeats, 20))
+                gbs = 2.0 * Tk * dh * 2 * H * B / (med * 1e-3) / 1e9
+                print(f"{Tk:>8} {name:<22} {med:>10.4f} {gbs:>9.1f} GB/s", flush=True)
+                out["results"].append({"kernel": name, "Tk": Tk, "Tq": 1, "median_ms": med, "min_ms": lo, "max_ms": hi,
+                                       "kv_GBps": gbs, "keys_per_query": Tk})
+            except RuntimeError as e:
+                print(f"{Tk:>8} {name:<22} failed: {str(e).splitlines()[0]}")
         del q, k, v
         torch.cuda.empty_cache()
 

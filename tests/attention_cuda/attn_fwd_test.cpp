@@ -3,6 +3,7 @@
 // lse, plus the same on the mean error with floor/4; NaN/Inf (e.g. an unwritten, NaN-poisoned output)
 // never passes. ref_lp repeats the kernel's rounding points: dtype inputs, f32 scores and sums,
 // probabilities rounded to the dtype before P V, output rounded to the dtype.
+// Each case runs both forward kernels (fwd_variant 1: 64-row tiles, 2: 128-row tiles).
 // Every test skips with a reason when no CUDA device is present; the argument checks run anyway.
 #include <gtest/gtest.h>
 
@@ -95,9 +96,8 @@ struct Errors {
 
 class AttnFwdCuda : public ::testing::TestWithParam<Case> {};
 
-TEST_P(AttnFwdCuda, MatchesFloat64Reference) {
-  if (!bna::cuda::device_available()) GTEST_SKIP() << "no CUDA device (cudaGetDeviceCount reports none)";
-  const Case c = GetParam();
+// Runs one case with forward kernel variant `variant` (1: 64-row tiles, 2: 128-row tiles).
+void run_case(const Case& c, int variant) {
   const Shapes sh = shapes_of(c);
   const int64_t C = (c.kernel == Kernel::kStreams && c.extras) ? 2 : 0;
   bna::Rng rng(0x5eed0000u + static_cast<uint64_t>(c.T * 131 + c.dh * 7 + c.group) +
@@ -141,6 +141,7 @@ TEST_P(AttnFwdCuda, MatchesFloat64Reference) {
   bna::cuda::AttnArgs a;
   a.q = dq.get(); a.k = dk.get(); a.v = dv.get(); a.out = dout.get(); a.lse = dlse.as<float>();
   a.B = sh.B; a.Hq = sh.Hq; a.Hkv = sh.Hkv; a.T = sh.T; a.dh = sh.dh; a.dtype = c.dtype;
+  a.fwd_variant = variant;
   const bna::Status st = c.kernel == Kernel::kDense
                              ? bna::cuda::dense_causal_fwd(a)
                              : bna::cuda::streams_fwd(a, c.W, c.S, C > 0 ? dex.as<int32_t>() : nullptr, C);
@@ -248,6 +249,14 @@ TEST_P(AttnFwdCuda, MatchesFloat64Reference) {
   EXPECT_LE(got.out_mean, 2 * lp.out_mean + floor_out / 4) << case_name(c) << " out mean error; lp " << lp.out_mean;
   EXPECT_LE(got.lse_max, 2 * lp.lse_max + floor_lse) << case_name(c) << " lse max error; lp " << lp.lse_max;
   EXPECT_LE(got.lse_mean, 2 * lp.lse_mean + floor_lse / 4) << case_name(c) << " lse mean error; lp " << lp.lse_mean;
+}
+
+TEST_P(AttnFwdCuda, MatchesFloat64Reference) {
+  if (!bna::cuda::device_available()) GTEST_SKIP() << "no CUDA device (cudaGetDeviceCount reports none)";
+  for (int variant : {1, 2}) {
+    SCOPED_TRACE("fwd_variant " + std::to_string(variant));
+    run_case(GetParam(), variant);
+  }
 }
 
 std::vector<Case> all_cases() {

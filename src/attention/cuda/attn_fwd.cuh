@@ -32,7 +32,13 @@ namespace bna::cuda::detail {
 
 constexpr int kBr = 64;       // query rows per CTA
 constexpr int kBc = 64;       // keys per tile
-constexpr int kThreads = 128; // 4 warps x 16 query rows
+constexpr int kThreads = 128; // 4 warps
+constexpr int kFwdBr = 128;   // forward query rows per CTA: 4 warps x 2 m-tiles of 16 rows
+// Persistent forward grid (next item's loads overlap the current epilogue). Off: its loop state
+// costs ~40 registers, which the 2-m-tile kernel does not have (it spilled at 255).
+constexpr bool kFwdPersistent = false;
+// Process a 64-key tile as two 32-key softmax steps at dh = 128 (fewer live S registers).
+constexpr bool kFwdSplitTile = false;
 
 enum class Mode { kDense, kStreams };
 
@@ -46,6 +52,7 @@ struct FwdParams {
   int Hq, Hkv, group;  // group = Hq / Hkv
   int BH;              // B * Hq
   int n_qtiles;
+  int n_items;         // n_qtiles * BH work items; the grid is persistent (item += gridDim.x)
   float scale_log2;    // scale * log2(e): scores live in log2 units
   // streams
   int W, S, C;
@@ -53,7 +60,7 @@ struct FwdParams {
 };
 
 template <int DH>
-constexpr int smem_bytes() { return (kBr + 4 * kBc) * DH * 2; }  // Q + 2 stages of K and V
+constexpr int smem_bytes() { return (kFwdBr + 4 * kBc) * DH * 2; }  // Q + 2 stages of K and V
 
 // Element offset of 16-byte chunk `chunk` of row `row` in a swizzled [rows][DH] tile.
 template <int DH>
@@ -116,10 +123,13 @@ struct TileDesc {
   TileKind kind;
   int base;  // kContig: key of row 0; kLandmark: landmark index of row 0; kExtra: column c
   bool masked;
+  int sub;   // kExtra: which 16-row m-tile of each warp the tile serves (0 when BR = 64)
 };
 
-// The tile sequence of one query tile [q0, q_last].
-template <Mode M>
+// The tile sequence of one query tile [q0, q_last] of BR rows (64: backward, 128: forward).
+// Extras: BR/64 tiles per column; tile (c, sub) row 16*w + x holds the key of query
+// q0 + (BR/4)*w + 16*sub + x, i.e. of m-tile `sub` of warp w.
+template <Mode M, int BR = kBr>
 struct Schedule {
   int q0, q_last;
   int n_land, n_land_tiles;  // landmarks m with m*S < q_last - W
@@ -128,19 +138,19 @@ struct Schedule {
   int total;
 
   __device__ void init(const FwdParams& p, int qtile) {
-    q0 = qtile * kBr;
-    q_last = min(q0 + kBr - 1, p.T - 1);
+    q0 = qtile * BR;
+    q_last = min(q0 + BR - 1, p.T - 1);
     if constexpr (M == Mode::kDense) {
       n_land = n_land_tiles = n_ext_tiles = 0;
       band_lo = 0;
-      n_band_tiles = qtile + 1;
+      n_band_tiles = (q_last + kBc) / kBc;
     } else {
       const int lim = q_last - p.W;  // landmark j allowed for some row iff j < lim
       n_land = (p.S > 0 && lim > 0) ? (lim - 1) / p.S + 1 : 0;
       n_land_tiles = (n_land + kBc - 1) / kBc;
       band_lo = max(0, q0 - p.W);
       n_band_tiles = (q_last - band_lo + 1 + kBc - 1) / kBc;
-      n_ext_tiles = p.extra != nullptr ? p.C : 0;
+      n_ext_tiles = p.extra != nullptr ? p.C * (BR / 64) : 0;
     }
     total = n_land_tiles + n_band_tiles + n_ext_tiles;
   }
@@ -150,59 +160,83 @@ struct Schedule {
       const int m0 = t * kBc;
       // Every row i >= q0 allows landmark j iff j < i - W: unmasked when the tile's last one is < q0 - W.
       const bool masked = static_cast<long long>(m0 + kBc - 1) * p.S >= q0 - p.W;
-      return {TileKind::kLandmark, m0, masked};
+      return {TileKind::kLandmark, m0, masked, 0};
     }
     t -= n_land_tiles;
     if (t < n_band_tiles) {
       const int kb = band_lo + t * kBc;
-      if constexpr (M == Mode::kDense) return {TileKind::kContig, kb, t == n_band_tiles - 1};
-      return {TileKind::kContig, kb, true};
+      if constexpr (M == Mode::kDense) return {TileKind::kContig, kb, kb + kBc - 1 > q0, 0};
+      return {TileKind::kContig, kb, true, 0};
     }
-    return {TileKind::kExtra, t - n_band_tiles, true};
+    t -= n_band_tiles;
+    return {TileKind::kExtra, t / (BR / 64), true, t % (BR / 64)};
   }
 };
+
+// Query row of extras-tile row r (see Schedule).
+template <int BR>
+__device__ __forceinline__ int extra_row_query(int r, int sub) {
+  return (r >> 4) * (BR / 4) + 16 * sub + (r & 15);
+}
 
 template <int DH, bool BF16, Mode M>
 __global__ void __launch_bounds__(kThreads) attn_fwd_kernel(const FwdParams p) {
   constexpr int CH = DH / 8;  // 16-byte chunks per row
+  constexpr int BR = kFwdBr;  // 128 query rows: 4 warps x 2 m-tiles of 16 rows
   extern __shared__ __align__(128) uint16_t smem[];
   uint16_t* sQ = smem;
-  uint16_t* sK = sQ + kBr * DH;      // [2][kBc][DH]
+  uint16_t* sK = sQ + BR * DH;       // [2][kBc][DH]
   uint16_t* sV = sK + 2 * kBc * DH;  // [2][kBc][DH]
   __shared__ int sExt[2][kBc];       // key positions of an extras tile, -1 = none
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  // Query tiles innermost, heaviest first (most landmark / causal tiles): the CTAs resident at one
-  // time belong to one or two heads and stream the same K/V rows, so those reads hit L2. (Heads
-  // innermost made dense T=64k memory-bound: every resident CTA read a different head's K/V.)
-  const int bid = blockIdx.x;
-  const int qtile = p.n_qtiles - 1 - bid % p.n_qtiles;
-  const int bh = bid / p.n_qtiles;  // b * Hq + hq
-  const int b = bh / p.Hq, hq = bh % p.Hq, hkv = hq / p.group;
   const int T = p.T;
-
-  const uint16_t* qg = p.q + (static_cast<int64_t>(bh) * T) * DH;
-  const uint16_t* kg = p.k + (static_cast<int64_t>(b) * p.Hkv + hkv) * T * DH;
-  const uint16_t* vg = p.v + (static_cast<int64_t>(b) * p.Hkv + hkv) * T * DH;
-  const int32_t* ext = p.extra != nullptr ? p.extra + static_cast<int64_t>(hkv) * T * p.C : nullptr;
-
-  Schedule<M> sch;
-  sch.init(p, qtile);
-  const int q0 = sch.q0;
+  // Work item `it`: query tiles innermost, heaviest first (most landmark / causal tiles), so the
+  // CTAs resident at one time belong to one or two heads and stream the same K/V rows, which then
+  // hit L2 (heads innermost made dense T=64k memory-bound). The grid is persistent: a CTA takes
+  // items blockIdx.x, +gridDim.x, ...; the next item's first K/V tile is loaded during the current
+  // item's last tile and its Q during the epilogue.
+  struct Item {
+    int bh, hkv, qtile;
+    const uint16_t* qg;
+    const uint16_t* kg;
+    const uint16_t* vg;
+    const int32_t* ext;
+  };
+  auto make_item = [&](int it) {
+    Item x;
+    x.qtile = p.n_qtiles - 1 - it % p.n_qtiles;
+    x.bh = it / p.n_qtiles;  // b * Hq + hq
+    const int b = x.bh / p.Hq, hq = x.bh % p.Hq;
+    x.hkv = hq / p.group;
+    x.qg = p.q + (static_cast<int64_t>(x.bh) * T) * DH;
+    x.kg = p.k + (static_cast<int64_t>(b) * p.Hkv + x.hkv) * T * DH;
+    x.vg = p.v + (static_cast<int64_t>(b) * p.Hkv + x.hkv) * T * DH;
+    x.ext = p.extra != nullptr ? p.extra + static_cast<int64_t>(x.hkv) * T * p.C : nullptr;
+    return x;
+  };
+  int item = blockIdx.x;
+  if (item >= p.n_items) return;
+  Item cur = make_item(item);
+  Schedule<M, BR> sch;
+  sch.init(p, cur.qtile);
 
   // ---- loads ----
-  for (int id = tid; id < kBr * CH; id += kThreads) {
-    const int r = id / CH, c = id % CH;
-    const bool ok = q0 + r < T;
-    cp_async16(sQ + swz<DH>(r, c), ok ? qg + static_cast<int64_t>(q0 + r) * DH + c * 8 : qg, ok);
-  }
-  auto load_tile = [&](int t, int stage) {
-    const TileDesc d = sch.tile(p, t);
+  auto load_q = [&](const Item& it, int q0) {
+    for (int id = tid; id < BR * CH; id += kThreads) {
+      const int r = id / CH, c = id % CH;
+      const bool ok = q0 + r < T;
+      cp_async16(sQ + swz<DH>(r, c), ok ? it.qg + static_cast<int64_t>(q0 + r) * DH + c * 8 : it.qg, ok);
+    }
+  };
+  auto load_tile = [&](const Item& it, const Schedule<M, BR>& sc, int t, int stage) {
+    const TileDesc d = sc.tile(p, t);
+    const int q0 = sc.q0;
     uint16_t* dk = sK + stage * kBc * DH;
     uint16_t* dv = sV + stage * kBc * DH;
     if (d.kind == TileKind::kExtra && tid < kBc) {
-      const int i = q0 + tid;
-      const int e = i < T ? ext[static_cast<int64_t>(i) * p.C + d.base] : -1;
+      const int i = q0 + extra_row_query<BR>(tid, d.sub);
+      const int e = i < T ? it.ext[static_cast<int64_t>(i) * p.C + d.base] : -1;
       sExt[stage][tid] = (e >= 0 && e < T) ? e : -1;
     }
     for (int id = tid; id < kBc * CH; id += kThreads) {
@@ -214,169 +248,246 @@ __global__ void __launch_bounds__(kThreads) attn_fwd_kernel(const FwdParams p) {
         ok = key < T;
       } else if (d.kind == TileKind::kLandmark) {
         const int m = d.base + r;
-        ok = m < sch.n_land;
+        ok = m < sc.n_land;
         key = ok ? m * p.S : 0;  // m*S < T only for real landmarks
       } else {
-        const int i = q0 + r;
-        key = i < T ? ext[static_cast<int64_t>(i) * p.C + d.base] : -1;
+        const int i = q0 + extra_row_query<BR>(r, d.sub);
+        key = i < T ? it.ext[static_cast<int64_t>(i) * p.C + d.base] : -1;
         ok = key >= 0 && key < T;
       }
       const int64_t off = ok ? static_cast<int64_t>(key) * DH + c * 8 : 0;
-      cp_async16(dk + swz<DH>(r, c), kg + off, ok);
-      cp_async16(dv + swz<DH>(r, c), vg + off, ok);
+      cp_async16(dk + swz<DH>(r, c), it.kg + off, ok);
+      cp_async16(dv + swz<DH>(r, c), it.vg + off, ok);
     }
   };
 
-  load_tile(0, 0);
+  load_q(cur, sch.q0);
+  load_tile(cur, sch, 0, 0);
   cp_async_commit();
+  int stage0 = 0;  // stage of the current item's tile 0
 
-  unsigned qf[DH / 16][4];
-  float o[DH / 8][4];
-#pragma unroll
-  for (int i = 0; i < DH / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
-  float m_run[2] = {-INFINITY, -INFINITY};
-  float l_run[2] = {0.0f, 0.0f};
-  const int row_lo = q0 + warp * 16 + (lane >> 2);  // this thread's rows: row_lo and row_lo + 8
+  float o[2][DH / 8][4];
+  float m_run[2][2], l_run[2][2];  // [m-tile][row half]
+  int q0 = sch.q0;
+  // This thread's rows: rowb + 16*mt + 8*h for m-tile mt and half h.
+  int rowb = q0 + warp * 32 + (lane >> 2);
 
-  // One tile's S = Q K^T, mask, online-softmax update and O += P V. NT n-tiles of 8 keys starting
-  // at shared row koff. allowed(nt, e) decides each score element.
-  auto process = [&](auto nt_tag, int stage, int koff, auto allowed) {
+  // One tile for the m-tiles in MSEL (0 or 1: that one only, against shared rows koff..koff+16*NT/2;
+  // 2: both, against rows 0..kBc): S = Q K^T, mask, online-softmax update, O += P V. Each K/V
+  // fragment loaded by ldmatrix feeds both m-tiles, which halves shared-memory traffic per MMA.
+  auto process = [&](auto nt_tag, auto msel_tag, int stage, int koff, auto allowed) {
     constexpr int NT = decltype(nt_tag)::value;
+    constexpr int MSEL = decltype(msel_tag)::value;
+    constexpr int M0 = MSEL == 1 ? 1 : 0;
+    constexpr int M1 = MSEL == 0 ? 1 : 2;  // m-tiles [M0, M1)
     const uint16_t* tk = sK + stage * kBc * DH;
     const uint16_t* tv = sV + stage * kBc * DH;
-    float s[NT][4];
+    float s[2][NT][4];
 #pragma unroll
-    for (int n = 0; n < NT; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+    for (int mt = M0; mt < M1; ++mt)
+#pragma unroll
+      for (int n = 0; n < NT; ++n) s[mt][n][0] = s[mt][n][1] = s[mt][n][2] = s[mt][n][3] = 0.0f;
 #pragma unroll
     for (int kk = 0; kk < DH / 16; ++kk) {
+      unsigned qa[2][4];
+#pragma unroll
+      for (int mt = M0; mt < M1; ++mt)
+        ldsm_x4(qa[mt], sQ + swz<DH>(warp * 32 + mt * 16 + (lane & 15), kk * 2 + (lane >> 4)));
 #pragma unroll
       for (int np = 0; np < NT / 2; ++np) {
         unsigned r[4];
         const int row = koff + np * 16 + ((lane >> 4) << 3) + (lane & 7);
         ldsm_x4(r, tk + swz<DH>(row, kk * 2 + ((lane >> 3) & 1)));
-        mma16816<BF16>(s[2 * np], qf[kk], r[0], r[1]);
-        mma16816<BF16>(s[2 * np + 1], qf[kk], r[2], r[3]);
-      }
-    }
-    float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-    for (int n = 0; n < NT; ++n) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        float x = s[n][e] * p.scale_log2;
-        if (!allowed(n, e)) x = -INFINITY;
-        s[n][e] = x;
-        mx[e >> 1] = fmaxf(mx[e >> 1], x);
-      }
-    }
-    float alpha[2], mref[2];
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
-      mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
-      const float m_new = fmaxf(m_run[h], mx[h]);
-      mref[h] = m_new == -INFINITY ? 0.0f : m_new;
-      alpha[h] = exp2f(m_run[h] - mref[h]);  // m_run = -inf -> 0
-      m_run[h] = m_new;
-      l_run[h] *= alpha[h];
-    }
-#pragma unroll
-    for (int n = 0; n < NT; ++n) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const float pe = exp2f(s[n][e] - mref[e >> 1]);
-        s[n][e] = pe;
-        l_run[e >> 1] += pe;
+        for (int mt = M0; mt < M1; ++mt) {
+          mma16816<BF16>(s[mt][2 * np], qa[mt], r[0], r[1]);
+          mma16816<BF16>(s[mt][2 * np + 1], qa[mt], r[2], r[3]);
+        }
       }
     }
 #pragma unroll
-    for (int d = 0; d < DH / 8; ++d) {
-      o[d][0] *= alpha[0]; o[d][1] *= alpha[0];
-      o[d][2] *= alpha[1]; o[d][3] *= alpha[1];
+    for (int mt = M0; mt < M1; ++mt) {
+      float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+      for (int n = 0; n < NT; ++n) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          float x = s[mt][n][e] * p.scale_log2;
+          if (!allowed(mt, n, e)) x = -INFINITY;
+          s[mt][n][e] = x;
+          mx[e >> 1] = fmaxf(mx[e >> 1], x);
+        }
+      }
+      float alpha[2], mref[2];
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
+        mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
+        const float m_new = fmaxf(m_run[mt][h], mx[h]);
+        mref[h] = m_new == -INFINITY ? 0.0f : m_new;
+        alpha[h] = exp2f(m_run[mt][h] - mref[h]);  // m_run = -inf -> 0
+        m_run[mt][h] = m_new;
+        l_run[mt][h] *= alpha[h];
+      }
+#pragma unroll
+      for (int n = 0; n < NT; ++n) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const float pe = exp2f(s[mt][n][e] - mref[e >> 1]);
+          s[mt][n][e] = pe;
+          l_run[mt][e >> 1] += pe;
+        }
+      }
+#pragma unroll
+      for (int d = 0; d < DH / 8; ++d) {
+        o[mt][d][0] *= alpha[0]; o[mt][d][1] *= alpha[0];
+        o[mt][d][2] *= alpha[1]; o[mt][d][3] *= alpha[1];
+      }
     }
 #pragma unroll
     for (int kk = 0; kk < NT / 2; ++kk) {
-      const unsigned a[4] = {pack2<BF16>(s[2 * kk][0], s[2 * kk][1]), pack2<BF16>(s[2 * kk][2], s[2 * kk][3]),
-                             pack2<BF16>(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                             pack2<BF16>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+      unsigned a[2][4];
+#pragma unroll
+      for (int mt = M0; mt < M1; ++mt) {
+        a[mt][0] = pack2<BF16>(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+        a[mt][1] = pack2<BF16>(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+        a[mt][2] = pack2<BF16>(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+        a[mt][3] = pack2<BF16>(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+      }
 #pragma unroll
       for (int dp = 0; dp < DH / 16; ++dp) {
         unsigned r[4];
         const int row = koff + kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3);
         ldsm_x4_t(r, tv + swz<DH>(row, dp * 2 + (lane >> 4)));
-        mma16816<BF16>(o[2 * dp], a, r[0], r[1]);
-        mma16816<BF16>(o[2 * dp + 1], a, r[2], r[3]);
+#pragma unroll
+        for (int mt = M0; mt < M1; ++mt) {
+          mma16816<BF16>(o[mt][2 * dp], a[mt], r[0], r[1]);
+          mma16816<BF16>(o[mt][2 * dp + 1], a[mt], r[2], r[3]);
+        }
       }
     }
   };
 
-  for (int t = 0; t < sch.total; ++t) {
-    const int stage = t & 1;
-    if (t + 1 < sch.total) load_tile(t + 1, stage ^ 1);
-    cp_async_commit();
-    cp_async_wait<1>();
-    __syncthreads();
-    if (t == 0) {
+  while (true) {
+    const int next = item + static_cast<int>(gridDim.x);
+    const bool has_next = kFwdPersistent && next < p.n_items;
+    Item nxt{};
+    Schedule<M, BR> nsch{};
+    if (has_next) {
+      nxt = make_item(next);
+      nsch.init(p, nxt.qtile);
+    }
 #pragma unroll
-      for (int kk = 0; kk < DH / 16; ++kk)
-        ldsm_x4(qf[kk], sQ + swz<DH>(warp * 16 + (lane & 15), kk * 2 + (lane >> 4)));
+    for (int mt = 0; mt < 2; ++mt) {
+#pragma unroll
+      for (int i = 0; i < DH / 8; ++i) o[mt][i][0] = o[mt][i][1] = o[mt][i][2] = o[mt][i][3] = 0.0f;
+      m_run[mt][0] = m_run[mt][1] = -INFINITY;
+      l_run[mt][0] = l_run[mt][1] = 0.0f;
     }
-    const TileDesc d = sch.tile(p, t);
-    const int col0 = 2 * (lane & 3);
-    if (d.kind == TileKind::kContig) {
-      const int kb = d.base;
-      if (!d.masked) {
-        process(std::integral_constant<int, kBc / 8>{}, stage, 0, [](int, int) { return true; });
-      } else {
-        const int W = M == Mode::kDense ? T : p.W;
-        process(std::integral_constant<int, kBc / 8>{}, stage, 0, [&](int n, int e) {
-          const int i = row_lo + ((e >> 1) << 3);
-          const int j = kb + n * 8 + col0 + (e & 1);
-          return j <= i && j >= i - W;
-        });
+    q0 = sch.q0;
+    rowb = q0 + warp * 32 + (lane >> 2);
+    bool prefetched = false;
+
+    for (int t = 0; t < sch.total; ++t) {
+      const int stage = (stage0 + t) & 1;
+      if (t + 1 < sch.total) {
+        load_tile(cur, sch, t + 1, stage ^ 1);
+      } else if (has_next) {
+        load_tile(nxt, nsch, 0, stage ^ 1);  // stage ^ 1 held tile t - 1, done (barrier below it)
+        prefetched = true;
       }
-    } else if (d.kind == TileKind::kLandmark) {
-      if (!d.masked) {
-        process(std::integral_constant<int, kBc / 8>{}, stage, 0, [](int, int) { return true; });
+      cp_async_commit();
+      cp_async_wait<1>();
+      __syncthreads();
+      const TileDesc d = sch.tile(p, t);
+      const int col0 = 2 * (lane & 3);
+      using Both = std::integral_constant<int, 2>;
+      // A full 64-key tile; at dh = 128 as two 32-key halves (each its own softmax step), which
+      // keeps S at 32 registers next to the 128 of the two O accumulators (no spills).
+      auto full_tile = [&](auto mk_allowed) {
+        if constexpr (kFwdSplitTile && DH == 128) {
+          process(std::integral_constant<int, 4>{}, Both{}, stage, 0, mk_allowed(0));
+          process(std::integral_constant<int, 4>{}, Both{}, stage, 32, mk_allowed(32));
+        } else {
+          process(std::integral_constant<int, kBc / 8>{}, Both{}, stage, 0, mk_allowed(0));
+        }
+      };
+      auto all = [](int) { return [](int, int, int) { return true; }; };
+      if (d.kind == TileKind::kContig) {
+        const int kb = d.base;
+        if (!d.masked) {
+          full_tile(all);
+        } else {
+          const int W = M == Mode::kDense ? T : p.W;
+          full_tile([&](int off) {
+            return [&, off](int mt, int n, int e) {
+              const int i = rowb + mt * 16 + ((e >> 1) << 3);
+              const int j = kb + off + n * 8 + col0 + (e & 1);
+              return j <= i && j >= i - W;
+            };
+          });
+        }
+      } else if (d.kind == TileKind::kLandmark) {
+        if (!d.masked) {
+          full_tile(all);
+        } else {
+          const int m0 = d.base;
+          full_tile([&](int off) {
+            return [&, off](int mt, int n, int e) {
+              const int i = rowb + mt * 16 + ((e >> 1) << 3);
+              const int m = m0 + off + n * 8 + col0 + (e & 1);
+              return m < sch.n_land && m * p.S < i - p.W;
+            };
+          });
+        }
       } else {
-        const int m0 = d.base;
-        process(std::integral_constant<int, kBc / 8>{}, stage, 0, [&](int n, int e) {
-          const int i = row_lo + ((e >> 1) << 3);
-          const int m = m0 + n * 8 + col0 + (e & 1);
-          return m < sch.n_land && m * p.S < i - p.W;
-        });
+        // Rows 16*warp .. +15 of this tile belong to m-tile d.sub of this warp, one per query.
+        const int koff = warp * 16;
+        auto diag = [&](int mt, int n, int e) {
+          const int rloc = (lane >> 2) + ((e >> 1) << 3);
+          const int cloc = n * 8 + col0 + (e & 1);
+          const int j = sExt[stage][koff + cloc];
+          return cloc == rloc && j >= 0 && j <= rowb + mt * 16 + ((e >> 1) << 3);
+        };
+        if (d.sub == 0) process(std::integral_constant<int, 2>{}, std::integral_constant<int, 0>{}, stage, koff, diag);
+        else process(std::integral_constant<int, 2>{}, std::integral_constant<int, 1>{}, stage, koff, diag);
       }
-    } else {
-      // Gathered rows warp*16 .. +15 of this tile belong to this warp's 16 queries, one each.
-      const int koff = warp * 16;
-      process(std::integral_constant<int, 2>{}, stage, koff, [&](int n, int e) {
-        const int rloc = (lane >> 2) + ((e >> 1) << 3);
-        const int cloc = n * 8 + col0 + (e & 1);
-        const int j = sExt[stage][koff + cloc];
-        return cloc == rloc && j >= 0 && j <= row_lo + ((e >> 1) << 3);
-      });
+      __syncthreads();
     }
-    __syncthreads();
+    // sQ is free (barrier above): the next item's Q loads while this one's output is written.
+    stage0 = (stage0 + sch.total) & 1;
+    if (has_next) {
+      load_q(nxt, nsch.q0);
+      if (!prefetched) load_tile(nxt, nsch, 0, stage0);
+      cp_async_commit();
+    }
+
+    // ---- epilogue: normalise, write out and lse ----
+    uint16_t* og = p.o + (static_cast<int64_t>(cur.bh) * T) * DH;
+    float* lg = p.lse + static_cast<int64_t>(cur.bh) * T;
+#pragma unroll
+    for (int mt = 0; mt < 2; ++mt) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        float l = l_run[mt][h];
+        l += __shfl_xor_sync(0xffffffffu, l, 1);
+        l += __shfl_xor_sync(0xffffffffu, l, 2);
+        const int i = rowb + mt * 16 + h * 8;
+        if (i >= T) continue;
+        const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+        uint16_t* orow = og + static_cast<int64_t>(i) * DH + 2 * (lane & 3);
+#pragma unroll
+        for (int d = 0; d < DH / 8; ++d)
+          *reinterpret_cast<unsigned*>(orow + d * 8) = pack2<BF16>(o[mt][d][2 * h] * inv, o[mt][d][2 * h + 1] * inv);
+        if ((lane & 3) == 0) lg[i] = l > 0.0f ? m_run[mt][h] * 0.69314718055994531f + logf(l) : -INFINITY;
+      }
+    }
+    if (!has_next) break;
+    item = next;
+    cur = nxt;
+    sch = nsch;
   }
   cp_async_wait<0>();
-
-  // ---- epilogue: normalise, write out and lse ----
-  uint16_t* og = p.o + (static_cast<int64_t>(bh) * T) * DH;
-  float* lg = p.lse + static_cast<int64_t>(bh) * T;
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    float l = l_run[h];
-    l += __shfl_xor_sync(0xffffffffu, l, 1);
-    l += __shfl_xor_sync(0xffffffffu, l, 2);
-    const int i = row_lo + h * 8;
-    if (i >= T) continue;
-    const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-    uint16_t* orow = og + static_cast<int64_t>(i) * DH + 2 * (lane & 3);
-#pragma unroll
-    for (int d = 0; d < DH / 8; ++d)
-      *reinterpret_cast<unsigned*>(orow + d * 8) = pack2<BF16>(o[d][2 * h] * inv, o[d][2 * h + 1] * inv);
-    if ((lane & 3) == 0) lg[i] = l > 0.0f ? m_run[h] * 0.69314718055994531f + logf(l) : -INFINITY;
-  }
 }
 
 }  // namespace bna::cuda::detail

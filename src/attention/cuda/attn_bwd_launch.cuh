@@ -1,0 +1,137 @@
+// Host side of the backward kernels: validation, workspace layout and the four launches of
+// attn_bwd.cuh for one Mode. Included by exactly one .cu per Mode (4 (dh, dtype) combinations each).
+// Workspace layout: [D: B*Hq*T f32, padded to 256 B] [dK acc: B*Hkv*T*dh f32] [dV acc: same].
+#pragma once
+
+#include <algorithm>
+#include <string>
+
+#include "attention/cuda/attn_bwd.cuh"
+#include "attention/cuda/attn_fwd_launch.cuh"
+
+namespace bna::cuda::detail {
+
+inline size_t pad256(size_t n) { return (n + 255) & ~size_t(255); }
+
+inline size_t bwd_workspace(const AttnArgs& a) {
+  const size_t rows = static_cast<size_t>(a.B * a.Hq * a.T);
+  const size_t kv = static_cast<size_t>(a.B * a.Hkv * a.T * a.dh);
+  return pad256(rows * 4) + 2 * pad256(kv * 4);
+}
+
+inline Status validate_bwd(const char* who, const AttnBwdArgs& a) {
+  const std::string w(who);
+  BNA_RETURN_IF_ERROR(validate(who, a.fwd));
+  if (!a.dout || !a.dq || !a.dk || !a.dv)
+    return invalid_argument(w + ": dout, dq, dk and dv must be non-null device pointers");
+  if (!aligned16(a.dout) || !aligned16(a.dq) || !aligned16(a.dk) || !aligned16(a.dv))
+    return invalid_argument(w + ": dout, dq, dk and dv must be 16-byte aligned");
+  const size_t need = bwd_workspace(a.fwd);
+  if (a.workspace == nullptr || a.workspace_bytes < need)
+    return invalid_argument(w + ": workspace of " + std::to_string(a.workspace_bytes) + " bytes, expected a device buffer of >= " +
+                            std::to_string(need) + " (attn_bwd_workspace_bytes)");
+  if ((reinterpret_cast<uintptr_t>(a.workspace) & 255u) != 0)
+    return invalid_argument(w + ": workspace must be 256-byte aligned");
+  if (a.fwd.B * a.fwd.Hq > 65535)
+    return invalid_argument(w + ": B*Hq=" + std::to_string(a.fwd.B * a.fwd.Hq) + ", expected <= 65535");
+  return Status::ok();
+}
+
+template <int DH, bool BF16, Mode M>
+Status launch_bwd_kernels(const BwdParams& bp, cudaStream_t stream) {
+  const FwdParams& p = bp.f;
+  const int64_t rows = static_cast<int64_t>(p.BH) * p.T;
+  {
+    const int64_t threads = rows * (DH / 8);
+    bwd_dot_kernel<DH, BF16><<<static_cast<unsigned>((threads + 255) / 256), 256, 0, stream>>>(p.o, bp.dout,
+                                                                                              const_cast<float*>(bp.D), rows);
+    BNA_CUDA_TRY(cudaGetLastError());
+  }
+  constexpr int smem = bwd_smem_bytes<DH>();
+  {
+    auto k = bwd_dq_kernel<DH, BF16, M>;
+    BNA_CUDA_TRY(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    k<<<static_cast<unsigned>(static_cast<int64_t>(p.n_qtiles) * p.BH), kThreads, smem, stream>>>(bp);
+    BNA_CUDA_TRY(cudaGetLastError());
+  }
+  {
+    auto k = bwd_dkdv_kernel<DH, BF16, M>;
+    BNA_CUDA_TRY(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    const int64_t items = static_cast<int64_t>(bp.n_lt) * bp.n_lch + static_cast<int64_t>(bp.n_kt) * bp.n_bch;
+    k<<<dim3(static_cast<unsigned>(items), static_cast<unsigned>(p.BH)), kThreads, smem, stream>>>(bp);
+    BNA_CUDA_TRY(cudaGetLastError());
+  }
+  return Status::ok();
+}
+
+template <Mode M>
+Status launch_bwd(const AttnBwdArgs& a, int W, int S, const int32_t* extra, int C, void* stream) {
+  const AttnArgs& f = a.fwd;
+  BwdParams bp{};
+  FwdParams& p = bp.f;
+  p.q = static_cast<const uint16_t*>(f.q);
+  p.k = static_cast<const uint16_t*>(f.k);
+  p.v = static_cast<const uint16_t*>(f.v);
+  p.o = static_cast<uint16_t*>(f.out);
+  p.lse = f.lse;
+  p.T = static_cast<int>(f.T);
+  p.Hq = static_cast<int>(f.Hq);
+  p.Hkv = static_cast<int>(f.Hkv);
+  p.group = static_cast<int>(f.Hq / f.Hkv);
+  p.BH = static_cast<int>(f.B * f.Hq);
+  p.n_qtiles = static_cast<int>((f.T + kBr - 1) / kBr);
+  const float scale = f.scale > 0.0f ? f.scale : 1.0f / std::sqrt(static_cast<float>(f.dh));
+  p.scale_log2 = scale * 1.4426950408889634f;
+  p.W = W;
+  p.S = S;
+  p.C = C;
+  p.extra = C > 0 ? extra : nullptr;
+  bp.dout = static_cast<const uint16_t*>(a.dout);
+  bp.dq = static_cast<uint16_t*>(a.dq);
+  bp.scale = scale;
+  char* ws = static_cast<char*>(a.workspace);
+  const size_t rows = static_cast<size_t>(f.B * f.Hq * f.T);
+  const size_t kv = static_cast<size_t>(f.B * f.Hkv * f.T * f.dh);
+  bp.D = reinterpret_cast<const float*>(ws);
+  bp.dk_acc = reinterpret_cast<float*>(ws + pad256(rows * 4));
+  bp.dv_acc = reinterpret_cast<float*>(ws + pad256(rows * 4) + pad256(kv * 4));
+  const int T = p.T;
+  if constexpr (M == Mode::kDense) {
+    bp.n_land = 0;
+    bp.Wb = T;
+  } else {
+    const int lim = T - 1 - W;  // a landmark j is used by some row iff j < T - 1 - W
+    bp.n_land = (S > 0 && lim > 0) ? (lim - 1) / S + 1 : 0;
+    bp.Wb = W;
+  }
+  bp.n_lt = (bp.n_land + 63) / 64;
+  bp.n_lch = (p.n_qtiles + kQChunk - 1) / kQChunk;
+  bp.n_kt = p.n_qtiles;
+  const int band_tiles = static_cast<int>(std::min<int64_t>(p.n_qtiles, (static_cast<int64_t>(bp.Wb) + 63) / 64 + 2));
+  bp.n_bch = (band_tiles + kQChunk - 1) / kQChunk;
+
+  auto s = static_cast<cudaStream_t>(stream);
+  BNA_CUDA_TRY(cudaMemsetAsync(bp.dk_acc, 0, 2 * pad256(kv * 4), s));
+  const bool bf16 = f.dtype == DType::kBF16;
+  Status st = invalid_argument("attention cuda: dh=" + std::to_string(f.dh) + " was not compiled in (BNA_CUDA_HEAD_DIMS)");
+#if BNA_CUDA_DH64
+  if (f.dh == 64) st = bf16 ? launch_bwd_kernels<64, true, M>(bp, s) : launch_bwd_kernels<64, false, M>(bp, s);
+#endif
+#if BNA_CUDA_DH128
+  if (f.dh == 128) st = bf16 ? launch_bwd_kernels<128, true, M>(bp, s) : launch_bwd_kernels<128, false, M>(bp, s);
+#endif
+  BNA_RETURN_IF_ERROR(st);
+  const int64_t n4 = static_cast<int64_t>(kv / 4);
+  const unsigned blocks = static_cast<unsigned>((n4 + 255) / 256);
+  if (bf16) {
+    bwd_convert_kernel<true><<<blocks, 256, 0, s>>>(bp.dk_acc, static_cast<uint16_t*>(a.dk), n4);
+    bwd_convert_kernel<true><<<blocks, 256, 0, s>>>(bp.dv_acc, static_cast<uint16_t*>(a.dv), n4);
+  } else {
+    bwd_convert_kernel<false><<<blocks, 256, 0, s>>>(bp.dk_acc, static_cast<uint16_t*>(a.dk), n4);
+    bwd_convert_kernel<false><<<blocks, 256, 0, s>>>(bp.dv_acc, static_cast<uint16_t*>(a.dv), n4);
+  }
+  BNA_CUDA_TRY(cudaGetLastError());
+  return Status::ok();
+}
+
+}  // namespace bna::cuda::detail
