@@ -19,6 +19,7 @@ namespace bna::attn {
 namespace {
 
 constexpr int64_t kMaxStreamsExtras = 8;  // above this many scattered keys per row, gather wins
+constexpr int64_t kMaxHeadDim = 1024;     // head dims the CPU backend accepts (CUDA: 64 and 128)
 
 std::string S(int64_t v) { return std::to_string(v); }
 
@@ -30,7 +31,10 @@ Status check_shape(const Shape& s) {
     return invalid_argument("attention: Hq=" + S(s.Hq) + " is not a multiple of Hkv=" + S(s.Hkv));
   if (s.Tq < 1) return invalid_argument("attention: Tq=" + S(s.Tq) + ", expected Tq >= 1");
   if (s.Tk < 1) return invalid_argument("attention: Tk=" + S(s.Tk) + ", expected Tk >= 1");
-  if (s.dh < 1) return invalid_argument("attention: dh=" + S(s.dh) + ", expected dh >= 1");
+  // Any head dim in range runs on the CPU (scalar tails past the SIMD width); the cap keeps the
+  // per-thread scratch (O(dh) per key slot) and int32 key offsets far from overflow.
+  if (s.dh < 1 || s.dh > kMaxHeadDim)
+    return invalid_argument("attention: dh=" + S(s.dh) + ", expected 1 <= dh <= " + S(kMaxHeadDim));
   if (s.q_offset < 0 || s.q_offset + s.Tq > s.Tk)
     return invalid_argument("attention: q_offset=" + S(s.q_offset) + " with Tq=" + S(s.Tq) + ", expected 0 <= q_offset <= Tk - Tq = " + S(s.Tk - s.Tq));
   return {};
@@ -127,6 +131,14 @@ Expected<Backend> parse_backend(std::string_view s) {
   return invalid_argument("attention: backend '" + std::string(s) + "', expected cpu or cuda");
 }
 
+namespace {
+std::string strides_string(const TensorView& t) {
+  std::string r = "[";
+  for (int d = 0; d < t.shape.rank; ++d) r += (d ? ", " : "") + std::to_string(t.strides[d]);
+  return r + "]";
+}
+}  // namespace
+
 Status check_tensor(const TensorView& t, const char* name, DType dtype, int64_t d0, int64_t d1, int64_t d2, int64_t d3) {
   const bna::Shape want{d0, d1, d2, d3};
   if (t.data == nullptr) return invalid_argument(std::string("attention: ") + name + " is null");
@@ -134,7 +146,9 @@ Status check_tensor(const TensorView& t, const char* name, DType dtype, int64_t 
     return invalid_argument(std::string("attention: ") + name + " has dtype " + dtype_name(t.dtype) + ", expected " + dtype_name(dtype));
   if (!(t.shape == want))
     return invalid_argument(std::string("attention: ") + name + " has shape " + t.shape.to_string() + ", expected " + want.to_string());
-  if (!t.is_contiguous()) return invalid_argument(std::string("attention: ") + name + " is not contiguous");
+  if (!t.is_contiguous())
+    return invalid_argument(std::string("attention: ") + name + " has strides " + strides_string(t) + ", expected contiguous " +
+                            strides_string(TensorView(nullptr, t.dtype, t.shape)));
   return {};
 }
 
@@ -143,7 +157,9 @@ Status check_lse(const TensorView& t, const Shape& s) {
   if (t.data == nullptr) return invalid_argument("attention: lse is null");
   if (t.dtype != DType::kF32) return invalid_argument(std::string("attention: lse has dtype ") + dtype_name(t.dtype) + ", expected f32");
   if (!(t.shape == want)) return invalid_argument("attention: lse has shape " + t.shape.to_string() + ", expected " + want.to_string());
-  if (!t.is_contiguous()) return invalid_argument("attention: lse is not contiguous");
+  if (!t.is_contiguous())
+    return invalid_argument("attention: lse has strides " + strides_string(t) + ", expected contiguous " +
+                            strides_string(TensorView(nullptr, t.dtype, t.shape)));
   return {};
 }
 
