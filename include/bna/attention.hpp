@@ -66,9 +66,13 @@ struct Shape {
   DType dtype = DType::kF32;
 };
 
-// Where the neighbourhoods come from. Set exactly one of abi / perms / blocks / decode, or dense = true.
+// Where the neighbourhoods come from. Set exactly one of abi / perms / blocks / topology / decode, or dense = true.
 struct GraphSource {
   const graph::GraphAbi* abi = nullptr;             // any ABI graph (gather; streams when it matches)
+  // A topology (window + landmarks + cycles, with self loops): streams built from its cycle
+  // permutations at T = Tk, never materialising the [H, T, D] ABI; equals planning its construct(Tk).
+  // Strategies that need routing vectors (greedy, online insertion) are an error here.
+  const topo::Topology* topology = nullptr;
   const topo::PermsOnly* perms = nullptr;           // permute-window
   const topo::BlockSparseLayout* blocks = nullptr;  // block-sparse
   bool dense = false;                               // dense causal

@@ -200,9 +200,9 @@ Expected<Plan> plan(const GraphSource& graph, const Shape& shape, const Options&
       if (!std::isfinite(opt.edge_bias[e]))
         return invalid_argument("attention: edge_bias[" + S(e) + "] is not finite");
   const int nsrc = (graph.abi != nullptr) + (graph.perms != nullptr) + (graph.blocks != nullptr) +
-                   (graph.decode != nullptr) + (graph.dense ? 1 : 0);
+                   (graph.topology != nullptr) + (graph.decode != nullptr) + (graph.dense ? 1 : 0);
   if (nsrc != 1)
-    return invalid_argument("attention: graph source sets " + S(nsrc) + " of abi/perms/blocks/decode/dense, expected exactly one");
+    return invalid_argument("attention: graph source sets " + S(nsrc) + " of abi/perms/blocks/topology/decode/dense, expected exactly one");
 
   Plan p;
   p.shape = shape;
@@ -243,6 +243,19 @@ Expected<Plan> plan(const GraphSource& graph, const Shape& shape, const Options&
     if (forced && *opt.force_path != Path::kBlockSparse) return cannot("the graph source is a block layout");
     p.path = Path::kBlockSparse;
     p.reason = "block layout (Bs=" + S(graph.blocks->block_size) + ")";
+  } else if (graph.topology) {
+    if (forced && *opt.force_path != Path::kStreams) return cannot("the graph source is a topology (streams only)");
+    const topo::TopologyOptions& to = graph.topology->options();
+    if (!to.include_self) return invalid_argument("attention: topology has include_self=false, expected self loops for streams");
+    if (to.n_heads != shape.Hkv)
+      return invalid_argument("attention: topology has n_heads=" + S(to.n_heads) + ", expected Hkv=" + S(shape.Hkv));
+    BNA_ASSIGN_OR_RETURN(topo::PermsOnly perms, graph.topology->construct_perms_only(shape.Tk));
+    BNA_ASSIGN_OR_RETURN(cpu::StreamsGraph sg, cpu::streams_from_perms(perms, to.window, to.landmark_stride));
+    p.path = Path::kStreams;
+    p.reason = std::string(forced ? "forced streams" : "topology") + ": band + landmarks + cycle neighbours (W=" +
+               S(sg.W) + ", S=" + S(sg.S) + ", C=" + S(sg.C) + "), no ABI";
+    st->max_keys_per_row = sg.C;
+    st->streams = std::move(sg);
   } else {
     const graph::GraphAbi& g = *graph.abi;
     BNA_RETURN_IF_ERROR(check_abi(g, shape));

@@ -86,4 +86,9 @@ void block_sparse_fwd(const Problem& p, const topo::BlockSparseLayout& L, const 
 // a landmark or an extra" or "streams: head 2 row 40: band key 39 missing".
 Expected<StreamsGraph> streams_from_abi(const graph::GraphAbi& abi, int64_t W, int64_t S);
 
+// The same StreamsGraph built from cycle permutations alone (src/attention/cpu/streams_from_perms.cpp),
+// never materialising [H, T, D]: equals streams_from_abi(construct(T), W, S) for a topology with self
+// loops and no rewires. Errors: W or S < 0, empty or inconsistent perms.
+Expected<StreamsGraph> streams_from_perms(const topo::PermsOnly& perms, int64_t W, int64_t S);
+
 }  // namespace bna::cpu
