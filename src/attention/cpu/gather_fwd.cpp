@@ -2,9 +2,10 @@
 // straight from neigh_idx (no [T, D, dh] gather), filtered by causality once, and attended by the
 // G query heads of the group together, so every gathered K/V row serves G queries. Rows are
 // multisets: a repeated index gets one softmax term per copy. With G < 4 the 4-row score tile would
-// be mostly padding, so each query head runs the per-row dot-product form (TileAttn::row_keys).
+// be mostly padding, so each query head runs the per-row form (attend_row in micro_tile.hpp: gathered
+// dot products with K/V prefetch, one vector exp pass, then the weighted V sum).
 #include "attention/cpu/kernels.hpp"
-#include "attention/cpu/tile.hpp"
+#include "attention/cpu/micro_tile.hpp"
 #include "bna/threads.hpp"
 
 namespace bna::cpu {
@@ -35,14 +36,11 @@ void gather_fwd(const Problem& p, const graph::GraphAbi& g, const FwdScratch& ws
       float* kb = reinterpret_cast<float*>(kpos + D + (D + 7) / 8);
       if (p.edge_bias)
         for (int64_t e = 0; e < nk; ++e) kb[e] = p.edge_bias[ktype[e]];
+      float* sbuf = kb + D;
       for (int64_t g0 = 0; g0 < G; ++g0) {
         const int64_t hq = hk * G + g0;
-        const float* q = p.q + (hq * p.Tq + i) * p.dh;
-        float* o = p.o + (hq * p.Tq + i) * p.dh;
-        float* lse = p.lse + hq * p.Tq + i;
-        ta.begin(1, &q, &pos);
-        ta.row_keys(0, K, V, kpos, p.edge_bias ? kb : nullptr, nk);
-        ta.finish(&o, &lse);
+        attend_row(p.q + (hq * p.Tq + i) * p.dh, K, V, kpos, p.edge_bias ? kb : nullptr, nk, p.scale, p.dh, sbuf,
+                   p.o + (hq * p.Tq + i) * p.dh, p.lse + hq * p.Tq + i);
       }
       return;
     }

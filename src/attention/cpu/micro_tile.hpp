@@ -391,6 +391,68 @@ class QTile {
   int64_t* extra_;
 };
 
+// One query row against n explicit keys kpos (already causally filtered; a multiset) with per-key
+// bias kbias (nullptr = none): two passes over a score buffer s[n] (scores, then exp256 weights), K/V
+// rows prefetched a few keys ahead because they are scattered. Writes o [dh] and *lse (l = 0 -> o = 0,
+// lse = -inf). For gathered rows that no other query of the tile shares (gather path, G < 4).
+inline void attend_row(const float* q, const float* K, const float* V, const int64_t* kpos, const float* kbias,
+                       int64_t n, float scale, int64_t dh, float* s, float* o, float* lse) {
+  constexpr int64_t kAhead = 6;
+  auto prefetch_row = [&](const float* row) {
+    for (int64_t b = 0; b < dh; b += 16) _mm_prefetch(reinterpret_cast<const char*>(row + b), _MM_HINT_T0);
+  };
+  for (int64_t c = 0; c < n && c < kAhead; ++c) prefetch_row(K + kpos[c] * dh);
+  float mx = kNegInf;
+  for (int64_t c = 0; c < n; ++c) {
+    if (c + kAhead < n) prefetch_row(K + kpos[c + kAhead] * dh);
+    prefetch_row(V + kpos[c] * dh);
+    const float* k = K + kpos[c] * dh;
+    int64_t d = 0;
+    float dot = 0.0f;
+    if (dh >= 8) {
+      __m256 x = _mm256_setzero_ps(), y = _mm256_setzero_ps();
+      for (; d + 16 <= dh; d += 16) {
+        x = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_loadu_ps(k + d), x);
+        y = _mm256_fmadd_ps(_mm256_loadu_ps(q + d + 8), _mm256_loadu_ps(k + d + 8), y);
+      }
+      for (; d + 8 <= dh; d += 8) x = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_loadu_ps(k + d), x);
+      dot = hsum256(_mm256_add_ps(x, y));
+    }
+    for (; d < dh; ++d) dot += q[d] * k[d];
+    s[c] = dot * scale + (kbias ? kbias[c] : 0.0f);
+    mx = s[c] > mx ? s[c] : mx;
+  }
+  std::memset(o, 0, sizeof(float) * dh);
+  if (mx == kNegInf) {
+    *lse = kNegInf;
+    return;
+  }
+  const __m256 mv = _mm256_set1_ps(mx);
+  __m256 sum = _mm256_setzero_ps();
+  int64_t c = 0;
+  for (; c + 8 <= n; c += 8) {
+    const __m256 pw = exp256(_mm256_sub_ps(_mm256_loadu_ps(s + c), mv));
+    _mm256_storeu_ps(s + c, pw);
+    sum = _mm256_add_ps(sum, pw);
+  }
+  float l = hsum256(sum);
+  for (; c < n; ++c) {
+    s[c] = s[c] == kNegInf ? 0.0f : std::exp(s[c] - mx);
+    l += s[c];
+  }
+  for (c = 0; c < n; ++c) {
+    if (s[c] == 0.0f) continue;
+    const float* v = V + kpos[c] * dh;
+    const __m256 pw = _mm256_set1_ps(s[c]);
+    int64_t d = 0;
+    for (; d + 8 <= dh; d += 8) _mm256_storeu_ps(o + d, _mm256_fmadd_ps(pw, _mm256_loadu_ps(v + d), _mm256_loadu_ps(o + d)));
+    for (; d < dh; ++d) o[d] += s[c] * v[d];
+  }
+  const float inv = 1.0f / l;
+  for (int64_t d = 0; d < dh; ++d) o[d] *= inv;
+  *lse = mx + std::log(l);
+}
+
 // Causal attention of a tile of consecutive positions qpos(0..nq) to the contiguous keys [k0, k1) of
 // one head: chunks wholly in the past need no mask; a chunk crossing the diagonal runs per 16-query
 // group, clipped to the keys that group can see. Every key gets bias cbias when has_bias.

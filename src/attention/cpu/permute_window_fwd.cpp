@@ -1,15 +1,17 @@
 // Permute-window forward: the band of +-w ranks around each query in a cycle's order, causality on
 // original positions (perm[rank_k] <= perm[rank_q]). No permuted copies of Q/K/V exist: a query tile
-// is kBq consecutive ranks, its queries and keys are read through perm and its outputs stored
-// through perm. Prefill (Tq == Tk) uses those rank tiles; rectangular calls (Tq < Tk) and the
+// is kQt consecutive ranks (QTile, micro_tile.hpp; lanes carry position and rank for the masks), run
+// per 16-rank group over its key ranks [first - w, last + w]; queries and keys are read through perm
+// and outputs stored through perm. Prefill (Tq == Tk) uses those rank tiles; rectangular calls (Tq < Tk) and the
 // multi-cycle union mode build one key list per (KV head, query row), shared by the G query heads.
 // Circular mode wraps ranks mod T; a circular band wider than T covers every rank once (the
 // upstream double count, reference §20.16, is not reproduced), i.e. it equals the full causal prefix.
 #include <algorithm>
+#include <climits>
 #include <cmath>
 
 #include "attention/cpu/kernels.hpp"
-#include "attention/cpu/tile.hpp"
+#include "attention/cpu/micro_tile.hpp"
 #include "bna/threads.hpp"
 
 namespace bna::cpu {
@@ -50,46 +52,51 @@ void permute_window_fwd(const Problem& p, const topo::PermsOnly& perms, int64_t 
   auto in_range = [&](int64_t raw) { return circular || (raw >= 0 && raw < T); };
 
   if (average && p.Tq == T && p.q_offset == 0) {
-    const int64_t ntiles = (T + kBq - 1) / kBq;
+    const int64_t ntiles = (T + kQt - 1) / kQt;
     for (int64_t c = 0; c < ncyc; ++c) {
       parallel_for_dynamic(0, p.Hq * ntiles, 1, [&](int64_t item) {
         const int64_t hq = item / ntiles, t = item % ntiles;
         const int64_t hk = hq / G;
         const int32_t* perm = perms.perm_of(hk, c);
-        TileAttn ta(ws.base + ws.per_thread * omp_get_thread_num(), p.dh, p.scale);
-        const int64_t s0 = t * kBq;
-        const int nq = static_cast<int>(T - s0 < kBq ? T - s0 : kBq);
-        const float* q[kBq];
-        int64_t pos[kBq];
+        QTile qt(ws.base + ws.per_thread * omp_get_thread_num(), p.dh, p.scale);
+        const int64_t s0 = t * kQt;
+        const int nq = static_cast<int>(T - s0 < kQt ? T - s0 : kQt);
+        const float* q[kQt];
+        int64_t pos[kQt], rank[kQt];
+        float* o[kQt];
+        float* lse[kQt];
         for (int r = 0; r < nq; ++r) {
           pos[r] = perm[s0 + r];
+          rank[r] = s0 + r;
           q[r] = p.q + (hq * p.Tq + pos[r]) * p.dh;
+          o[r] = p.o + (hq * p.Tq + pos[r]) * p.dh;
+          lse[r] = p.lse + hq * p.Tq + pos[r];
         }
-        ta.begin(nq, q, pos);
-        // Key raw ranks [klo, khi]; linear mode clips them to [0, T).
-        int64_t klo = s0 - w, khi = s0 + nq - 1 + w;
-        if (!circular) klo = std::max<int64_t>(klo, 0), khi = std::min<int64_t>(khi, T - 1);
-        int64_t* kpos = ta.extra_i64();
-        const int64_t nk = khi - klo + 1;
-        for (int64_t j = 0; j < nk; ++j) kpos[j] = perm[wrap(klo + j)];
+        qt.begin(nq, q, pos, rank);
         const float* K = p.k + hk * p.Tk * p.dh;
         const float* V = p.v + hk * p.Tk * p.dh;
-        ta.keys(K, V, kpos, nk, [&](int64_t j0, int n, float* S, int ld) {
-          for (int r = 0; r < nq; ++r) {
-            float* s = S + r * ld;
-            const int64_t rq = s0 + r;
-            for (int j = 0; j < n; ++j) {
-              const int64_t off = klo + j0 + j - rq;
-              if (off < -w || off > w || kpos[j0 + j] > pos[r]) {
-                s[j] = kNegInf;
-              } else if (bias) {
-                s[j] += (off == 1 || off == -1) ? bias[kCycleT] : bias[kWindowT];
+        int64_t* kpos = qt.extra_i64();
+        // Per 16-rank group: key raw ranks [klo, khi] (linear mode clips them to [0, T)).
+        for (int gr = 0; gr < nq; gr += 16) {
+          const int64_t glast = s0 + (gr + 15 < nq ? gr + 15 : nq - 1);
+          int64_t klo = s0 + gr - w, khi = glast + w;
+          if (!circular) klo = std::max<int64_t>(klo, 0), khi = std::min<int64_t>(khi, T - 1);
+          const int64_t nk = khi - klo + 1;
+          for (int64_t j = 0; j < nk; ++j) kpos[j] = perm[wrap(klo + j)];
+          qt.key_list(K, V, kpos, nk, gr, gr + 16, [&](QScores& sc, int64_t j0) {
+            for (int j = 0; j < sc.n; ++j) {
+              const int32_t kr = static_cast<int32_t>(klo + j0 + j);
+              if (bias) {
+                sc.add(j, bias[kWindowT]);
+                sc.add_diff(j, kr, -1, 1, bias[kCycleT] - bias[kWindowT], true);
+                sc.add_diff(j, kr, 0, 0, bias[kWindowT] - bias[kCycleT], true);
               }
+              if (kr < glast - w || kr > s0 + gr + w) sc.keep_diff(j, kr, static_cast<int32_t>(-w), static_cast<int32_t>(w), true);
+              sc.keep_diff(j, static_cast<int32_t>(kpos[j0 + j]), 0, INT_MAX);
             }
-          }
-        });
-        for (int r = 0; r < nq; ++r)
-          emit_row(ta, r, p.dh, p.o + (hq * p.Tq + pos[r]) * p.dh, p.lse + hq * p.Tq + pos[r], c == 0);
+          });
+        }
+        qt.finish(o, lse, c > 0);
       });
     }
   } else {

@@ -179,9 +179,6 @@ void streams_fwd(const Problem& p, const StreamsGraph& g, const FwdScratch& ws) 
     const int64_t pmin = pos[0], pmax = pos[nq - 1];
     const float* K = p.k + hk * p.Tk * p.dh;
     const float* V = p.v + hk * p.Tk * p.dh;
-    // The extras' K/V rows are scattered: prefetch them now, attend them after the band.
-    if (C > 0)
-      for (int r = 0; r < nq; ++r) qt.prefetch_rows(K, V, g.extra.data() + (hk * g.T + pos[r]) * C, C);
     // Landmarks: keys 0, S, 2S, ... read in place (stride S rows), shared by every row of the tile;
     // row r allows landmark m*S only if m*S < pos[r] - W. Only chunks reaching pmin - W need a mask.
     if (S > 0 && pmax - W > 0) {
@@ -208,6 +205,10 @@ void streams_fwd(const Problem& p, const StreamsGraph& g, const FwdScratch& ws) 
       const int64_t gfirst = pos[gr], glast = pos[gr + 15 < nq ? gr + 15 : nq - 1];
       const int64_t b0 = std::max<int64_t>(0, gfirst - W);
       const int64_t nb = glast - b0 + 1;
+      // The extras' K/V rows are scattered: prefetch this group's now, spread over the band work,
+      // and attend them after the band.
+      if (C > 0)
+        for (int r = gr; r < gr + 16 && r < nq; ++r) qt.prefetch_rows(K, V, g.extra.data() + (hk * g.T + pos[r]) * C, C);
       qt.key_rows(K, V, b0, 1, nb, gr, gr + 16, [&](QScores& sc, int64_t j0) {
         const int64_t k0 = b0 + j0;
         for (int j = 0; j < sc.n; ++j) {
