@@ -53,7 +53,7 @@ std::vector<int64_t> parse_list(const std::string& s) {
   while (pos < s.size()) {
     size_t e = s.find(',', pos);
     if (e == std::string::npos) e = s.size();
-    v.push_back(std::stoll(s.substr(pos, e - pos)));
+    if (e > pos) v.push_back(std::stoll(s.substr(pos, e - pos)));  // "" or "," give an empty list
     pos = e + 1;
   }
   return v;

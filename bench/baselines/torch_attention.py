@@ -61,6 +61,16 @@ def make_extras(H, T, W, S, gen, device):
     return ex.int()
 
 
+def save(path, out):
+    """Writes the results so far (atomically), so a run cut short still leaves its numbers."""
+    if not path:
+        return
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(out, f, indent=2)
+    os.replace(tmp, path)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--T", default="4096,16384,65536")
@@ -94,7 +104,7 @@ def main():
         from torch.nn.attention.flex_attention import create_block_mask, flex_attention
         flex = torch.compile(flex_attention)
 
-    for T in [int(t) for t in args.T.split(",")]:
+    for T in [int(t) for t in args.T.split(",") if t]:
         q = torch.randn(B, H, T, dh, device=dev, dtype=torch.bfloat16, generator=gen)
         k = torch.randn(B, H, T, dh, device=dev, dtype=torch.bfloat16, generator=gen)
         v = (torch.rand(B, H, T, dh, device=dev, dtype=torch.bfloat16, generator=gen) * 2 - 1)
@@ -171,6 +181,7 @@ def main():
                 print(f"{T:>8} {name:<22} failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
         del q, k, v
         torch.cuda.empty_cache()
+        save(args.json, out)
 
     # ---- decode: one query per head against a Tk-key cache ----
     for Tk in [int(t) for t in args.decode_T.split(",") if t]:
@@ -193,11 +204,7 @@ def main():
         del q, k, v
         torch.cuda.empty_cache()
 
-    if args.json:
-        tmp = args.json + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(out, f, indent=2)
-        os.replace(tmp, args.json)
+    save(args.json, out)
 
 
 if __name__ == "__main__":

@@ -210,7 +210,7 @@ __global__ void __launch_bounds__(kThreads) bwd_dq_kernel(const BwdParams bp) {
     for (int n = 0; n < NT; ++n)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        const float pe = allowed(n, e) ? exp2f(s[n][e] * p.scale_log2 - lse2[e >> 1]) : 0.0f;
+        const float pe = allowed(n, e) ? fast_exp2(s[n][e] * p.scale_log2 - lse2[e >> 1]) : 0.0f;
         const float ds = pe * (dp[n][e] - Drow[e >> 1]);
         if (extras) {
           const int rloc = (lane >> 2) + ((e >> 1) << 3);
@@ -451,7 +451,7 @@ __global__ void __launch_bounds__(kThreads) bwd_dkdv_kernel(const BwdParams bp) 
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int c = n * 8 + col0 + (e & 1);
-        const float pe = allowed(n, e) ? exp2f(s[n][e] * p.scale_log2 - sL[stage][c]) : 0.0f;
+        const float pe = allowed(n, e) ? fast_exp2(s[n][e] * p.scale_log2 - sL[stage][c]) : 0.0f;
         s[n][e] = pe;
         dp[n][e] = pe * (dp[n][e] - sD[stage][c]);
       }

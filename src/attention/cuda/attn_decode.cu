@@ -43,10 +43,11 @@ void geometry(const DecodeArgs& a, bool dense, int64_t W, int64_t S, int64_t C, 
     p.n_band = static_cast<int>(maxpos - p.band_lo + 1);
     p.n_cand = p.n_land + p.n_band + static_cast<int>(a.Tq * C);
   }
-  // About 8 CTAs per SM of 132 over all (b, KV head) pairs, at least 64 candidates per chunk.
+  // About 16 CTAs per SM of 132 over all (b, KV head) pairs, at least 32 candidates per chunk
+  // (4 per softmax state): short caches are latency-bound, so they get many small chunks.
   const int64_t bhkv = a.B * a.Hkv;
-  const int64_t want = std::max<int64_t>(1, (1056 + bhkv - 1) / bhkv);
-  const int64_t chunk = std::max<int64_t>(64, (p.n_cand + want - 1) / want);
+  const int64_t want = std::max<int64_t>(1, (2112 + bhkv - 1) / bhkv);
+  const int64_t chunk = std::max<int64_t>(32, (p.n_cand + want - 1) / want);
   p.chunk = static_cast<int>(chunk);
   p.n_chunks = static_cast<int>((p.n_cand + chunk - 1) / chunk);
 }
@@ -86,8 +87,9 @@ Status validate(const char* who, const DecodeArgs& a) {
 
 template <int DH, bool BF16>
 Status launch(const DecParams& p, int64_t bhkv, cudaStream_t s) {
-  detail::decode_partial_kernel<DH, BF16><<<dim3(static_cast<unsigned>(p.n_chunks), static_cast<unsigned>(bhkv)),
-                                            detail::kDecThreads, 0, s>>>(p);
+  const dim3 grid(static_cast<unsigned>(p.n_chunks), static_cast<unsigned>(bhkv));
+  if (p.R == 1) detail::decode_partial_kernel<DH, BF16, 1><<<grid, detail::kDecThreads, 0, s>>>(p);
+  else detail::decode_partial_kernel<DH, BF16, 4><<<grid, detail::kDecThreads, 0, s>>>(p);
   BNA_CUDA_TRY(cudaGetLastError());
   const int64_t warps = bhkv * p.R;
   detail::decode_combine_kernel<DH, BF16><<<static_cast<unsigned>((warps * 32 + 255) / 256), 256, 0, s>>>(

@@ -12,7 +12,7 @@
 // At the end the lane groups and warps are merged through shared memory and the chunk's partial
 // (o unnormalised, max, sum) goes to the workspace; decode_combine_kernel merges the chunks with the
 // LSE rule (an empty chunk has sum 0 and never produces NaN) and writes out and lse.
-// Rows beyond kRowsPerPass are handled by further passes over the chunk (K/V come again from L2).
+// Rows beyond kRowsPerPass (1 or 4) are handled by further passes over the chunk (K/V again from L2).
 #pragma once
 
 #include <cuda_bf16.h>
@@ -25,7 +25,6 @@
 namespace bna::cuda::detail {
 
 constexpr int kDecThreads = 128;
-constexpr int kRowsPerPass = 4;
 
 struct DecParams {
   const uint16_t* q;
@@ -51,7 +50,9 @@ __device__ __forceinline__ float2 to_f2(unsigned u, bool bf16) {
   return __half22float2(*reinterpret_cast<const __half2*>(&u));
 }
 
-template <int DH, bool BF16>
+// kRowsPerPass query rows share each K/V load: 1 when a KV head serves one row (no GQA, Tq = 1),
+// else 4 (more rows are further passes).
+template <int DH, bool BF16, int kRowsPerPass>
 __global__ void __launch_bounds__(kDecThreads) decode_partial_kernel(const DecParams p) {
   constexpr int LPK = DH / 8;        // lanes per key
   constexpr int KPW = 32 / LPK;      // keys per warp step

@@ -140,7 +140,7 @@ __global__ void __launch_bounds__(kThreads) attn_fwd_m16_kernel(const FwdParams 
       mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
       const float m_new = fmaxf(m_run[h], mx[h]);
       mref[h] = m_new == -INFINITY ? 0.0f : m_new;
-      alpha[h] = exp2f(m_run[h] - mref[h]);  // m_run = -inf -> 0
+      alpha[h] = fast_exp2(m_run[h] - mref[h]);  // m_run = -inf -> 0
       m_run[h] = m_new;
       l_run[h] *= alpha[h];
     }
@@ -148,7 +148,7 @@ __global__ void __launch_bounds__(kThreads) attn_fwd_m16_kernel(const FwdParams 
     for (int n = 0; n < NT; ++n) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        const float pe = exp2f(s[n][e] - mref[e >> 1]);
+        const float pe = fast_exp2(s[n][e] - mref[e >> 1]);
         s[n][e] = pe;
         l_run[e >> 1] += pe;
       }
