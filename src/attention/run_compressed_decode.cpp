@@ -92,7 +92,7 @@ Status plan_decode(const GraphSource& g, const Shape& s, const Options& o, Plan&
   const int threads = std::max(1, omp_get_max_threads());
   st.max_keys_per_row = max_keys;
   st.decode_splits = cpu::decode_num_splits(s.Hkv * s.Tq, max_keys, threads);
-  st.scratch_floats_per_thread = round16(cpu::decode_scratch_floats_per_thread(s.Hq / s.Hkv, max_keys, st.decode_splits));
+  st.scratch_floats_per_thread = round16(cpu::decode_scratch_floats_per_thread(s.dh, max_keys, st.decode_splits));
   st.path_floats = decode_layout(s, max_keys, st.decode_splits).total;
   p.path = Path::kDecode;
   p.reason = std::string(g.decode ? "decode graph" : "forced decode on an ABI graph") + ": Tq=" + S(s.Tq) + " rows of <= " +
@@ -114,7 +114,9 @@ Status prepare_path(const Plan& plan, float* path) {
   uint8_t* ty = reinterpret_cast<uint8_t*>(path + L.type);
   int32_t* len = reinterpret_cast<int32_t*>(path + L.len);
   const int64_t M = L.max_keys;
-  parallel_for(0, L.rows, [&](int64_t r) {
+  // Serial when small (a decode step has a handful of rows): a thread team costs more than it saves.
+#pragma omp parallel for schedule(static) if (L.rows * M > (1 << 15))
+  for (int64_t r = 0; r < L.rows; ++r) {
     const int64_t h = r / s.Tq, pos = s.q_offset + r % s.Tq;
     int32_t* ri = idx + r * M;
     uint8_t* rt = ty + r * M;
@@ -131,7 +133,7 @@ Status prepare_path(const Plan& plan, float* path) {
         if (gi[c] <= pos) { ri[n] = gi[c]; rt[n++] = gt[c]; }
     }
     len[r] = static_cast<int32_t>(n);
-  });
+  }
   return {};
 }
 

@@ -4,13 +4,18 @@
 //    insertion), Hamiltonian cycles, determinism by seed, argument errors.
 //  * Path::kDecode (split-K + LSE merge) against the float64 oracle of docs/numerics.md on the same rows,
 //    and against the gather path on to_abi(): GQA 1/4/8, dh 13/64/128, Tq 1 and 3, bias on/off, bf16,
-//    B = 2; ABI rows through forced decode with empty rows (out 0, lse -inf); a token-by-token loop.
+//    B = 2; ABI rows through forced decode with empty rows (out 0, lse -inf); a token-by-token loop;
+//    the kernel itself with 1, 2, 3 and 7 key splits (empty splits included) under the same rule.
 #include <gtest/gtest.h>
 
+#include <omp.h>
+
+#include <array>
 #include <cmath>
 #include <string>
 
 #include "attention/attn_oracle.hpp"
+#include "attention/cpu/decode.hpp"
 #include "bna/attention.hpp"
 #include "bna/decode_graph.hpp"
 #include "bna/topology.hpp"
@@ -296,6 +301,52 @@ TEST(DecodePath, TokenByTokenLoopMatchesOracle) {
     ASSERT_TRUE(chk.pass) << "t=" << t << ": " << chk.why;
     chk = test::fa3_rule(r.lse, r64.lse, rlp.lse, 1e-5, "lse");
     ASSERT_TRUE(chk.pass) << "t=" << t << ": " << chk.why;
+  }
+}
+
+// The split-K kernel directly: the answer must pass the rule for any split count, empty splits included.
+TEST(DecodeKernel, AnySplitCountPassesTheRule) {
+  topo::DecodeGraphOptions go;
+  go.n_heads = 2; go.num_cycles = 2; go.window = 9; go.landmark_stride = 7; go.seed = 3;
+  auto dg = topo::DecodeGraph::create(go);
+  ASSERT_TRUE(dg.has_value());
+  ASSERT_TRUE(dg->append_many(301).is_ok());
+  auto abi = dg->to_abi();
+  ASSERT_TRUE(abi.has_value());
+  attn::Shape s;
+  s.Hkv = 2; s.Hq = 8; s.Tk = 301; s.Tq = 2; s.q_offset = 299; s.dh = 64;
+  const test::Inputs in = test::make_inputs(s, 21);
+  const std::array<float, 5> bias = {0.0f, 0.8f, -0.5f, 0.6f, -1.1f};
+  const auto lists = test::abi_lists(*abi);
+  const auto r64 = test::reference64(in.q, in.k, in.v, s, 0.125f, bias.data(), lists);
+  const auto rlp = test::reference_lowp(in.q, in.k, in.v, s, 0.125f, bias.data(), lists);
+  const int64_t M = dg->max_row_len();
+  std::vector<int32_t> idx(static_cast<size_t>(2 * 2 * M)), len(4);
+  std::vector<uint8_t> ty(idx.size());
+  for (int64_t h = 0; h < 2; ++h)
+    for (int64_t i = 0; i < 2; ++i) {
+      const int64_t pos = 299 + i, r = h * 2 + i;
+      const int64_t all = dg->row(h, pos, idx.data() + r * M, ty.data() + r * M);
+      int64_t n = 0;
+      for (int64_t c = 0; c < all; ++c)
+        if (idx[r * M + c] <= pos) { idx[r * M + n] = idx[r * M + c]; ty[r * M + n] = ty[r * M + c]; ++n; }
+      len[r] = static_cast<int32_t>(n);
+    }
+  for (const int64_t ns : {1, 2, 3, 7, 64}) {
+    cpu::DecodeRows rows{idx.data(), ty.data(), len.data(), M};
+    const size_t per = cpu::decode_scratch_floats_per_thread(64, M, ns);
+    std::vector<float> scratch(per * static_cast<size_t>(omp_get_max_threads()) + 16);
+    float* base = scratch.data();
+    while (reinterpret_cast<uintptr_t>(base) % 64) ++base;
+    std::vector<float> part(cpu::decode_partial_floats(8, 2, 64, ns)), out(8 * 2 * 64, NAN), lse(16, NAN);
+    cpu::Problem p;
+    p.q = in.q.data(); p.k = in.k.data(); p.v = in.v.data(); p.o = out.data(); p.lse = lse.data();
+    p.Hq = 8; p.Hkv = 2; p.Tq = 2; p.Tk = 301; p.dh = 64; p.q_offset = 299; p.scale = 0.125f; p.edge_bias = bias.data();
+    cpu::decode_fwd(p, rows, ns, part.data(), cpu::FwdScratch{base, per});
+    auto chk = test::fa3_rule(std::vector<double>(out.begin(), out.end()), r64.out, rlp.out, 1e-5, "out");
+    EXPECT_TRUE(chk.pass) << "splits " << ns << ": " << chk.why;
+    chk = test::fa3_rule(std::vector<double>(lse.begin(), lse.end()), r64.lse, rlp.lse, 1e-5, "lse");
+    EXPECT_TRUE(chk.pass) << "splits " << ns << ": " << chk.why;
   }
 }
 
