@@ -285,8 +285,15 @@ def build_models(out, toks, paths):
             d = os.path.join(out, fam)
             os.makedirs(d, exist_ok=True)
             if wdtype == "bf16":
+                # .to(bfloat16) also rounds buffers (RoPE inv_freq); restore them so the references
+                # use the fp32 frequencies a model loaded from these files computes.
+                bufs = {n: b.detach().clone() for n, b in model.named_buffers()}
                 model.to(torch.bfloat16).save_pretrained(d, safe_serialization=True)
                 model.to(torch.float32)
+                with torch.no_grad():
+                    for n, b in model.named_buffers():
+                        if n in bufs:
+                            b.copy_(bufs[n])
             elif shard:
                 model.save_pretrained(d, safe_serialization=True, max_shard_size=shard)
             else:

@@ -1,0 +1,126 @@
+// Hugging Face causal LMs on the CPU: GPT2LMHeadModel, Qwen2ForCausalLM, Qwen3ForCausalLM,
+// LlamaForCausalLM (incl. rope_scaling llama3) and Glm4ForCausalLM, read from a model directory
+// (config.json + safetensors, sharded or not; tokenizer.json via bna/tokenizer.hpp).
+//
+// Decisions a reader must know:
+// * ONE decoder code path. The families differ only by the switches in Config: LayerNorm vs RMSNorm,
+//   learned positions vs RoPE (half-split, or GLM's interleaved partial rotary), q/k/v(/o) biases,
+//   per-head q/k RMSNorm (Qwen3), GLM's extra post-attention / post-MLP norms, GELU-tanh MLP vs
+//   SwiGLU (separate or fused gate/up), tied embeddings.
+// * fp32 compute; F32/BF16/F16 weights are converted to f32 at load. GEMMs are OpenBLAS sgemm
+//   (through bna::nn). RoPE angles are computed as transformers does (fp32 inv_freq times fp32
+//   position), so the references agree to rounding.
+// * Attention always goes through bna::attn::plan/run on KV heads (GQA: K/V never repeated): dense
+//   causal, or Butterfly (a Topology with window, landmarks and cycles on the KV heads, built at the
+//   current key length Tk; Tq < Tk through q_offset for chunked prefill and decode), per layer.
+// * KV cache: contiguous [Hkv, capacity, dh] per layer, capacity fixed at reset(); a prompt longer
+//   than the capacity is an error, never a silent truncation.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "bna/status.hpp"
+
+namespace bna::hf {
+
+enum class Family { kGpt2, kQwen2, kQwen3, kLlama, kGlm4 };
+const char* family_name(Family f);        // "gpt2", "qwen2", "qwen3", "llama", "glm4"
+const char* supported_architectures();    // "GPT2LMHeadModel, Qwen2ForCausalLM, ..."
+
+struct Config {
+  Family family = Family::kLlama;
+  std::string architecture;  // as in config.json
+  int64_t vocab = 0, hidden = 0, layers = 0, n_heads = 0, n_kv_heads = 0, head_dim = 0, intermediate = 0;
+  int64_t max_positions = 0;  // learned position table size (GPT-2) or max_position_embeddings
+  float norm_eps = 1e-5f;
+  // Switches of the one decoder path.
+  bool layer_norm = false;      // LayerNorm with bias (GPT-2), else RMSNorm
+  bool learned_pos = false;     // GPT-2 position table, else RoPE
+  bool qkv_bias = false;        // q/k/v projection biases
+  bool o_bias = false;          // output projection bias
+  bool mlp_bias = false;        // MLP biases (GPT-2)
+  bool qk_norm = false;         // per-head RMSNorm of q and k before RoPE (Qwen3)
+  bool sandwich_norm = false;   // post_self_attn_layernorm / post_mlp_layernorm (GLM-4)
+  bool gelu_mlp = false;        // GELU-tanh MLP (GPT-2), else SwiGLU
+  bool fused_gate_up = false;   // gate_up_proj [2I, C] (GLM-4)
+  bool rope_interleaved = false;  // pairs (2i, 2i+1) (GLM-4), else (i, i + rotary_dim/2)
+  int64_t rotary_dim = 0;       // head_dim * partial_rotary_factor
+  double rope_theta = 10000.0;
+  bool rope_llama3 = false;     // rope_scaling / rope_parameters rope_type "llama3"
+  double rope_factor = 1, rope_low_freq_factor = 1, rope_high_freq_factor = 4;
+  int64_t rope_original_max_positions = 8192;
+  std::vector<int32_t> eos_ids;
+};
+
+// Parses config.json text. Errors: kUnimplemented for an unknown architecture (listing the supported
+// ones) or an unsupported rope type / activation; kCorrupt for missing or inconsistent sizes (naming
+// the field and value, e.g. "num_attention_heads=4 does not divide hidden_size=66").
+Expected<Config> parse_config(const std::string& json_text);
+
+// RoPE inverse frequencies [rotary_dim / 2] exactly as transformers computes them in fp32 (llama3
+// rescaling included); empty for learned positions.
+std::vector<float> rope_inv_freq(const Config& c);
+
+enum class AttnKind { kDense, kButterfly };
+Expected<AttnKind> parse_attn_kind(const std::string& s);  // "dense" | "butterfly"
+
+struct AttentionOptions {
+  AttnKind kind = AttnKind::kDense;
+  std::vector<int64_t> dense_layers;  // layers kept dense when kind is kButterfly
+  int64_t window = 64, landmark_stride = 64, num_cycles = 1;
+  uint64_t seed = 0;
+};
+
+struct SamplingOptions {
+  float temperature = 0.0f;  // <= 0: greedy (argmax, lowest id on ties)
+  int64_t top_k = 0;         // 0: off
+  float top_p = 1.0f;        // 1: off
+  uint64_t seed = 0;
+};
+
+struct ModelWeights;  // f32 parameters, converted at load
+
+class Model {
+ public:
+  // Loads config.json and the safetensors of `dir`. Errors: those of parse_config and
+  // st::Checkpoint::open_dir, a missing tensor (naming it), a tensor whose shape disagrees with the
+  // config (naming tensor, shape and expected shape), an unsupported dtype.
+  static Expected<Model> load(const std::string& dir);
+  Model(Model&&) noexcept;
+  Model& operator=(Model&&) noexcept;
+  ~Model();
+
+  const Config& config() const;
+  Status set_attention(const AttentionOptions& opt);  // errors: window/stride/cycles/dense layer out of range
+
+  // Empties the KV cache and sets its capacity in tokens (>= 1; GPT-2: <= max_positions).
+  Status reset(int64_t capacity);
+  int64_t position() const;  // tokens in the cache
+  int64_t capacity() const;
+  size_t kv_bytes() const;   // bytes held by the KV cache
+
+  // Appends ids to the cache and returns logits f32 [n, V] (all_logits) or [1, V] (the last token).
+  // chunk > 0 splits the ids into prefill chunks of that many tokens. Errors: an id out of
+  // [0, vocab), more tokens than the free capacity (naming both), empty ids.
+  Expected<std::vector<float>> forward(std::span<const int32_t> ids, bool all_logits = false, int64_t chunk = 0);
+
+ private:
+  Model();
+  std::unique_ptr<ModelWeights> w_;
+};
+
+// Draws a token from logits [V]: greedy, or temperature softmax restricted to the top_k largest and
+// the smallest set of probability >= top_p. rng_state advances (one uniform draw per call).
+int32_t sample(std::span<const float> logits, const SamplingOptions& opt, uint64_t* rng_state);
+
+// Prefill (in chunks of `chunk` tokens, 0 = all at once) then decode up to max_new tokens, stopping at
+// a config eos id. Returns the new ids. The cache is reset to prompt + max_new tokens first.
+Expected<std::vector<int32_t>> generate(Model& m, std::span<const int32_t> prompt, int64_t max_new,
+                                        const SamplingOptions& opt, int64_t chunk = 0);
+
+}  // namespace bna::hf

@@ -1,0 +1,476 @@
+// The one decoder path for every supported family (see include/bna/hf.hpp), its KV cache,
+// sampling and generation.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+
+#include "bna/attention.hpp"
+#include "bna/hf.hpp"
+#include "bna/io.hpp"
+#include "bna/nn.hpp"
+#include "bna/safetensors.hpp"
+#include "bna/tensor.hpp"
+#include "bna/topology.hpp"
+
+namespace bna::hf {
+
+struct Layer {
+  std::vector<float> ln1_w, ln1_b, ln2_w, ln2_b, post_attn_w, post_mlp_w;
+  std::vector<float> wq, wk, wv, wo, bq, bk, bv, bo;  // W [out, in]
+  std::vector<float> q_norm, k_norm;
+  std::vector<float> w_gate, w_up, w_down, b_up, b_down;  // GELU MLP: w_up = c_fc, w_down = c_proj
+  std::vector<float> k_cache, v_cache;                     // [Hkv, capacity, dh]
+};
+
+struct ModelWeights {
+  Config cfg;
+  std::vector<float> embed, pos_embed, lm_head, norm_w, norm_b;  // lm_head empty = tied to embed
+  std::vector<Layer> layers;
+  std::vector<float> inv_freq;  // [rotary_dim / 2]
+  AttentionOptions attn;
+  int64_t capacity = 0, pos = 0;
+};
+
+namespace {
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+struct Loader {
+  const st::Checkpoint& ck;
+  // Reads `name` as f32 with the expected shape; transpose2d swaps a [a, b] tensor into [b, a].
+  Status get(const std::string& name, const std::vector<int64_t>& shape, std::vector<float>& out,
+             bool transpose2d = false) const {
+    const st::TensorInfo* t = ck.find(name);
+    if (t == nullptr) return not_found("model: tensor '" + name + "' is missing from the checkpoint");
+    std::vector<int64_t> want = shape;
+    if (transpose2d) std::swap(want[0], want[1]);
+    if (t->shape != want) {
+      return corrupt("model: tensor '" + name + "' has shape " + shape_str(t->shape) + ", expected " +
+                     shape_str(want) + " from config.json");
+    }
+    std::vector<float> tmp(static_cast<size_t>(t->numel()));
+    BNA_RETURN_IF_ERROR(st::read_f32(*t, tmp.data()));
+    if (!transpose2d) {
+      out = std::move(tmp);
+    } else {
+      const int64_t a = want[0], b = want[1];
+      out.resize(tmp.size());
+      for (int64_t i = 0; i < a; ++i)
+        for (int64_t j = 0; j < b; ++j) out[j * a + i] = tmp[i * b + j];
+    }
+    return Status::ok();
+  }
+  bool has(const std::string& name) const { return ck.find(name) != nullptr; }
+};
+
+void layer_norm(const float* x, const float* w, const float* b, float* y, int64_t n, int64_t C, float eps) {
+  for (int64_t r = 0; r < n; ++r) {
+    const float* xr = x + r * C;
+    double mean = 0, var = 0;
+    for (int64_t i = 0; i < C; ++i) mean += xr[i];
+    mean /= C;
+    for (int64_t i = 0; i < C; ++i) var += (xr[i] - mean) * (xr[i] - mean);
+    var /= C;
+    const float rstd = static_cast<float>(1.0 / std::sqrt(var + eps));
+    for (int64_t i = 0; i < C; ++i) y[r * C + i] = (xr[i] - static_cast<float>(mean)) * rstd * w[i] + b[i];
+  }
+}
+
+void rms_norm(const float* x, const float* w, float* y, int64_t n, int64_t C, float eps) {
+  for (int64_t r = 0; r < n; ++r) {
+    const float* xr = x + r * C;
+    double ss = 0;
+    for (int64_t i = 0; i < C; ++i) ss += static_cast<double>(xr[i]) * xr[i];
+    const float rstd = static_cast<float>(1.0 / std::sqrt(ss / C + eps));
+    for (int64_t i = 0; i < C; ++i) y[r * C + i] = w[i] * (xr[i] * rstd);
+  }
+}
+
+// transformers' inv_freq: fp32 1 / theta^(2i / rotary_dim), then the llama3 frequency rescale.
+std::vector<float> make_inv_freq(const Config& c) {
+  const int64_t half = c.rotary_dim / 2;
+  std::vector<float> f(static_cast<size_t>(half));
+  for (int64_t i = 0; i < half; ++i) {
+    const float e = static_cast<float>(2 * i) / static_cast<float>(c.rotary_dim);
+    f[i] = 1.0f / std::pow(static_cast<float>(c.rope_theta), e);
+  }
+  if (c.rope_llama3) {
+    // fp32 arithmetic in transformers' operation order (x / tensor is reciprocal(tensor) * x there).
+    const float factor = static_cast<float>(c.rope_factor), lo = static_cast<float>(c.rope_low_freq_factor);
+    const float hi = static_cast<float>(c.rope_high_freq_factor);
+    const float old_ctx = static_cast<float>(c.rope_original_max_positions);
+    const float low_wl = old_ctx / lo, high_wl = old_ctx / hi;
+    for (auto& v : f) {
+      const float wl = (1.0f / v) * static_cast<float>(2 * M_PI);
+      const float scaled = wl > low_wl ? v / factor : v;
+      if (wl < high_wl || wl > low_wl) {
+        v = scaled;
+      } else {
+        const float s = ((1.0f / wl) * old_ctx - lo) / (hi - lo);
+        v = (1.0f - s) * scaled / factor + s * scaled;
+      }
+    }
+  }
+  return f;
+}
+
+// In-place RoPE on x [n, H, dh] at positions p0 + t.
+void apply_rope(const Config& c, const std::vector<float>& inv, float* x, int64_t n, int64_t H, int64_t p0) {
+  const int64_t dh = c.head_dim, half = c.rotary_dim / 2;
+  std::vector<float> cs(half), sn(half);
+  for (int64_t t = 0; t < n; ++t) {
+    for (int64_t i = 0; i < half; ++i) {
+      const float ang = inv[i] * static_cast<float>(p0 + t);  // fp32 product, as transformers
+      cs[i] = static_cast<float>(std::cos(static_cast<double>(ang)));
+      sn[i] = static_cast<float>(std::sin(static_cast<double>(ang)));
+    }
+    for (int64_t h = 0; h < H; ++h) {
+      float* v = x + (t * H + h) * dh;
+      for (int64_t i = 0; i < half; ++i) {
+        const int64_t a = c.rope_interleaved ? 2 * i : i, b = c.rope_interleaved ? 2 * i + 1 : i + half;
+        const float x1 = v[a], x2 = v[b];
+        v[a] = x1 * cs[i] - x2 * sn[i];
+        v[b] = x2 * cs[i] + x1 * sn[i];
+      }
+    }
+  }
+}
+
+inline float gelu_tanh(float x) {
+  const float k = 0.7978845608028654f;
+  return 0.5f * x * (1.0f + std::tanh(k * (x + 0.044715f * x * x * x)));
+}
+inline float silu(float x) { return x / (1.0f + std::exp(-x)); }
+
+void add_bias(float* y, const std::vector<float>& b, int64_t n, int64_t m) {
+  if (b.empty()) return;
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t i = 0; i < m; ++i) y[r * m + i] += b[i];
+}
+
+}  // namespace
+
+std::vector<float> rope_inv_freq(const Config& c) { return c.learned_pos ? std::vector<float>{} : make_inv_freq(c); }
+
+Model::Model() : w_(std::make_unique<ModelWeights>()) {}
+Model::Model(Model&&) noexcept = default;
+Model& Model::operator=(Model&&) noexcept = default;
+Model::~Model() = default;
+const Config& Model::config() const { return w_->cfg; }
+int64_t Model::position() const { return w_->pos; }
+int64_t Model::capacity() const { return w_->capacity; }
+size_t Model::kv_bytes() const {
+  size_t b = 0;
+  for (const auto& l : w_->layers) b += (l.k_cache.size() + l.v_cache.size()) * sizeof(float);
+  return b;
+}
+
+Expected<Model> Model::load(const std::string& dir) {
+  BNA_ASSIGN_OR_RETURN(std::string text, io::read_file(dir + "/config.json"));
+  BNA_ASSIGN_OR_RETURN(Config c, parse_config(text));
+  BNA_ASSIGN_OR_RETURN(st::Checkpoint ck, st::Checkpoint::open_dir(dir));
+  Model m;
+  ModelWeights& W = *m.w_;
+  W.cfg = c;
+  Loader L{ck};
+  const int64_t C = c.hidden, dh = c.head_dim, Hq = c.n_heads, Hkv = c.n_kv_heads, I = c.intermediate, V = c.vocab;
+  const bool gpt2 = c.family == Family::kGpt2;
+  // GPT-2 files exist with and without the "transformer." prefix.
+  const std::string base = gpt2 ? (L.has("transformer.wte.weight") ? "transformer." : "") : "model.";
+  if (gpt2) {
+    BNA_RETURN_IF_ERROR(L.get(base + "wte.weight", {V, C}, W.embed));
+    BNA_RETURN_IF_ERROR(L.get(base + "wpe.weight", {c.max_positions, C}, W.pos_embed));
+    BNA_RETURN_IF_ERROR(L.get(base + "ln_f.weight", {C}, W.norm_w));
+    BNA_RETURN_IF_ERROR(L.get(base + "ln_f.bias", {C}, W.norm_b));
+  } else {
+    BNA_RETURN_IF_ERROR(L.get("model.embed_tokens.weight", {V, C}, W.embed));
+    BNA_RETURN_IF_ERROR(L.get("model.norm.weight", {C}, W.norm_w));
+  }
+  if (L.has("lm_head.weight")) BNA_RETURN_IF_ERROR(L.get("lm_head.weight", {V, C}, W.lm_head));
+  W.layers.resize(static_cast<size_t>(c.layers));
+  for (int64_t li = 0; li < c.layers; ++li) {
+    Layer& l = W.layers[li];
+    const std::string p = base + (gpt2 ? "h." : "layers.") + std::to_string(li) + ".";
+    if (gpt2) {
+      // Conv1D stores [in, out]; fused c_attn is [C, 3C] = q | k | v.
+      std::vector<float> qkv, bqkv;
+      BNA_RETURN_IF_ERROR(L.get(p + "attn.c_attn.weight", {3 * C, C}, qkv, true));
+      BNA_RETURN_IF_ERROR(L.get(p + "attn.c_attn.bias", {3 * C}, bqkv));
+      l.wq.assign(qkv.begin(), qkv.begin() + C * C);
+      l.wk.assign(qkv.begin() + C * C, qkv.begin() + 2 * C * C);
+      l.wv.assign(qkv.begin() + 2 * C * C, qkv.end());
+      l.bq.assign(bqkv.begin(), bqkv.begin() + C);
+      l.bk.assign(bqkv.begin() + C, bqkv.begin() + 2 * C);
+      l.bv.assign(bqkv.begin() + 2 * C, bqkv.end());
+      BNA_RETURN_IF_ERROR(L.get(p + "attn.c_proj.weight", {C, C}, l.wo, true));
+      BNA_RETURN_IF_ERROR(L.get(p + "attn.c_proj.bias", {C}, l.bo));
+      BNA_RETURN_IF_ERROR(L.get(p + "ln_1.weight", {C}, l.ln1_w));
+      BNA_RETURN_IF_ERROR(L.get(p + "ln_1.bias", {C}, l.ln1_b));
+      BNA_RETURN_IF_ERROR(L.get(p + "ln_2.weight", {C}, l.ln2_w));
+      BNA_RETURN_IF_ERROR(L.get(p + "ln_2.bias", {C}, l.ln2_b));
+      BNA_RETURN_IF_ERROR(L.get(p + "mlp.c_fc.weight", {I, C}, l.w_up, true));
+      BNA_RETURN_IF_ERROR(L.get(p + "mlp.c_fc.bias", {I}, l.b_up));
+      BNA_RETURN_IF_ERROR(L.get(p + "mlp.c_proj.weight", {C, I}, l.w_down, true));
+      BNA_RETURN_IF_ERROR(L.get(p + "mlp.c_proj.bias", {C}, l.b_down));
+      continue;
+    }
+    const std::string a = p + "self_attn.";
+    BNA_RETURN_IF_ERROR(L.get(a + "q_proj.weight", {Hq * dh, C}, l.wq));
+    BNA_RETURN_IF_ERROR(L.get(a + "k_proj.weight", {Hkv * dh, C}, l.wk));
+    BNA_RETURN_IF_ERROR(L.get(a + "v_proj.weight", {Hkv * dh, C}, l.wv));
+    BNA_RETURN_IF_ERROR(L.get(a + "o_proj.weight", {C, Hq * dh}, l.wo));
+    if (c.qkv_bias) {
+      BNA_RETURN_IF_ERROR(L.get(a + "q_proj.bias", {Hq * dh}, l.bq));
+      BNA_RETURN_IF_ERROR(L.get(a + "k_proj.bias", {Hkv * dh}, l.bk));
+      BNA_RETURN_IF_ERROR(L.get(a + "v_proj.bias", {Hkv * dh}, l.bv));
+    }
+    if (c.o_bias) BNA_RETURN_IF_ERROR(L.get(a + "o_proj.bias", {C}, l.bo));
+    if (c.qk_norm) {
+      BNA_RETURN_IF_ERROR(L.get(a + "q_norm.weight", {dh}, l.q_norm));
+      BNA_RETURN_IF_ERROR(L.get(a + "k_norm.weight", {dh}, l.k_norm));
+    }
+    BNA_RETURN_IF_ERROR(L.get(p + "input_layernorm.weight", {C}, l.ln1_w));
+    BNA_RETURN_IF_ERROR(L.get(p + "post_attention_layernorm.weight", {C}, l.ln2_w));
+    if (c.sandwich_norm) {
+      BNA_RETURN_IF_ERROR(L.get(p + "post_self_attn_layernorm.weight", {C}, l.post_attn_w));
+      BNA_RETURN_IF_ERROR(L.get(p + "post_mlp_layernorm.weight", {C}, l.post_mlp_w));
+    }
+    if (c.fused_gate_up) {
+      std::vector<float> gu;
+      BNA_RETURN_IF_ERROR(L.get(p + "mlp.gate_up_proj.weight", {2 * I, C}, gu));
+      l.w_gate.assign(gu.begin(), gu.begin() + I * C);
+      l.w_up.assign(gu.begin() + I * C, gu.end());
+    } else {
+      BNA_RETURN_IF_ERROR(L.get(p + "mlp.gate_proj.weight", {I, C}, l.w_gate));
+      BNA_RETURN_IF_ERROR(L.get(p + "mlp.up_proj.weight", {I, C}, l.w_up));
+    }
+    BNA_RETURN_IF_ERROR(L.get(p + "mlp.down_proj.weight", {C, I}, l.w_down));
+  }
+  if (!c.learned_pos) W.inv_freq = make_inv_freq(c);
+  BNA_RETURN_IF_ERROR(m.reset(std::min<int64_t>(c.max_positions > 0 ? c.max_positions : 2048, 2048)));
+  return m;
+}
+
+Status Model::set_attention(const AttentionOptions& o) {
+  if (o.window < 0 || o.landmark_stride < 0 || o.num_cycles < 1) {
+    return invalid_argument("attention: window=" + std::to_string(o.window) + " landmark_stride=" +
+                            std::to_string(o.landmark_stride) + " num_cycles=" + std::to_string(o.num_cycles) +
+                            ", expected window >= 0, landmark_stride >= 0, num_cycles >= 1");
+  }
+  for (int64_t l : o.dense_layers) {
+    if (l < 0 || l >= w_->cfg.layers) {
+      return invalid_argument("attention: dense layer " + std::to_string(l) + " out of range [0, " +
+                              std::to_string(w_->cfg.layers) + ")");
+    }
+  }
+  w_->attn = o;
+  return Status::ok();
+}
+
+Status Model::reset(int64_t cap) {
+  const Config& c = w_->cfg;
+  if (cap < 1) return invalid_argument("model: KV capacity " + std::to_string(cap) + ", expected >= 1");
+  if (c.learned_pos && cap > c.max_positions) {
+    return invalid_argument("model: KV capacity " + std::to_string(cap) + " exceeds n_positions=" +
+                            std::to_string(c.max_positions));
+  }
+  for (Layer& l : w_->layers) {
+    l.k_cache.assign(static_cast<size_t>(c.n_kv_heads * cap * c.head_dim), 0.0f);
+    l.v_cache.assign(l.k_cache.size(), 0.0f);
+  }
+  w_->capacity = cap;
+  w_->pos = 0;
+  return Status::ok();
+}
+
+Expected<std::vector<float>> Model::forward(std::span<const int32_t> ids, bool all_logits, int64_t chunk) {
+  ModelWeights& W = *w_;
+  const Config& c = W.cfg;
+  const int64_t n_all = static_cast<int64_t>(ids.size());
+  if (n_all == 0) return invalid_argument("model: forward of 0 tokens");
+  if (W.pos + n_all > W.capacity) {
+    return invalid_argument("model: " + std::to_string(n_all) + " tokens do not fit the KV cache (" +
+                            std::to_string(W.pos) + " of " + std::to_string(W.capacity) + " used)");
+  }
+  for (int64_t i = 0; i < n_all; ++i) {
+    if (ids[i] < 0 || ids[i] >= c.vocab) {
+      return invalid_argument("model: token id " + std::to_string(ids[i]) + " at " + std::to_string(i) +
+                              " out of range [0, " + std::to_string(c.vocab) + ")");
+    }
+  }
+  if (chunk > 0 && chunk < n_all) {
+    std::vector<float> out;
+    for (int64_t s = 0; s < n_all; s += chunk) {
+      const int64_t e = std::min(n_all, s + chunk);
+      BNA_ASSIGN_OR_RETURN(std::vector<float> part, forward(ids.subspan(s, e - s), all_logits, 0));
+      if (all_logits) out.insert(out.end(), part.begin(), part.end());
+      else out = std::move(part);
+    }
+    return out;
+  }
+  const int64_t n = n_all, C = c.hidden, dh = c.head_dim, Hq = c.n_heads, Hkv = c.n_kv_heads, I = c.intermediate;
+  const int64_t p0 = W.pos, Tk = p0 + n;
+  std::vector<float> x(n * C), h(n * C), q(n * Hq * dh), k(n * Hkv * dh), v(n * Hkv * dh), att(n * Hq * dh);
+  std::vector<float> qh(Hq * n * dh), kh(Hkv * Tk * dh), vh(Hkv * Tk * dh), oh(Hq * n * dh), lse(Hq * n);
+  std::vector<float> g(n * I), u(n * I), tmp(n * C);
+  for (int64_t t = 0; t < n; ++t) {
+    std::memcpy(&x[t * C], &W.embed[ids[t] * C], C * sizeof(float));
+    if (c.learned_pos)
+      for (int64_t i = 0; i < C; ++i) x[t * C + i] += W.pos_embed[(p0 + t) * C + i];
+  }
+  // One Butterfly graph per call (all layers share it), built at T = Tk on the KV heads.
+  std::optional<graph::GraphAbi> graph;
+  const bool any_butterfly = W.attn.kind == AttnKind::kButterfly && Tk > W.attn.window + 1;
+  if (any_butterfly) {
+    topo::TopologyOptions to;
+    to.n_heads = Hkv;
+    to.num_cycles = W.attn.num_cycles;
+    to.window = W.attn.window;
+    to.landmark_stride = W.attn.landmark_stride;
+    to.seed = W.attn.seed;
+    BNA_ASSIGN_OR_RETURN(topo::Topology topology, topo::Topology::create(to));
+    BNA_ASSIGN_OR_RETURN(graph::GraphAbi gabi, topology.construct(Tk));
+    graph = std::move(gabi);
+  }
+  for (int64_t li = 0; li < c.layers; ++li) {
+    Layer& l = W.layers[li];
+    if (c.layer_norm) layer_norm(x.data(), l.ln1_w.data(), l.ln1_b.data(), h.data(), n, C, c.norm_eps);
+    else rms_norm(x.data(), l.ln1_w.data(), h.data(), n, C, c.norm_eps);
+    nn::linear_fwd(h.data(), l.wq.data(), l.bq.empty() ? nullptr : l.bq.data(), q.data(), n, C, Hq * dh);
+    nn::linear_fwd(h.data(), l.wk.data(), l.bk.empty() ? nullptr : l.bk.data(), k.data(), n, C, Hkv * dh);
+    nn::linear_fwd(h.data(), l.wv.data(), l.bv.empty() ? nullptr : l.bv.data(), v.data(), n, C, Hkv * dh);
+    if (c.qk_norm) {
+      rms_norm(q.data(), l.q_norm.data(), q.data(), n * Hq, dh, c.norm_eps);
+      rms_norm(k.data(), l.k_norm.data(), k.data(), n * Hkv, dh, c.norm_eps);
+    }
+    if (!c.learned_pos) {
+      apply_rope(c, W.inv_freq, q.data(), n, Hq, p0);
+      apply_rope(c, W.inv_freq, k.data(), n, Hkv, p0);
+    }
+    // Append to the cache [Hkv, capacity, dh]; gather contiguous q [Hq, n, dh], k/v [Hkv, Tk, dh].
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t hh = 0; hh < Hkv; ++hh) {
+        std::memcpy(&l.k_cache[(hh * W.capacity + p0 + t) * dh], &k[(t * Hkv + hh) * dh], dh * sizeof(float));
+        std::memcpy(&l.v_cache[(hh * W.capacity + p0 + t) * dh], &v[(t * Hkv + hh) * dh], dh * sizeof(float));
+      }
+    for (int64_t hh = 0; hh < Hkv; ++hh) {
+      std::memcpy(&kh[hh * Tk * dh], &l.k_cache[hh * W.capacity * dh], Tk * dh * sizeof(float));
+      std::memcpy(&vh[hh * Tk * dh], &l.v_cache[hh * W.capacity * dh], Tk * dh * sizeof(float));
+    }
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t hh = 0; hh < Hq; ++hh)
+        std::memcpy(&qh[(hh * n + t) * dh], &q[(t * Hq + hh) * dh], dh * sizeof(float));
+    const bool dense_layer = !graph || std::find(W.attn.dense_layers.begin(), W.attn.dense_layers.end(), li) !=
+                                           W.attn.dense_layers.end();
+    attn::GraphSource src;
+    if (dense_layer) src.dense = true;
+    else src.abi = &*graph;
+    attn::Shape as;
+    as.B = 1; as.Hq = Hq; as.Hkv = Hkv; as.Tq = n; as.Tk = Tk; as.dh = dh; as.q_offset = p0;
+    as.dtype = DType::kF32;
+    BNA_ASSIGN_OR_RETURN(attn::Plan plan, attn::plan(src, as));
+    const TensorView tq(qh.data(), DType::kF32, bna::Shape{1, Hq, n, dh});
+    const TensorView tk(kh.data(), DType::kF32, bna::Shape{1, Hkv, Tk, dh});
+    const TensorView tv(vh.data(), DType::kF32, bna::Shape{1, Hkv, Tk, dh});
+    const TensorView to(oh.data(), DType::kF32, bna::Shape{1, Hq, n, dh});
+    const TensorView tl(lse.data(), DType::kF32, bna::Shape{1, Hq, n});
+    BNA_RETURN_IF_ERROR(attn::run(plan, tq, tk, tv, to, tl));
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t hh = 0; hh < Hq; ++hh)
+        std::memcpy(&att[(t * Hq + hh) * dh], &oh[(hh * n + t) * dh], dh * sizeof(float));
+    nn::linear_fwd(att.data(), l.wo.data(), l.bo.empty() ? nullptr : l.bo.data(), tmp.data(), n, Hq * dh, C);
+    if (c.sandwich_norm) rms_norm(tmp.data(), l.post_attn_w.data(), tmp.data(), n, C, c.norm_eps);
+    for (int64_t i = 0; i < n * C; ++i) x[i] += tmp[i];
+    // MLP.
+    if (c.layer_norm) layer_norm(x.data(), l.ln2_w.data(), l.ln2_b.data(), h.data(), n, C, c.norm_eps);
+    else rms_norm(x.data(), l.ln2_w.data(), h.data(), n, C, c.norm_eps);
+    if (c.gelu_mlp) {
+      nn::linear_fwd(h.data(), l.w_up.data(), l.b_up.data(), u.data(), n, C, I);
+      for (auto& e : u) e = gelu_tanh(e);
+      nn::linear_fwd(u.data(), l.w_down.data(), l.b_down.data(), tmp.data(), n, I, C);
+    } else {
+      nn::linear_fwd(h.data(), l.w_gate.data(), nullptr, g.data(), n, C, I);
+      nn::linear_fwd(h.data(), l.w_up.data(), nullptr, u.data(), n, C, I);
+      for (int64_t i = 0; i < n * I; ++i) u[i] *= silu(g[i]);
+      nn::linear_fwd(u.data(), l.w_down.data(), nullptr, tmp.data(), n, I, C);
+    }
+    if (c.sandwich_norm) rms_norm(tmp.data(), l.post_mlp_w.data(), tmp.data(), n, C, c.norm_eps);
+    for (int64_t i = 0; i < n * C; ++i) x[i] += tmp[i];
+  }
+  W.pos = Tk;
+  const int64_t r0 = all_logits ? 0 : n - 1, rows = n - r0;
+  if (c.layer_norm) layer_norm(&x[r0 * C], W.norm_w.data(), W.norm_b.data(), h.data(), rows, C, c.norm_eps);
+  else rms_norm(&x[r0 * C], W.norm_w.data(), h.data(), rows, C, c.norm_eps);
+  std::vector<float> logits(static_cast<size_t>(rows * c.vocab));
+  const std::vector<float>& head = W.lm_head.empty() ? W.embed : W.lm_head;
+  nn::linear_fwd(h.data(), head.data(), nullptr, logits.data(), rows, C, c.vocab);
+  return logits;
+}
+
+namespace {
+uint64_t splitmix(uint64_t* s) {
+  uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+}  // namespace
+
+int32_t sample(std::span<const float> logits, const SamplingOptions& o, uint64_t* state) {
+  const int64_t V = static_cast<int64_t>(logits.size());
+  if (o.temperature <= 0.0f) {
+    return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  }
+  std::vector<int32_t> idx(V);
+  std::iota(idx.begin(), idx.end(), 0);
+  std::stable_sort(idx.begin(), idx.end(), [&](int32_t a, int32_t b) { return logits[a] > logits[b]; });
+  int64_t keep = V;
+  if (o.top_k > 0) keep = std::min<int64_t>(keep, o.top_k);
+  std::vector<double> p(keep);
+  const double mx = logits[idx[0]];
+  double sum = 0;
+  for (int64_t i = 0; i < keep; ++i) sum += p[i] = std::exp((logits[idx[i]] - mx) / o.temperature);
+  if (o.top_p < 1.0f) {
+    double cum = 0;
+    int64_t k2 = keep;
+    for (int64_t i = 0; i < keep; ++i) {
+      cum += p[i] / sum;
+      if (cum >= o.top_p) { k2 = i + 1; break; }
+    }
+    keep = k2;
+    sum = 0;
+    for (int64_t i = 0; i < keep; ++i) sum += p[i];
+  }
+  const double r = static_cast<double>(splitmix(state) >> 11) * 0x1.0p-53 * sum;
+  double acc = 0;
+  for (int64_t i = 0; i < keep; ++i) {
+    acc += p[i];
+    if (r < acc) return idx[i];
+  }
+  return idx[keep - 1];
+}
+
+Expected<std::vector<int32_t>> generate(Model& m, std::span<const int32_t> prompt, int64_t max_new,
+                                        const SamplingOptions& opt, int64_t chunk) {
+  if (prompt.empty()) return invalid_argument("generate: empty prompt");
+  if (max_new < 0) return invalid_argument("generate: max_new_tokens " + std::to_string(max_new) + " < 0");
+  BNA_RETURN_IF_ERROR(m.reset(static_cast<int64_t>(prompt.size()) + std::max<int64_t>(max_new, 1)));
+  BNA_ASSIGN_OR_RETURN(std::vector<float> logits, m.forward(prompt, false, chunk));
+  std::vector<int32_t> out;
+  uint64_t state = opt.seed;
+  const auto& eos = m.config().eos_ids;
+  for (int64_t i = 0; i < max_new; ++i) {
+    const int32_t t = sample(logits, opt, &state);
+    out.push_back(t);
+    if (std::find(eos.begin(), eos.end(), t) != eos.end() || i + 1 == max_new) break;
+    BNA_ASSIGN_OR_RETURN(logits, m.forward(std::span<const int32_t>(&t, 1)));
+  }
+  return out;
+}
+
+}  // namespace bna::hf
