@@ -113,14 +113,16 @@ Status launch_bwd(const AttnBwdArgs& a, int W, int S, const int32_t* extra, int 
   auto s = static_cast<cudaStream_t>(stream);
   BNA_CUDA_TRY(cudaMemsetAsync(bp.dk_acc, 0, 2 * pad256(kv * 4), s));
   const bool bf16 = f.dtype == DType::kBF16;
-  Status st = invalid_argument("attention cuda: dh=" + std::to_string(f.dh) + " was not compiled in (BNA_CUDA_HEAD_DIMS)");
+  auto kernels = [&]() -> Status {
 #if BNA_CUDA_DH64
-  if (f.dh == 64) st = bf16 ? launch_bwd_kernels<64, true, M>(bp, s) : launch_bwd_kernels<64, false, M>(bp, s);
+    if (f.dh == 64) return bf16 ? launch_bwd_kernels<64, true, M>(bp, s) : launch_bwd_kernels<64, false, M>(bp, s);
 #endif
 #if BNA_CUDA_DH128
-  if (f.dh == 128) st = bf16 ? launch_bwd_kernels<128, true, M>(bp, s) : launch_bwd_kernels<128, false, M>(bp, s);
+    if (f.dh == 128) return bf16 ? launch_bwd_kernels<128, true, M>(bp, s) : launch_bwd_kernels<128, false, M>(bp, s);
 #endif
-  BNA_RETURN_IF_ERROR(st);
+    return invalid_argument("attention cuda: dh=" + std::to_string(f.dh) + " was not compiled in (BNA_CUDA_HEAD_DIMS)");
+  };
+  BNA_RETURN_IF_ERROR(kernels());
   const int64_t n4 = static_cast<int64_t>(kv / 4);
   const unsigned blocks = static_cast<unsigned>((n4 + 255) / 256);
   if (bf16) {
