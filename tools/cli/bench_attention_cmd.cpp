@@ -1,6 +1,9 @@
 // bna bench attention --backend cpu [--T 1024 --T 4096 ...] [--repeats N] [--dense-max-T N] [--json]
 // Runs attn::bench_cpu (dense and every CPU path on the default Butterfly graph) and prints a table
-// or one JSON document (machine, threads, build type, shapes, dtype, one record per path and T).
+// or one JSON document (machine, threads, build type, shapes, dtype, commit from $BNA_COMMIT, load
+// average, one record per path and T with dense_pair_ratio = dense pairs / the path's pairs, the
+// speedup over dense an equally efficient kernel would get).
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <string>
@@ -21,7 +24,15 @@ struct BenchAttnFlags {
   int64_t dense_max_T = 16384;
   int64_t H = 8, dh = 64, W = 64, S = 64, cycles = 1;
   bool json = false;
+  std::string note;  // free text stored in the JSON (e.g. machine load)
 };
+
+std::string load_average() {
+  std::ifstream f("/proc/loadavg");
+  std::string a, b, c;
+  f >> a >> b >> c;
+  return a.empty() ? "unknown" : a + " " + b + " " + c;
+}
 
 std::string cpu_model() {
   std::ifstream f("/proc/cpuinfo");
@@ -56,10 +67,17 @@ int run_bench_attention(const BenchAttnFlags& f) {
     j["dtype"] = "f32";
     j["shape"] = {{"B", 1}, {"Hq", opt.H}, {"Hkv", opt.H}, {"dh", opt.dh}, {"W", opt.W}, {"S", opt.S}, {"cycles", opt.cycles}};
     j["sgemm_gflops"] = rep->sgemm_gflops;
+    const char* commit = std::getenv("BNA_COMMIT");
+    j["commit"] = commit ? commit : "unknown";
+    j["loadavg_after"] = load_average();
+    j["note"] = f.note;
     j["records"] = nlohmann::json::array();
     for (const auto& r : rep->records) {
       nlohmann::json x{{"path", attn::path_name(r.path)}, {"T", r.T}, {"skipped", r.skipped}, {"note", r.note},
                        {"pairs", r.pairs}};
+      // Allowed pairs of dense causal over this path's: the speedup an equally efficient kernel gets.
+      const double dense_pairs = double(opt.H) * double(r.T) * double(r.T + 1) / 2;
+      if (r.pairs > 0) x["dense_pair_ratio"] = dense_pairs / double(r.pairs);
       if (!r.skipped) {
         x["ms_median"] = r.ms_median; x["ms_min"] = r.ms_min; x["ms_max"] = r.ms_max;
         x["gflops"] = r.gflops; x["ratio_to_sgemm"] = r.ratio_to_sgemm;
@@ -73,14 +91,17 @@ int run_bench_attention(const BenchAttnFlags& f) {
   std::printf("machine: %s, %d threads; OpenBLAS SGEMM %.1f GFLOP/s; H=%lld dh=%lld W=%lld S=%lld f32\n",
               cpu_model().c_str(), rep->threads, rep->sgemm_gflops, (long long)opt.H, (long long)opt.dh,
               (long long)opt.W, (long long)opt.S);
-  std::printf("%-15s %7s %12s %21s %9s %9s %8s\n", "path", "T", "ms(median)", "[min, max]", "GFLOP/s", "vs dense", "/SGEMM");
+  std::printf("%-15s %7s %12s %21s %9s %9s %8s %10s\n", "path", "T", "ms(median)", "[min, max]", "GFLOP/s", "vs dense", "/SGEMM",
+              "pairs/den");
   for (const auto& r : rep->records) {
     if (r.skipped) {
       std::printf("%-15s %7lld  skipped: %s\n", attn::path_name(r.path), (long long)r.T, r.note.c_str());
       continue;
     }
-    std::printf("%-15s %7lld %12.2f   [%8.2f, %8.2f] %9.1f %8.1fx %8.2f\n", attn::path_name(r.path), (long long)r.T,
-                r.ms_median, r.ms_min, r.ms_max, r.gflops, r.speedup_vs_dense, r.ratio_to_sgemm);
+    const double dense_pairs = double(opt.H) * double(r.T) * double(r.T + 1) / 2;
+    std::printf("%-15s %7lld %12.2f   [%8.2f, %8.2f] %9.1f %8.1fx %8.2f %9.1fx\n", attn::path_name(r.path), (long long)r.T,
+                r.ms_median, r.ms_min, r.ms_max, r.gflops, r.speedup_vs_dense, r.ratio_to_sgemm,
+                r.pairs > 0 ? dense_pairs / double(r.pairs) : 0.0);
   }
   return 0;
 }
@@ -99,6 +120,7 @@ BNA_CLI_COMMAND([](CLI::App& root) {
   sub->add_option("--landmark-stride", f->S, "landmark stride S");
   sub->add_option("--cycles", f->cycles, "random cycles per head");
   sub->add_flag("--json", f->json, "one JSON document instead of the table");
+  sub->add_option("--note", f->note, "free text stored in the JSON (e.g. machine load)");
   sub->callback([f] { run_bench_attention(*f); });
 });
 

@@ -207,40 +207,79 @@ class QTile {
 
   // o[r] = merged acc / l, lse[r] = m + log(l) (lse[r] may be nullptr); l = 0 -> o = 0, lse = -inf.
   // accumulate: o[r] += result and *lse[r] = logaddexp(*lse[r], lse_r) (permute-window average).
+  // acc^T is turned back into rows by 8x8 register transposes (8 rows x 8 dh at a time).
   void finish(float* const* o, float* const* lse, bool accumulate = false) const {
+    alignas(32) float sa[kQt], sb[kQt], lr[kQt];
     for (int r = 0; r < nq_; ++r) {
-      float* dst = o[r];
       const float M = m_[r] > em_[r] ? m_[r] : em_[r];
       const float a = m_[r] == kNegInf ? 0.0f : std::exp(m_[r] - M);
       const float b = em_[r] == kNegInf ? 0.0f : std::exp(em_[r] - M);
       const float L = a * l_[r] + b * el_[r];
-      float lr = kNegInf;
-      if (L > 0.0f) {
-        const float inv = 1.0f / L;
-        const float sa = a * inv, sb = b * inv;
-        const float* e = eacc_ + r * dh_;  // written only when the row had extras (el > 0)
-        if (!accumulate)
-          for (int64_t d = 0; d < dh_; ++d) dst[d] = acc_[d * kQt + r] * sa;
-        else
-          for (int64_t d = 0; d < dh_; ++d) dst[d] += acc_[d * kQt + r] * sa;
-        if (el_[r] > 0.0f)
-          for (int64_t d = 0; d < dh_; ++d) dst[d] += e[d] * sb;
-        lr = M + std::log(L);
-      } else if (!accumulate) {
-        std::memset(dst, 0, sizeof(float) * dh_);
+      const float inv = L > 0.0f ? 1.0f / L : 0.0f;
+      sa[r] = a * inv;
+      sb[r] = b * inv;
+      lr[r] = L > 0.0f ? M + std::log(L) : kNegInf;
+    }
+    const int64_t d8 = dh_ & ~int64_t(7);
+    int r0 = 0;
+    for (; r0 + 8 <= nq_; r0 += 8) {
+      for (int64_t d0 = 0; d0 < d8; d0 += 8) {
+        __m256 x[8];
+        for (int i = 0; i < 8; ++i) x[i] = _mm256_loadu_ps(acc_ + (d0 + i) * kQt + r0);
+        transpose8(x);
+        for (int i = 0; i < 8; ++i) {
+          float* dst = o[r0 + i] + d0;
+          __m256 y = _mm256_mul_ps(x[i], _mm256_set1_ps(sa[r0 + i]));
+          if (accumulate) y = _mm256_add_ps(y, _mm256_loadu_ps(dst));
+          _mm256_storeu_ps(dst, y);
+        }
+      }
+      for (int i = 0; i < 8; ++i) finish_cols(o[r0 + i], r0 + i, d8, sa[r0 + i], accumulate);
+    }
+    for (; r0 < nq_; ++r0) finish_cols(o[r0], r0, 0, sa[r0], accumulate);
+    for (int r = 0; r < nq_; ++r) {
+      // Rows with extras (el > 0) add them; eacc is written only for those rows.
+      if (el_[r] > 0.0f && sb[r] != 0.0f) {
+        const float* e = eacc_ + r * dh_;
+        for (int64_t d = 0; d < dh_; ++d) o[r][d] += e[d] * sb[r];
       }
       if (!lse || !lse[r]) continue;
       if (!accumulate) {
-        *lse[r] = lr;
+        *lse[r] = lr[r];
       } else {
         const float x = *lse[r];
-        const float mx = x > lr ? x : lr;
-        if (mx != kNegInf) *lse[r] = mx + std::log(std::exp(x - mx) + std::exp(lr - mx));
+        const float mx = x > lr[r] ? x : lr[r];
+        if (mx != kNegInf) *lse[r] = mx + std::log(std::exp(x - mx) + std::exp(lr[r] - mx));
       }
     }
   }
 
  private:
+  // Columns [d0, dh) of row r: dst = acc^T[:, r] * sa (or += when accumulating).
+  void finish_cols(float* dst, int r, int64_t d0, float sa, bool accumulate) const {
+    if (accumulate)
+      for (int64_t d = d0; d < dh_; ++d) dst[d] += acc_[d * kQt + r] * sa;
+    else
+      for (int64_t d = d0; d < dh_; ++d) dst[d] = acc_[d * kQt + r] * sa;
+  }
+  static void transpose8(__m256* x) {
+    __m256 t[8];
+    for (int i = 0; i < 8; i += 2) {
+      t[i] = _mm256_unpacklo_ps(x[i], x[i + 1]);
+      t[i + 1] = _mm256_unpackhi_ps(x[i], x[i + 1]);
+    }
+    __m256 u[8];
+    for (int i = 0; i < 8; i += 4) {
+      u[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+      u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+      u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+      u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int i = 0; i < 4; ++i) {
+      x[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+      x[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+    }
+  }
   float dot(const float* a, const float* b) const {
     int64_t d = 0;
     float tail = 0.0f;
