@@ -1,0 +1,108 @@
+// End-to-end checks of the bna CLI contract: bad input exits 2 with an "error:" line that names the
+// value, a failed check exits 1, and the main job (`bna demo`) passes its own checks on a small
+// problem. Runs the built binary (BNA_CLI_PATH) through the shell.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace {
+
+struct Result {
+  int code = -1;
+  std::string out;  // stdout and stderr together
+};
+
+Result bna(const std::string& args) {
+  const std::string cmd = std::string(BNA_CLI_PATH) + " " + args + " 2>&1";
+  Result r;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  const int st = pclose(p);
+  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+std::string tmp(const std::string& name) {
+  const auto dir = std::filesystem::temp_directory_path() / ("bna_cli_test_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  return (dir / name).string();
+}
+
+void expect_bad_input(const std::string& args, const std::string& names) {
+  const Result r = bna(args);
+  EXPECT_EQ(r.code, 2) << args << "\n" << r.out;
+  EXPECT_NE(r.out.find("error:"), std::string::npos) << args << "\n" << r.out;
+  EXPECT_NE(r.out.find(names), std::string::npos) << args << " should name '" << names << "'\n" << r.out;
+}
+
+TEST(Cli, BadGraphParametersExitTwoAndNameTheValue) {
+  const std::string out = tmp("x.bnag");
+  expect_bad_input("graph build --T 0 --out " + out, "T=0");
+  expect_bad_input("graph build --T 16 --window -1 --out " + out, "window=-1");
+  expect_bad_input("graph build --T 16 --strategy bogus --out " + out, "bogus");
+  expect_bad_input("graph build --T 8 --strategy edge_disjoint --cycles 5 --out " + out, "k=5");
+  expect_bad_input("graph build --T 16 --cycles 0 --out " + out, "0");
+  EXPECT_FALSE(std::filesystem::exists(out)) << "a failed build must not leave a file";
+}
+
+TEST(Cli, BadFilesExitTwo) {
+  expect_bad_input("graph validate /nonexistent/graph.bnag", "/nonexistent/graph.bnag");
+  const std::string good = tmp("g.bnag");
+  ASSERT_EQ(bna("graph build --T 32 --H 2 --out " + good).code, 0);
+  std::string bytes;
+  {
+    std::ifstream in(good, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  ASSERT_GT(bytes.size(), 64u);
+  const std::string trunc = tmp("trunc.bnag"), flipped = tmp("flipped.bnag"), magic = tmp("magic.bnag");
+  std::ofstream(trunc, std::ios::binary) << bytes.substr(0, bytes.size() / 2);
+  std::string f = bytes;
+  f[f.size() - 5] ^= 0x40;
+  std::ofstream(flipped, std::ios::binary) << f;
+  std::string m = bytes;
+  m[0] ^= 0x01;
+  std::ofstream(magic, std::ios::binary) << m;
+  expect_bad_input("graph validate " + trunc, trunc);
+  expect_bad_input("graph validate " + flipped, flipped);
+  expect_bad_input("graph validate " + magic, magic);
+  const Result ok = bna("graph validate " + good);
+  EXPECT_EQ(ok.code, 0) << ok.out;
+}
+
+TEST(Cli, MalformedSpecsGiveLineAndColumn) {
+  const std::string corpus = std::string(BNA_SOURCE_DIR) + "/fuzz/corpus/spec_parser/";
+  expect_bad_input("spec validate " + corpus + "unbalanced_open.wf", "unbalanced_open.wf:2:1");
+  expect_bad_input("spec validate " + corpus + "unknown_key.wf", "unknown_key.wf:1:");
+  expect_bad_input("compile " + corpus + "negative.wf --T 16 --H 2 --out-root " + tmp("cache"), "negative.wf");
+  expect_bad_input("spec validate " + corpus + "empty.wf", "empty.wf");
+}
+
+TEST(Cli, UnknownCommandAndHelp) {
+  EXPECT_EQ(bna("frobnicate").code, 2);
+  const Result h = bna("--help");
+  EXPECT_EQ(h.code, 0);
+  for (const char* sub : {"demo", "graph", "compile", "spec", "bench"})
+    EXPECT_NE(h.out.find(sub), std::string::npos) << sub << " missing from --help";
+}
+
+TEST(Cli, DemoPassesItsChecksOnASmallProblem) {
+  const Result r = bna("demo --T 1024 --H 2 --dense-T 512 --check-rows 16");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("validate:   ok"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("path:       streams"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("FAIL"), std::string::npos) << r.out;
+  size_t passes = 0;
+  for (size_t at = r.out.find("PASS"); at != std::string::npos; at = r.out.find("PASS", at + 1)) ++passes;
+  EXPECT_EQ(passes, 2u) << r.out;  // butterfly and dense, both against the float64 oracle
+  expect_bad_input("demo --T 1024 --dh 0", "--dh 0");
+}
+
+}  // namespace
