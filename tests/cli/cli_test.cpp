@@ -102,7 +102,8 @@ TEST(Cli, DemoPassesItsChecksOnASmallProblem) {
   size_t passes = 0;
   for (size_t at = r.out.find("PASS"); at != std::string::npos; at = r.out.find("PASS", at + 1)) ++passes;
   EXPECT_EQ(passes, 2u) << r.out;  // butterfly and dense, both against the float64 oracle
-  expect_bad_input("demo --T 1024 --dh 0", "--dh 0");
+  expect_bad_input("demo --T 1024 --dh -3", "--dh -3");
+  expect_bad_input("demo --T 1024 --backend tpu", "--backend tpu");
 }
 
 }  // namespace

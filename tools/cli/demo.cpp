@@ -2,7 +2,8 @@
 // topology (T=65,536, H=8, W=64, S=64, one random cycle), validates it and reports size, build time
 // and graph quality; then runs Butterfly attention (the planned path, normally streams) at full T,
 // times it against dense causal attention, checks sampled rows of both against the float64 oracle of
-// docs/numerics.md, and reports memory. Exit code 1 when validation or a check fails.
+// docs/numerics.md, and reports memory. On the GPU (when present) it uses bf16, dh=128 and runs
+// dense at full T too. Exit code 1 when validation or a check fails.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 
 #include "bna/attention.hpp"
 #include "bna/attention_check.hpp"
+#include "bna/dtype.hpp"
 #include "bna/rng.hpp"
 #include "bna/threads.hpp"
 #include "bna/topology.hpp"
@@ -26,8 +28,9 @@ using Clock = std::chrono::steady_clock;
 
 struct DemoFlags {
   GraphFlags g{.T = 65536, .H = 8, .window = 64, .landmark_stride = 64, .strategy = "random", .cycles = 1, .seed = 0};
-  int64_t dh = 64;
-  int64_t dense_T = 16384;  // dense causal is O(T^2): on 2 CPU cores 64k takes minutes
+  int64_t dh = 0;           // 0: 64 on the CPU, 128 on the GPU
+  std::string backend = "auto";
+  int64_t dense_T = 16384;  // CPU only: dense causal is O(T^2), on 2 cores 64k takes minutes
   int64_t check_rows = 64;
   bool no_attention = false;
 };
@@ -110,7 +113,7 @@ bool print_check(const char* what, const Expected<attn::RowCheckReport>& r) {
 }
 
 int run_attention(const DemoFlags& f, const topo::Topology& topo, const graph::GraphAbi& g) {
-  const int64_t H = g.H, T = g.T, dh = f.dh;
+  const int64_t H = g.H, T = g.T, dh = f.dh > 0 ? f.dh : 64;
   std::printf("\nattention:  cpu, f32, B=1 H=%lld dh=%lld, %d threads\n", (long long)H, (long long)dh, num_threads());
   attn::Options opt;
   Problem p = make_problem(H, T, dh, f.g.seed + 1);
@@ -157,8 +160,114 @@ int run_attention(const DemoFlags& f, const topo::Topology& topo, const graph::G
   return ok ? 0 : 1;
 }
 
+
+// ---- GPU: bf16, full T for both Butterfly and dense ----------------------------------------------
+struct DeviceBuf {
+  void* p = nullptr;
+  ~DeviceBuf() { attn::cuda_free(p); }
+};
+
+// Uploads x rounded to bf16 (and rounds the host copy, so the oracle sees what the kernel sees).
+Status upload_bf16(std::vector<float>& x, DeviceBuf& d) {
+  std::vector<uint16_t> h(x.size());
+  for (size_t e = 0; e < x.size(); ++e) {
+    h[e] = float_to_bf16(x[e]);
+    x[e] = bf16_to_float(h[e]);
+  }
+  BNA_RETURN_IF_ERROR(attn::cuda_malloc(&d.p, h.size() * 2));
+  return attn::cuda_copy(d.p, h.data(), h.size() * 2, true);
+}
+
+struct GpuRun {
+  double ms = 0;
+  std::string path;
+  size_t workspace = 0;
+};
+
+// Plans on the GPU, runs once to warm up, then times `repeats` runs (each synchronised) and copies
+// out and lse back into p.out / p.lse as floats.
+Expected<GpuRun> gpu_forward(const attn::GraphSource& src, Problem& p, const DeviceBuf& q, const DeviceBuf& k,
+                             const DeviceBuf& v, int repeats) {
+  attn::Options opt;
+  opt.backend = attn::Backend::kCuda;
+  BNA_ASSIGN_OR_RETURN(attn::Plan plan, attn::plan(src, p.shape, opt));
+  GpuRun r;
+  r.path = std::string(attn::path_name(plan.path)) + " (" + plan.reason + ")";
+  r.workspace = plan.workspace_bytes;
+  const auto& s = p.shape;
+  DeviceBuf o, l, ws;
+  BNA_RETURN_IF_ERROR(attn::cuda_malloc(&o.p, p.out.size() * 2));
+  BNA_RETURN_IF_ERROR(attn::cuda_malloc(&l.p, p.lse.size() * 4));
+  if (plan.workspace_bytes) BNA_RETURN_IF_ERROR(attn::cuda_malloc(&ws.p, plan.workspace_bytes));
+  TensorView tq(q.p, DType::kBF16, {1, s.Hq, s.Tq, s.dh}), tk(k.p, DType::kBF16, {1, s.Hkv, s.Tk, s.dh});
+  TensorView tv(v.p, DType::kBF16, {1, s.Hkv, s.Tk, s.dh}), to(o.p, DType::kBF16, {1, s.Hq, s.Tq, s.dh});
+  TensorView tl(l.p, DType::kF32, {1, s.Hq, s.Tq});
+  BNA_RETURN_IF_ERROR(attn::run(plan, tq, tk, tv, to, tl, ws.p));
+  BNA_RETURN_IF_ERROR(attn::cuda_synchronize());
+  std::vector<double> ms;
+  for (int i = 0; i < repeats; ++i) {
+    const auto t0 = Clock::now();
+    BNA_RETURN_IF_ERROR(attn::run(plan, tq, tk, tv, to, tl, ws.p));
+    BNA_RETURN_IF_ERROR(attn::cuda_synchronize());
+    ms.push_back(ms_since(t0));
+  }
+  std::sort(ms.begin(), ms.end());
+  r.ms = ms[ms.size() / 2];
+  std::vector<uint16_t> oh(p.out.size());
+  BNA_RETURN_IF_ERROR(attn::cuda_copy(oh.data(), o.p, oh.size() * 2, false));
+  BNA_RETURN_IF_ERROR(attn::cuda_copy(p.lse.data(), l.p, p.lse.size() * 4, false));
+  for (size_t e = 0; e < oh.size(); ++e) p.out[e] = bf16_to_float(oh[e]);
+  return r;
+}
+
+int run_attention_gpu(const DemoFlags& f, const topo::Topology& topo, const graph::GraphAbi& g) {
+  const int64_t H = g.H, T = g.T, dh = f.dh > 0 ? f.dh : 128;
+  std::printf("\nattention:  cuda (%s), bf16, B=1 H=%lld dh=%lld\n", attn::cuda_device_name().c_str(), (long long)H,
+              (long long)dh);
+  Problem p = make_problem(H, T, dh, f.g.seed + 1);
+  p.shape.dtype = DType::kBF16;
+  DeviceBuf q, k, v;
+  for (auto [x, d] : {std::pair{&p.q, &q}, std::pair{&p.k, &k}, std::pair{&p.v, &v}}) {
+    const Status st = upload_bf16(*x, *d);
+    if (!st.is_ok()) return fail(st);
+  }
+  attn::GraphSource bsrc, asrc, dsrc;
+  bsrc.topology = &topo;
+  asrc.abi = &g;
+  dsrc.dense = true;
+  attn::Options opt;
+  auto b = gpu_forward(bsrc, p, q, k, v, 10);
+  if (!b) return fail(b.status());
+  const int64_t pairs = attn::allowed_pairs(g);
+  std::printf("path:       %s\n", b->path.c_str());
+  std::printf("butterfly:  T=%lld  %.3f ms  %.1f useful TFLOP/s  (%.1f keys per query)\n", (long long)T, b->ms,
+              4.0 * dh * pairs / (b->ms * 1e9), double(pairs) / double(H * T));
+  const auto rows = sample_rows(H, T, f.check_rows, f.g.seed + 2);
+  bool ok = print_check("butterfly", attn::check_rows(asrc, p.shape, opt, p.q.data(), p.k.data(), p.v.data(),
+                                                      p.out.data(), p.lse.data(), rows));
+  auto d = gpu_forward(dsrc, p, q, k, v, 3);
+  if (!d) return fail(d.status());
+  const double dpairs = double(H) * T * (T + 1) / 2;
+  std::printf("vs dense:   T=%lld  butterfly %.3f ms, dense causal (ours) %.3f ms: %.1fx faster; %.1fx fewer allowed "
+              "pairs\n",
+              (long long)T, b->ms, d->ms, d->ms / b->ms, dpairs / double(pairs));
+  ok = print_check("dense", attn::check_rows(dsrc, p.shape, opt, p.q.data(), p.k.data(), p.v.data(), p.out.data(),
+                                             p.lse.data(), sample_rows(H, T, f.check_rows / 4 + 1, f.g.seed + 4))) &&
+       ok;
+  std::printf("memory:     device q,k,v,out %.0f MiB (bf16) + lse %.1f MiB, workspace %.1f MiB; a materialised "
+              "[H,T,D,dh] gather would need %.0f MiB per tensor\n",
+              mib(2.0 * 4 * H * T * dh), mib(4.0 * H * T), mib(double(b->workspace)), mib(2.0 * H * T * g.D * dh));
+  if (!ok) exit_code() = 1;
+  return ok ? 0 : 1;
+}
+
 int run_demo(const DemoFlags& f) {
-  if (f.dh < 1) return fail_usage("--dh " + std::to_string(f.dh) + ", expected >= 1");
+  if (f.dh < 0) return fail_usage("--dh " + std::to_string(f.dh) + ", expected >= 1 (or 0 for the default)");
+  if (f.backend != "auto" && f.backend != "cpu" && f.backend != "cuda")
+    return fail_usage("--backend " + f.backend + ", expected auto, cpu or cuda");
+  const bool gpu = f.backend == "cuda" || (f.backend == "auto" && attn::cuda_available());
+  if (gpu && !attn::cuda_available())
+    return fail(unavailable("demo: --backend cuda but no CUDA device (or a build without CUDA)"));
   if (f.check_rows < 1) return fail_usage("--check-rows " + std::to_string(f.check_rows) + ", expected >= 1");
   auto strategy = topo::parse_strategy(f.g.strategy);
   if (!strategy) return fail(strategy.status());
@@ -197,7 +306,7 @@ int run_demo(const DemoFlags& f) {
     return 1;
   }
   if (f.no_attention) return 0;
-  return run_attention(f, *topo, *g);
+  return gpu ? run_attention_gpu(f, *topo, *g) : run_attention(f, *topo, *g);
 }
 
 BNA_CLI_COMMAND([](CLI::App& root) {
@@ -205,7 +314,8 @@ BNA_CLI_COMMAND([](CLI::App& root) {
   auto* sub = root.add_subcommand("demo", "build the default long-context Butterfly graph, run attention on it against "
                                           "dense and check it");
   add_graph_flags(sub, f->g);
-  sub->add_option("--dh", f->dh, "head dim")->capture_default_str();
+  sub->add_option("--dh", f->dh, "head dim (0: 64 on the CPU, 128 on the GPU)")->capture_default_str();
+  sub->add_option("--backend", f->backend, "auto (the GPU when one is present), cpu or cuda")->capture_default_str();
   sub->add_option("--dense-T", f->dense_T, "length of the butterfly-vs-dense comparison (dense is O(T^2))")
       ->capture_default_str();
   sub->add_option("--check-rows", f->check_rows, "query rows checked against the float64 oracle")->capture_default_str();
