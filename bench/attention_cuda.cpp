@@ -1,23 +1,31 @@
 // CUDA attention benchmark: dense causal and streams (window W + landmarks every S + C gathered
 // extras per row) at B=1, H=32, dh=128, bf16: forward and forward+backward at T in {4k, 16k, 64k},
 // and split-K decode (Tq = 1 query per head against a Tk-key cache) at Tk in {32k, 128k}.
+// Graph paths (forward, same shapes): block-sparse with the butterfly layout (Bs = 64, layer 1, 4 local
+// blocks, 1 partner, 1 sink), permute-window (one random cycle per head, w = 32 and 64) and gather
+// (D = 64: the 32 previous tokens and 32 random earlier keys per row); --paths-only skips the
+// backward, the A/B and decode runs and keeps streams and dense forward as the in-run baselines.
 // Timing: CUDA events around each call, warm-up first, median (and min/max) of the repeats.
 // Useful TFLOP/s counts only allowed (query, key) pairs: 4*dh flops each forward, 10*dh (2.5x, the
 // FlashAttention convention) forward+backward. Decode reports ms per token (all heads).
 // Usage: bna_attention_cuda [--T 4096,16384,65536] [--decode-T 32768,131072] [--repeats 10]
-//        [--warmup 3] [--no-bwd] [--ab] [--W 64] [--S 64] [--C 2] [--json out.json] [--commit SHA]
+//        [--warmup 3] [--no-bwd] [--ab] [--no-paths] [--paths-only] [--W 64] [--S 64] [--C 2]
+//        [--json out.json] [--commit SHA]
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "bna/butterfly.hpp"
 #include "bna/dtype.hpp"
 #include "bna/rng.hpp"
+#include "bna/topology.hpp"
 
 #ifdef BNA_HAVE_CUDA
 #include "../src/attention/cuda/device_memory.hpp"  // bench targets have no src/ include dir
@@ -59,12 +67,105 @@ std::vector<int64_t> parse_list(const std::string& s) {
   return v;
 }
 
+// Block-sparse (butterfly, Bs = 64), permute-window (w = 32, 64) and gather (D = 64) forward at one
+// T, on the tensors of `a` (Hq = Hkv = H). Pairs are counted exactly from the uploaded graphs.
+bna::Status run_paths(bna::cuda::AttnArgs a, int64_t T, int64_t H, bna::Rng& rng, int warmup, int repeats,
+                      nlohmann::json& out) {
+  using bna::cuda::DeviceBuffer;
+  auto record = [&](const char* name, double pairs, const std::function<bna::Status()>& launch,
+                    const nlohmann::json& extra) -> bna::Status {
+    BNA_ASSIGN_OR_RETURN(Timing t, time_it(launch, warmup, repeats));
+    const double tflops = 4.0 * static_cast<double>(a.dh) * pairs / (t.median_ms * 1e-3) / 1e12;
+    const double ppq = pairs / static_cast<double>(H * T);
+    std::printf("%8lld %-16s %10.3f %10.3f %10.3f %10.1f %14.1f\n", static_cast<long long>(T), name, t.median_ms,
+                t.min_ms, t.max_ms, tflops, ppq);
+    nlohmann::json r = {{"kernel", name}, {"T", T}, {"median_ms", t.median_ms}, {"min_ms", t.min_ms},
+                        {"max_ms", t.max_ms}, {"repeats", repeats}, {"useful_tflops", tflops}, {"pairs_per_query", ppq}};
+    r.update(extra);
+    out["results"].push_back(r);
+    return bna::Status::ok();
+  };
+  // ---- block-sparse, butterfly layout ----
+  {
+    const int64_t Bs = 64;
+    bna::topo::ButterflyOptions bo;
+    bo.layer = 1;
+    BNA_ASSIGN_OR_RETURN(bna::topo::BlockSparseLayout L, bna::topo::butterfly_block_layout(T, Bs, H, bo));
+    std::vector<int32_t> indptr(static_cast<size_t>(H * (L.n_blocks + 1)));
+    double pairs = 0;
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t b = 0; b <= L.n_blocks; ++b) {
+        indptr[static_cast<size_t>(h * (L.n_blocks + 1) + b)] =
+            static_cast<int32_t>(L.head_base[h] + L.indptr[h * (L.n_blocks + 1) + b]);
+        if (b == L.n_blocks) continue;
+        const int64_t nq = std::min(T, (b + 1) * Bs) - b * Bs;
+        for (const int32_t* kb = L.row_begin(h, b); kb != L.row_end(h, b); ++kb) {
+          const int64_t nk = std::min(T, (*kb + 1) * Bs) - *kb * Bs;
+          pairs += *kb < b ? static_cast<double>(nq * nk) : (*kb == b ? nq * (nq + 1) / 2.0 : 0.0);
+        }
+      }
+    DeviceBuffer dptr, dind;
+    BNA_RETURN_IF_ERROR(dptr.allocate(indptr.size() * 4));
+    BNA_RETURN_IF_ERROR(bna::cuda::copy_to_device(dptr.get(), indptr.data(), indptr.size() * 4));
+    BNA_RETURN_IF_ERROR(dind.allocate(L.indices.size() * 4));
+    BNA_RETURN_IF_ERROR(bna::cuda::copy_to_device(dind.get(), L.indices.data(), L.indices.size() * 4));
+    const int64_t N = L.n_blocks;
+    BNA_RETURN_IF_ERROR(record("block_sparse_bfly", pairs,
+                               [&] { return bna::cuda::block_sparse_fwd(a, Bs, N, dptr.as<int32_t>(), dind.as<int32_t>()); },
+                               {{"Bs", Bs}, {"layout", "butterfly layer 1, local 4, partner 1, sink 1"},
+                                {"blocks_per_row", static_cast<double>(L.indices.size()) / static_cast<double>(H * N)}}));
+  }
+  // ---- permute-window, one random cycle per head ----
+  {
+    std::vector<int32_t> perm(static_cast<size_t>(H * T));
+    for (int64_t h = 0; h < H; ++h) bna::topo::cycle_random_into(perm.data() + h * T, T, rng);
+    DeviceBuffer dperm;
+    BNA_RETURN_IF_ERROR(dperm.allocate(perm.size() * 4));
+    BNA_RETURN_IF_ERROR(bna::cuda::copy_to_device(dperm.get(), perm.data(), perm.size() * 4));
+    for (const int64_t w : {int64_t{32}, int64_t{64}}) {
+      double pairs = 0;
+      for (int64_t h = 0; h < H; ++h) {
+        const int32_t* pr = perm.data() + h * T;
+        for (int64_t r = 0; r < T; ++r)
+          for (int64_t k = std::max<int64_t>(0, r - w); k <= std::min<int64_t>(T - 1, r + w); ++k) pairs += pr[k] <= pr[r];
+      }
+      bna::cuda::PermuteWindowArgs pw;
+      pw.perm = dperm.as<int32_t>();
+      pw.w = w;
+      const std::string name = "permute_w" + std::to_string(w);
+      BNA_RETURN_IF_ERROR(record(name.c_str(), pairs, [&] { return bna::cuda::permute_window_fwd(a, pw); },
+                                 {{"w", w}, {"cycles", 1}}));
+    }
+  }
+  // ---- gather, D = 64 ----
+  {
+    const int64_t D = 64;
+    std::vector<int32_t> nb(static_cast<size_t>(H * T * D));
+    double pairs = 0;
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t i = 0; i < T; ++i) {
+        int32_t* row = nb.data() + (h * T + i) * D;
+        for (int64_t e = 0; e < D; ++e) {
+          row[e] = e < 32 ? static_cast<int32_t>(i - e) : static_cast<int32_t>(rng.uniform_below(static_cast<uint64_t>(i + 1)));
+          if (row[e] < 0) row[e] = -1;
+          pairs += row[e] >= 0;
+        }
+      }
+    DeviceBuffer dnb;
+    BNA_RETURN_IF_ERROR(dnb.allocate(nb.size() * 4));
+    BNA_RETURN_IF_ERROR(bna::cuda::copy_to_device(dnb.get(), nb.data(), nb.size() * 4));
+    BNA_RETURN_IF_ERROR(record("gather_D64", pairs, [&] { return bna::cuda::gather_fwd(a, dnb.as<int32_t>(), D); },
+                               {{"D", D}}));
+  }
+  return bna::Status::ok();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::vector<int64_t> Ts = {4096, 16384, 65536};
   std::vector<int64_t> decTs = {32768, 131072};
-  bool bwd = true, ab = false;
+  bool bwd = true, ab = false, paths = true, paths_only = false;
   int repeats = 10, warmup = 3;
   std::string json_path, commit = "unknown";
   const int64_t B = 1, H = 32, dh = 128;
@@ -79,6 +180,8 @@ int main(int argc, char** argv) {
     else if (a == "--decode-T") decTs = parse_list(next());
     else if (a == "--no-bwd") bwd = false;
     else if (a == "--ab") ab = true;
+    else if (a == "--no-paths") paths = false;
+    else if (a == "--paths-only") paths_only = true, bwd = false, ab = false, decTs.clear();
     else if (a == "--W") W = std::stoll(next());
     else if (a == "--S") S = std::stoll(next());
     else if (a == "--C") C = std::stoll(next());
@@ -196,6 +299,10 @@ int main(int argc, char** argv) {
       out["results"].push_back({{"kernel", run.name}, {"T", T}, {"median_ms", t->median_ms}, {"min_ms", t->min_ms},
                                 {"max_ms", t->max_ms}, {"repeats", reps}, {"useful_tflops", tflops},
                                 {"pairs_per_query", ppq}});
+    }
+    if (paths || paths_only) {
+      st = run_paths(a, T, H, rng, warmup, repeats, out);
+      if (!st.is_ok()) { std::fprintf(stderr, "error: paths T=%lld: %s\n", static_cast<long long>(T), st.to_string().c_str()); return 1; }
     }
   }
   // ---- decode: one query per head at position Tk-1 against a Tk-key cache ----

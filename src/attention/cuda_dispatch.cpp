@@ -1,11 +1,15 @@
 // CUDA backend of the plan/run API (see cuda_dispatch.hpp) and the public CUDA helpers of
 // attention.hpp. Decisions: the graph (streams extras, int32 [Hkv, T, C]) is uploaded once at plan
-// time and owned by the PlanState (freed with the last copy of the plan); a call without a caller
+// time and owned by the PlanState (block-sparse BSR arrays, permute-window perms, gather neigh_idx
+// likewise) (freed with the last copy of the plan); a call without a caller
 // workspace allocates one for that call only (cudaMalloc/cudaFree around the launches, which then
 // synchronise); every launch goes to the default stream.
 #include "attention/cuda_dispatch.hpp"
 
+#include <algorithm>
+#include <climits>
 #include <string>
+#include <vector>
 
 #ifdef BNA_HAVE_CUDA
 #include "attention/cuda/device_memory.hpp"
@@ -24,7 +28,61 @@ struct CudaPlanData {
   cuda::DeviceBuffer extra;  // [Hkv, T, C] int32, or empty
   int64_t W = 0, S = 0, C = 0;
   bool decode = false;
+  // Graph paths (forward only), uploaded once here:
+  //   block-sparse: g0 = indptr [Hkv, N + 1] (absolute offsets), g1 = indices; Bs, N
+  //   permute-window: g0 = perm, g1 = inv [Hkv, num_cycles, T]; w, circular, union_mode, num_cycles
+  //   gather: g0 = neigh_idx [Hkv, T, D]; D
+  cuda::DeviceBuffer g0, g1;
+  int64_t Bs = 0, N = 0, D = 0, num_cycles = 1, w = 0;
+  bool circular = false, union_mode = false;
 };
+
+Status upload_i32(cuda::DeviceBuffer& buf, const int32_t* host, size_t n) {
+  BNA_RETURN_IF_ERROR(buf.allocate(std::max<size_t>(n, 1) * sizeof(int32_t)));
+  if (n == 0) return {};
+  return cuda::copy_to_device(buf.get(), host, n * sizeof(int32_t));
+}
+
+// Uploads the graph of a block-sparse / permute-window / gather plan (Tq == Tk only).
+Status finish_graph_path(Plan& plan, PlanState& st, CudaPlanData& d) {
+  const Shape& s = plan.shape;
+  if (s.Tq != s.Tk || s.q_offset != 0)
+    return unimplemented(std::string("attention: backend cuda: ") + path_name(plan.path) + " with Tq=" + S(s.Tq) +
+                         " Tk=" + S(s.Tk) + " q_offset=" + S(s.q_offset) + "; the CUDA kernel takes Tq == Tk only");
+  if (plan.path == Path::kBlockSparse) {
+    const topo::BlockSparseLayout& L = *st.src.blocks;
+    d.Bs = L.block_size;
+    d.N = L.n_blocks;
+    std::vector<int32_t> indptr(static_cast<size_t>(L.H * (L.n_blocks + 1)));
+    for (int64_t h = 0; h < L.H; ++h)
+      for (int64_t b = 0; b <= L.n_blocks; ++b) {
+        const int64_t x = L.head_base[h] + L.indptr[h * (L.n_blocks + 1) + b];
+        if (x > INT32_MAX) return invalid_argument("attention: backend cuda: block layout with " + S(x) + " entries, expected < 2^31");
+        indptr[static_cast<size_t>(h * (L.n_blocks + 1) + b)] = static_cast<int32_t>(x);
+      }
+    BNA_RETURN_IF_ERROR(upload_i32(d.g0, indptr.data(), indptr.size()));
+    BNA_RETURN_IF_ERROR(upload_i32(d.g1, L.indices.data(), L.indices.size()));
+    plan.reason += " [cuda block-sparse, tensor cores]";
+  } else if (plan.path == Path::kPermuteWindow) {
+    const topo::PermsOnly& P = *st.src.perms;
+    d.num_cycles = P.num_cycles;
+    d.w = plan.options.permute_window;
+    d.circular = plan.options.circular;
+    d.union_mode = plan.options.multi_cycle_mode == MultiCycleMode::kUnionLogMultiplicity && P.num_cycles > 1;
+    BNA_RETURN_IF_ERROR(upload_i32(d.g0, P.perm.data(), P.perm.size()));
+    if (d.union_mode) BNA_RETURN_IF_ERROR(upload_i32(d.g1, P.inv.data(), P.inv.size()));
+    cuda::AttnArgs a;
+    a.B = s.B; a.Hq = s.Hq; a.Hkv = s.Hkv; a.T = s.Tk; a.dh = s.dh; a.dtype = s.dtype;
+    plan.workspace_bytes = cuda::permute_window_workspace_bytes(a, d.num_cycles, d.union_mode);
+    plan.reason += d.union_mode ? " [cuda permute-window union, one warp per row]" : " [cuda permute-window, tensor cores]";
+  } else {
+    const graph::GraphAbi& g = *st.src.abi;
+    d.D = g.D;
+    BNA_RETURN_IF_ERROR(upload_i32(d.g0, g.neigh_idx.data(), g.neigh_idx.size()));
+    plan.reason += " [cuda gather, one warp per row]";
+  }
+  return {};
+}
 
 const CudaPlanData& data_of(const Plan& plan) { return *static_cast<const CudaPlanData*>(plan.state->cuda.get()); }
 
@@ -72,9 +130,11 @@ struct CallWorkspace {
 
 Status cuda_finish_plan(Plan& plan, PlanState& st) {
   const Shape& s = plan.shape;
-  if (plan.path != Path::kDense && plan.path != Path::kStreams)
+  const bool graph_path =
+      plan.path == Path::kBlockSparse || plan.path == Path::kPermuteWindow || plan.path == Path::kGather;
+  if (plan.path != Path::kDense && plan.path != Path::kStreams && !graph_path)
     return unimplemented(std::string("attention: backend cuda has no ") + path_name(plan.path) +
-                         " kernel yet (dense and streams only)");
+                         " kernel yet (dense, streams, block_sparse, permute_window and gather only)");
   if (s.dtype != DType::kBF16 && s.dtype != DType::kF16)
     return invalid_argument(std::string("attention: backend cuda: dtype ") + dtype_name(s.dtype) + ", expected bf16 or f16");
   if (s.dh != 64 && s.dh != 128)
@@ -82,6 +142,12 @@ Status cuda_finish_plan(Plan& plan, PlanState& st) {
   if (plan.options.use_edge_bias)
     return unimplemented("attention: backend cuda: edge bias is not implemented in the CUDA kernels");
   auto d = std::make_shared<CudaPlanData>();
+  if (graph_path) {
+    plan.workspace_bytes = 0;
+    BNA_RETURN_IF_ERROR(finish_graph_path(plan, st, *d));
+    st.cuda = std::move(d);
+    return {};
+  }
   if (s.Tq != s.Tk) {
     if (s.q_offset != s.Tk - s.Tq)
       return unimplemented("attention: backend cuda: q_offset=" + S(s.q_offset) + " with Tq=" + S(s.Tq) + " Tk=" + S(s.Tk) +
@@ -132,6 +198,23 @@ Status cuda_run(const Plan& plan, const TensorView& q, const TensorView& k, cons
     return ws.release();
   }
   const cuda::AttnArgs a = fwd_args(plan, q, k, v, out, lse);
+  if (plan.path == Path::kBlockSparse) return cuda::block_sparse_fwd(a, d.Bs, d.N, d.g0.as<int32_t>(), d.g1.as<int32_t>());
+  if (plan.path == Path::kGather) return cuda::gather_fwd(a, d.g0.as<int32_t>(), d.D);
+  if (plan.path == Path::kPermuteWindow) {
+    CallWorkspace ws;
+    BNA_RETURN_IF_ERROR(ws.acquire(workspace, plan.workspace_bytes));
+    cuda::PermuteWindowArgs pw;
+    pw.perm = d.g0.as<int32_t>();
+    pw.inv = d.union_mode ? d.g1.as<int32_t>() : nullptr;
+    pw.num_cycles = d.num_cycles;
+    pw.w = d.w;
+    pw.circular = d.circular;
+    pw.union_mode = d.union_mode;
+    pw.workspace = ws.ptr;
+    pw.workspace_bytes = plan.workspace_bytes;
+    BNA_RETURN_IF_ERROR(cuda::permute_window_fwd(a, pw));
+    return ws.release();
+  }
   return dense ? cuda::dense_causal_fwd(a) : cuda::streams_fwd(a, d.W, d.S, d.extra.as<int32_t>(), d.C);
 }
 
@@ -142,6 +225,9 @@ Status cuda_run_backward(const Plan& plan, const TensorView& q, const TensorView
   if (!plan.state->cuda) return invalid_argument("attention: plan was not made for backend cuda");
   const CudaPlanData& d = data_of(plan);
   if (d.decode) return unimplemented("attention: backend cuda: no backward for decode plans (Tq < Tk)");
+  if (plan.path != Path::kDense && plan.path != Path::kStreams)
+    return unimplemented(std::string("attention: backend cuda: no backward for ") + path_name(plan.path) +
+                         " (forward only; dense and streams have a CUDA backward)");
   CallWorkspace ws;
   BNA_RETURN_IF_ERROR(ws.acquire(workspace, plan.workspace_bytes));
   cuda::AttnBwdArgs a;

@@ -101,4 +101,44 @@ Status dense_decode(const DecodeArgs& a, void* stream = nullptr);
 Status streams_decode(const DecodeArgs& a, int64_t W, int64_t S, const int32_t* extra, int64_t C,
                       void* stream = nullptr);
 
+// ---- graph paths: block-sparse, permute-window, gather (forward only) ----------------------------
+// Same tensors and checks as dense_causal_fwd (q, k, v, out [.., T, dh], lse; Tq == Tk == T).
+
+// Block-sparse (BSR, include/bna/block_layout.hpp): query block qb (tokens [qb*Bs, min((qb+1)*Bs, T)))
+// of KV head h attends key blocks indices[indptr[h*(N+1) + qb] .. indptr[h*(N+1) + qb + 1]) (ascending,
+// in [0, N)), key <= query inside. indptr: DEVICE int32 [Hkv, N + 1], ABSOLUTE offsets into indices
+// (head_base already added); indices: DEVICE int32. N = ceil(T / Bs). Tensor cores; no workspace.
+// Errors: as dense_causal_fwd, plus Bs < 1, N != ceil(T/Bs), null indptr/indices.
+Status block_sparse_fwd(const AttnArgs& a, int64_t Bs, int64_t N, const int32_t* indptr, const int32_t* indices,
+                        void* stream = nullptr);
+
+// Permute-window (src/attention/cpu/kernels.hpp permute_window_fwd): for cycle c, the query at rank r
+// (position perm_c[r]) attends ranks r-w..r+w (clipped to [0, T), or mod T when circular), key
+// allowed only if perm_c[rank_k] <= perm_c[r]. perm, inv: DEVICE int32 [Hkv, num_cycles, T].
+// One cycle (or average mode): tensor cores over 64-rank query tiles, Q/out read/written through
+// perm. Average over several cycles: one launch per cycle into an f32 workspace of
+// permute_window_workspace_bytes() bytes (256-byte aligned), then out = mean, lse = log-mean-exp.
+// Union (union_mode, several cycles): one softmax over every (cycle, offset) entry, one warp per row.
+// w >= T is clipped to T - 1; circular with 2w + 1 >= T equals the linear band w = T - 1.
+struct PermuteWindowArgs {
+  const int32_t* perm = nullptr;
+  const int32_t* inv = nullptr;  // needed by union mode only
+  int64_t num_cycles = 1;
+  int64_t w = 64;
+  bool circular = false;
+  bool union_mode = false;
+  void* workspace = nullptr;
+  size_t workspace_bytes = 0;
+};
+size_t permute_window_workspace_bytes(const AttnArgs& a, int64_t num_cycles, bool union_mode);
+// Errors: as dense_causal_fwd, plus w < 0, num_cycles < 1, null perm (inv in union mode), a missing
+// or short workspace.
+Status permute_window_fwd(const AttnArgs& a, const PermuteWindowArgs& pw, void* stream = nullptr);
+
+// Gather: row i of KV head h attends the keys neigh_idx[h, i, 0..D) that are >= 0 and <= i, one
+// softmax term per entry (a multiset). neigh_idx: DEVICE int32 [Hkv, T, D], entries in [-1, T).
+// One warp per query row on CUDA cores (f32 math, P not rounded). No workspace.
+// Errors: as dense_causal_fwd, plus D < 1, null neigh_idx.
+Status gather_fwd(const AttnArgs& a, const int32_t* neigh_idx, int64_t D, void* stream = nullptr);
+
 }  // namespace bna::cuda
