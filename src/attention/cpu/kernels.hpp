@@ -55,6 +55,16 @@ struct StreamsGraph {
   std::vector<int32_t> landmark_override;
   std::vector<uint8_t> landmark_override_type;
   int64_t typed_landmarks = 0;
+  // Sizes the six [Hkv, T, C] slot arrays for the current Hkv, T, C: indices -1, types 0.
+  void allocate_slots() {
+    const size_t sz = static_cast<size_t>(Hkv * T * C);
+    extra.assign(sz, -1);
+    extra_type.assign(sz, 0);
+    band_override.assign(sz, -1);
+    band_override_type.assign(sz, 0);
+    landmark_override.assign(sz, -1);
+    landmark_override_type.assign(sz, 0);
+  }
 };
 
 // ---- forward kernels (src/attention/cpu/*_fwd.cpp) --------------------------------------------

@@ -70,13 +70,7 @@ Expected<StreamsGraph> streams_from_perms(const topo::PermsOnly& P, int64_t W, i
   sg.S = S;
   sg.C = C;
   sg.typed_landmarks = typed_lm;
-  const size_t sz = static_cast<size_t>(n * sg.C);
-  sg.extra.assign(sz, -1);
-  sg.extra_type.assign(sz, 0);
-  sg.band_override.assign(sz, -1);
-  sg.band_override_type.assign(sz, 0);
-  sg.landmark_override.assign(sz, -1);
-  sg.landmark_override_type.assign(sz, 0);
+  sg.allocate_slots();
   if (sg.C == 0) return sg;
 #pragma omp parallel
   {

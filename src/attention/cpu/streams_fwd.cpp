@@ -142,13 +142,7 @@ Expected<StreamsGraph> streams_from_abi(const graph::GraphAbi& g, int64_t W, int
   sg.C = 0;
   for (int64_t r = 0; r < n; ++r) sg.C = std::max({sg.C, extra_n[r], over_n[r], lm_n[r]});
   sg.typed_landmarks = typed_lm.load();
-  const size_t sz = static_cast<size_t>(n * sg.C);
-  sg.extra.assign(sz, -1);
-  sg.extra_type.assign(sz, 0);
-  sg.band_override.assign(sz, -1);
-  sg.band_override_type.assign(sz, 0);
-  sg.landmark_override.assign(sz, -1);
-  sg.landmark_override_type.assign(sz, 0);
+  sg.allocate_slots();
   if (sg.C > 0) scan(true, &sg);
   return sg;
 }
