@@ -82,7 +82,8 @@ Graph make_graph(const Case& c, int64_t Hkv, bna::Rng& rng) {
     g.blocks = std::move(L).value();
   } else if (c.kind == Kind::kBlockRandom) {
     // Random rows: each key block kb <= qb with probability 0.3, sometimes a future block (which
-    // causality masks), every 5th row empty and the self block sometimes missing (empty query rows).
+    // causality masks), every 5th row and the last row empty (so every case has empty rows; T = 1 is
+    // all empty) and the self block sometimes missing (empty query rows).
     topo::BlockSparseLayout& L = g.blocks;
     L.H = Hkv; L.T = T; L.block_size = c.Bs; L.n_blocks = (T + c.Bs - 1) / c.Bs;
     for (int64_t h = 0; h < Hkv; ++h) {
@@ -90,7 +91,7 @@ Graph make_graph(const Case& c, int64_t Hkv, bna::Rng& rng) {
       const int64_t base = L.head_base.back();
       for (int64_t b = 0; b < L.n_blocks; ++b) {
         L.indptr.push_back(static_cast<int32_t>(L.indices.size() - base));
-        if (b % 5 == 3) continue;
+        if (b % 5 == 3 || b == L.n_blocks - 1) continue;
         for (int64_t kb = 0; kb < L.n_blocks; ++kb) {
           const double u = rng.uniform01();
           const bool take = kb < b ? u < 0.3 : (kb == b ? u < 0.8 : u < 0.05);
@@ -111,7 +112,8 @@ Graph make_graph(const Case& c, int64_t Hkv, bna::Rng& rng) {
       }
   } else {
     // Arbitrary rows: random earlier keys with repeats (multisets), a few future keys (masked),
-    // -1 padding of random length, every 7th row empty (all -1) and every 11th only future keys.
+    // -1 padding of random length, every 7th row and the last row empty (all -1), every 11th only
+    // future keys.
     bna::graph::GraphAbi& a = g.abi;
     a.H = Hkv; a.T = T; a.D = c.D;
     a.neigh_idx.assign(static_cast<size_t>(Hkv * T * c.D), -1);
@@ -120,7 +122,7 @@ Graph make_graph(const Case& c, int64_t Hkv, bna::Rng& rng) {
       for (int64_t i = 0; i < T; ++i) {
         int32_t* row = &a.neigh_idx[static_cast<size_t>((h * T + i) * c.D)];
         uint8_t* ty = &a.edge_type[static_cast<size_t>((h * T + i) * c.D)];
-        if (i % 7 == 6) continue;
+        if (i % 7 == 6 || i == T - 1) continue;
         const int64_t n = 1 + static_cast<int64_t>(rng.uniform_below(static_cast<uint64_t>(c.D)));
         for (int64_t e = 0; e < n; ++e) {
           int64_t j;
