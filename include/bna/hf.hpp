@@ -11,8 +11,10 @@
 //   (through bna::nn). RoPE angles are computed as transformers does (fp32 inv_freq times fp32
 //   position), so the references agree to rounding.
 // * Attention always goes through bna::attn::plan/run on KV heads (GQA: K/V never repeated): dense
-//   causal, or Butterfly (a Topology with window, landmarks and cycles on the KV heads, built at the
-//   current key length Tk; Tq < Tk through q_offset for chunked prefill and decode), per layer.
+//   causal, or Butterfly, per layer. Butterfly keeps ONE topo::DecodeGraph (random insertion: window,
+//   landmarks, cycles on the KV heads) holding every cached token; token i attends row i of that
+//   graph as it was when i was appended, in one-shot prefill, chunked prefill and decode alike, so a
+//   token sees the same keys however the sequence was fed (docs/hf.md).
 // * KV cache: contiguous [Hkv, capacity, dh] per layer, capacity fixed at reset(); a prompt longer
 //   than the capacity is an error, never a silent truncation.
 #pragma once
@@ -97,12 +99,18 @@ class Model {
 
   const Config& config() const;
   Status set_attention(const AttentionOptions& opt);  // errors: window/stride/cycles/dense layer out of range
+  const AttentionOptions& attention() const;
 
   // Empties the KV cache and sets its capacity in tokens (>= 1; GPT-2: <= max_positions).
   Status reset(int64_t capacity);
   int64_t position() const;  // tokens in the cache
   int64_t capacity() const;
   size_t kv_bytes() const;   // bytes held by the KV cache
+  size_t graph_bytes() const;  // bytes held by the Butterfly decode graph (0 for dense)
+
+  // A model of config `c` with random weights (no files): matrices N(0, 0.02), norm weights 1,
+  // biases 0, untied LM head. For speed measurements only. Errors: invalid sizes in c (named).
+  static Expected<Model> random(const Config& c, uint64_t seed);
 
   // Appends ids to the cache and returns logits f32 [n, V] (all_logits) or [1, V] (the last token).
   // chunk > 0 splits the ids into prefill chunks of that many tokens. Errors: an id out of
@@ -122,5 +130,84 @@ int32_t sample(std::span<const float> logits, const SamplingOptions& opt, uint64
 // a config eos id. Returns the new ids. The cache is reset to prompt + max_new tokens first.
 Expected<std::vector<int32_t>> generate(Model& m, std::span<const int32_t> prompt, int64_t max_new,
                                         const SamplingOptions& opt, int64_t chunk = 0);
+
+// ---- quality of Butterfly against dense on the same model (src/hf/quality.cpp) -------------------
+
+// KL(P || Q) in nats over the full vocabulary, P = softmax(p_logits), Q = softmax(q_logits), both
+// log-softmaxes computed in float64: sum_i P_i (log P_i - log Q_i). 0 exactly when the logits are
+// equal; never NaN for finite logits. Errors: sizes differ or are 0, a non-finite logit (named).
+Expected<double> kl_divergence(std::span<const float> p_logits, std::span<const float> q_logits);
+
+// |top-k(a) ∩ top-k(b)| (ties broken by the lower id). k is clamped to the vocabulary size.
+int64_t top_k_overlap(std::span<const float> a, std::span<const float> b, int64_t k);
+
+struct QualityOptions {
+  AttentionOptions butterfly;    // kind is forced to kButterfly
+  int64_t top_k = 10;            // for the top-k overlap
+  int64_t positions = 256;       // last positions of the text compared by KL / top-k (0 = all)
+  int64_t greedy_tokens = 32;    // greedy decode after the text, dense vs Butterfly
+  int64_t chunk = 256;           // prefill chunk (bounds the [chunk, V] logits held at once)
+};
+
+struct QualityReport {
+  int64_t tokens = 0;            // T, the text's tokens
+  int64_t first_position = 0;    // first position compared by KL / top-k
+  std::vector<double> kl;        // KL(dense || Butterfly) per compared position, nats
+  double kl_mean = 0, kl_max = 0;
+  int64_t kl_argmax = 0;         // absolute position of kl_max
+  double top_k_overlap_mean = 0; // mean |top-k ∩ top-k| / k over compared positions
+  double top1_agreement = 0;     // fraction of compared positions with the same argmax
+  double ppl_dense = 0, ppl_butterfly = 0;  // exp(mean NLL of ids[t+1] at t), t = 0..T-2
+  std::vector<int32_t> greedy_dense, greedy_butterfly;
+  int64_t first_divergence = -1; // first index where the greedy continuations differ; -1 = none
+  double greedy_parity = 0;      // agreeing prefix / greedy_tokens (1 = identical)
+};
+
+// Runs the text through the model dense and then with Butterfly attention (each from an empty cache
+// of capacity T + greedy_tokens, prefilled in chunks), then decodes greedily from each. Only the
+// dense logits of the compared positions are held ([positions, V] f32). The model's attention options
+// are restored afterwards and its cache is left reset. Errors: fewer than 2 tokens, options out of
+// range (named), model errors.
+Expected<QualityReport> compare_quality(Model& m, std::span<const int32_t> ids, const QualityOptions& opt);
+
+// ---- model speed (src/hf/bench_model.cpp) ------------------------------------------------------
+
+// A Qwen2-like config (RMSNorm, RoPE theta 1e6, q/k/v bias, SwiGLU, GQA, untied head) by name:
+// "qwen-tiny" (hidden 256, 4 layers, 4 heads / 2 KV, dh 64, I 704, V 4096) or "qwen-0.5b-like"
+// (Qwen2.5-0.5B's shape: hidden 896, 24 layers, 14 heads / 2 KV, dh 64, I 4864, V 151936).
+// Errors: an unknown name (listing the known ones).
+Expected<Config> preset_config(const std::string& name);
+
+struct ModelBenchOptions {
+  std::vector<int64_t> contexts = {1024, 2048};
+  int64_t decode_tokens = 32;
+  int64_t chunk = 0;             // prefill chunk (0 = one call)
+  AttentionOptions butterfly;    // kind is forced to kButterfly
+  int repeats = 1;               // prefill/decode runs per (attention, context); the median is kept
+  uint64_t seed = 0;
+};
+
+struct ModelBenchRecord {
+  std::string attention;         // "dense" | "butterfly"
+  int64_t context = 0;
+  double prefill_s = 0, prefill_tok_s = 0;  // median over repeats
+  double ttft_s = 0;             // prefill + the first sampled token
+  double decode_tok_s = 0;       // decode_tokens one at a time after the prefill
+  int64_t peak_rss_bytes = 0;    // process VmHWM after this record (reset before it where Linux allows)
+  bool peak_rss_reset = false;   // whether VmHWM could be reset before the record
+  size_t kv_bytes = 0;           // retained KV cache (capacity context + decode_tokens)
+  size_t graph_bytes = 0;        // retained Butterfly graph state
+};
+
+struct ModelBenchReport {
+  Config config;
+  int64_t params = 0;
+  int threads = 1;
+  std::vector<ModelBenchRecord> records;
+};
+
+// Dense and Butterfly prefill / decode speed of `m` (reset per record) at each context, on random
+// token ids. Errors: contexts < 2 or beyond the config's positions, decode_tokens < 1, repeats < 1.
+Expected<ModelBenchReport> bench_model(Model& m, const ModelBenchOptions& opt);
 
 }  // namespace bna::hf

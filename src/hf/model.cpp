@@ -6,9 +6,11 @@
 #include <numeric>
 
 #include "bna/attention.hpp"
+#include "bna/decode_graph.hpp"
 #include "bna/hf.hpp"
 #include "bna/io.hpp"
 #include "bna/nn.hpp"
+#include "bna/rng.hpp"
 #include "bna/safetensors.hpp"
 #include "bna/tensor.hpp"
 #include "bna/topology.hpp"
@@ -30,6 +32,9 @@ struct ModelWeights {
   std::vector<float> inv_freq;  // [rotary_dim / 2]
   AttentionOptions attn;
   int64_t capacity = 0, pos = 0;
+  // Butterfly: one incremental graph on the KV heads holding every token in the cache. Row i is used
+  // as it is right after token i was appended (its "snapshot"), in prefill and in decode alike.
+  std::optional<topo::DecodeGraph> graph;
 };
 
 namespace {
@@ -147,10 +152,66 @@ inline float gelu_tanh(float x) {
 }
 inline float silu(float x) { return x / (1.0f + std::exp(-x)); }
 
-void add_bias(float* y, const std::vector<float>& b, int64_t n, int64_t m) {
-  if (b.empty()) return;
-  for (int64_t r = 0; r < n; ++r)
-    for (int64_t i = 0; i < m; ++i) y[r * m + i] += b[i];
+// (Re)creates the Butterfly decode graph for the tokens already in the cache (none after reset()).
+Status rebuild_graph(ModelWeights& W) {
+  W.graph.reset();
+  if (W.attn.kind != AttnKind::kButterfly) return Status::ok();
+  topo::DecodeGraphOptions go;
+  go.n_heads = W.cfg.n_kv_heads;
+  go.num_cycles = W.attn.num_cycles;
+  go.window = W.attn.window;
+  go.landmark_stride = W.attn.landmark_stride;
+  go.rule = topo::AppendRule::kRandomInsertion;
+  go.seed = W.attn.seed;
+  BNA_ASSIGN_OR_RETURN(topo::DecodeGraph g, topo::DecodeGraph::create(go));
+  if (W.pos > 0) BNA_RETURN_IF_ERROR(g.append_many(W.pos));
+  W.graph = std::move(g);
+  return Status::ok();
+}
+
+// Appends tokens p0..Tk-1 to the decode graph and returns the ABI graph [Hkv, Tk, D] whose row i
+// (p0 <= i < Tk) is row i of the decode graph at size i + 1: the row token i gets in decode, so
+// one-shot prefill, chunked prefill and decode attend the same keys. Rows i < p0 are never queried
+// in this call; they hold the current graph's rows so the ABI stays well formed (band + landmarks +
+// cycle neighbours + self, which the planner can still run as streams).
+Expected<graph::GraphAbi> snapshot_rows(topo::DecodeGraph& g, int64_t p0, int64_t Tk) {
+  const int64_t H = g.heads();
+  std::vector<std::vector<int32_t>> idx(static_cast<size_t>(H * Tk));
+  std::vector<std::vector<uint8_t>> typ(idx.size());
+  std::vector<int32_t> ri;
+  std::vector<uint8_t> rt;
+  auto take = [&](int64_t h, int64_t i) {
+    ri.resize(static_cast<size_t>(g.max_row_len()));
+    rt.resize(ri.size());
+    const int64_t len = g.row(h, i, ri.data(), rt.data());
+    idx[h * Tk + i].assign(ri.begin(), ri.begin() + len);
+    typ[h * Tk + i].assign(rt.begin(), rt.begin() + len);
+  };
+  for (int64_t i = p0; i < Tk; ++i) {
+    BNA_RETURN_IF_ERROR(g.append());
+    for (int64_t h = 0; h < H; ++h) take(h, i);
+  }
+  for (int64_t h = 0; h < H; ++h)
+    for (int64_t i = 0; i < p0; ++i) take(h, i);
+  graph::GraphAbi abi;
+  abi.H = H;
+  abi.T = Tk;
+  abi.D = 1;
+  for (const auto& r : idx) abi.D = std::max<int64_t>(abi.D, static_cast<int64_t>(r.size()));
+  abi.neigh_idx.assign(static_cast<size_t>(H * Tk * abi.D), -1);
+  abi.edge_type.assign(abi.neigh_idx.size(), static_cast<uint8_t>(graph::EdgeType::kPad));
+  for (size_t r = 0; r < idx.size(); ++r) {
+    std::copy(idx[r].begin(), idx[r].end(), abi.neigh_idx.begin() + static_cast<int64_t>(r) * abi.D);
+    std::copy(typ[r].begin(), typ[r].end(), abi.edge_type.begin() + static_cast<int64_t>(r) * abi.D);
+  }
+  const topo::DecodeGraphOptions& o = g.options();
+  abi.meta.strategy = topo::append_rule_name(o.rule);
+  abi.meta.window = o.window;
+  abi.meta.landmark_stride = o.landmark_stride;
+  abi.meta.num_cycles = static_cast<int>(o.num_cycles);
+  abi.meta.seed = o.seed;
+  abi.meta.include_self = o.include_self;
+  return abi;
 }
 
 }  // namespace
@@ -162,12 +223,75 @@ Model::Model(Model&&) noexcept = default;
 Model& Model::operator=(Model&&) noexcept = default;
 Model::~Model() = default;
 const Config& Model::config() const { return w_->cfg; }
+const AttentionOptions& Model::attention() const { return w_->attn; }
 int64_t Model::position() const { return w_->pos; }
 int64_t Model::capacity() const { return w_->capacity; }
 size_t Model::kv_bytes() const {
   size_t b = 0;
   for (const auto& l : w_->layers) b += (l.k_cache.size() + l.v_cache.size()) * sizeof(float);
   return b;
+}
+
+size_t Model::graph_bytes() const {
+  if (!w_->graph) return 0;
+  const topo::DecodeGraph& g = *w_->graph;
+  // prev/next int32 per node, per head and cycle.
+  return static_cast<size_t>(g.heads() * g.options().num_cycles * g.size()) * 2 * sizeof(int32_t);
+}
+
+Expected<Model> Model::random(const Config& c, uint64_t seed) {
+  auto bad = [](const std::string& what) { return invalid_argument("random model: " + what); };
+  if (c.vocab < 1 || c.hidden < 1 || c.layers < 1 || c.n_heads < 1 || c.n_kv_heads < 1 || c.head_dim < 2 ||
+      c.intermediate < 1 || c.max_positions < 1) {
+    return bad("vocab=" + std::to_string(c.vocab) + " hidden=" + std::to_string(c.hidden) + " layers=" +
+               std::to_string(c.layers) + " heads=" + std::to_string(c.n_heads) + " kv_heads=" +
+               std::to_string(c.n_kv_heads) + " head_dim=" + std::to_string(c.head_dim) + " intermediate=" +
+               std::to_string(c.intermediate) + " max_positions=" + std::to_string(c.max_positions) +
+               ", expected all >= 1 (head_dim >= 2)");
+  }
+  if (c.n_heads % c.n_kv_heads != 0)
+    return bad("kv_heads=" + std::to_string(c.n_kv_heads) + " does not divide heads=" + std::to_string(c.n_heads));
+  if (!c.learned_pos && (c.rotary_dim < 2 || c.rotary_dim % 2 != 0 || c.rotary_dim > c.head_dim))
+    return bad("rotary_dim=" + std::to_string(c.rotary_dim) + ", expected even in [2, head_dim=" +
+               std::to_string(c.head_dim) + "]");
+  Model m;
+  ModelWeights& W = *m.w_;
+  W.cfg = c;
+  Rng rng(seed);
+  auto mat = [&](int64_t n) {
+    std::vector<float> v(static_cast<size_t>(n));
+    for (auto& e : v) e = static_cast<float>(0.02 * rng.normal());
+    return v;
+  };
+  auto ones = [](int64_t n) { return std::vector<float>(static_cast<size_t>(n), 1.0f); };
+  auto zeros = [](int64_t n) { return std::vector<float>(static_cast<size_t>(n), 0.0f); };
+  const int64_t C = c.hidden, dh = c.head_dim, Hq = c.n_heads, Hkv = c.n_kv_heads, I = c.intermediate, V = c.vocab;
+  W.embed = mat(V * C);
+  W.lm_head = mat(V * C);
+  W.norm_w = ones(C);
+  if (c.layer_norm) W.norm_b = zeros(C);
+  if (c.learned_pos) W.pos_embed = mat(c.max_positions * C);
+  W.layers.resize(static_cast<size_t>(c.layers));
+  for (Layer& l : W.layers) {
+    l.wq = mat(Hq * dh * C);
+    l.wk = mat(Hkv * dh * C);
+    l.wv = mat(Hkv * dh * C);
+    l.wo = mat(C * Hq * dh);
+    if (c.qkv_bias) { l.bq = zeros(Hq * dh); l.bk = zeros(Hkv * dh); l.bv = zeros(Hkv * dh); }
+    if (c.o_bias) l.bo = zeros(C);
+    if (c.qk_norm) { l.q_norm = ones(dh); l.k_norm = ones(dh); }
+    l.ln1_w = ones(C);
+    l.ln2_w = ones(C);
+    if (c.layer_norm) { l.ln1_b = zeros(C); l.ln2_b = zeros(C); }
+    if (c.sandwich_norm) { l.post_attn_w = ones(C); l.post_mlp_w = ones(C); }
+    if (!c.gelu_mlp) l.w_gate = mat(I * C);
+    l.w_up = mat(I * C);
+    l.w_down = mat(C * I);
+    if (c.gelu_mlp) { l.b_up = zeros(I); l.b_down = zeros(C); }
+  }
+  if (!c.learned_pos) W.inv_freq = make_inv_freq(c);
+  BNA_RETURN_IF_ERROR(m.reset(std::min<int64_t>(c.max_positions, 2048)));
+  return m;
 }
 
 Expected<Model> Model::load(const std::string& dir) {
@@ -269,7 +393,7 @@ Status Model::set_attention(const AttentionOptions& o) {
     }
   }
   w_->attn = o;
-  return Status::ok();
+  return rebuild_graph(*w_);
 }
 
 Status Model::reset(int64_t cap) {
@@ -285,7 +409,7 @@ Status Model::reset(int64_t cap) {
   }
   w_->capacity = cap;
   w_->pos = 0;
-  return Status::ok();
+  return rebuild_graph(*w_);
 }
 
 Expected<std::vector<float>> Model::forward(std::span<const int32_t> ids, bool all_logits, int64_t chunk) {
@@ -323,19 +447,28 @@ Expected<std::vector<float>> Model::forward(std::span<const int32_t> ids, bool a
     if (c.learned_pos)
       for (int64_t i = 0; i < C; ++i) x[t * C + i] += W.pos_embed[(p0 + t) * C + i];
   }
-  // One Butterfly graph per call (all layers share it), built at T = Tk on the KV heads.
-  std::optional<graph::GraphAbi> graph;
-  const bool any_butterfly = W.attn.kind == AttnKind::kButterfly && Tk > W.attn.window + 1;
-  if (any_butterfly) {
-    topo::TopologyOptions to;
-    to.n_heads = Hkv;
-    to.num_cycles = W.attn.num_cycles;
-    to.window = W.attn.window;
-    to.landmark_stride = W.attn.landmark_stride;
-    to.seed = W.attn.seed;
-    BNA_ASSIGN_OR_RETURN(topo::Topology topology, topo::Topology::create(to));
-    BNA_ASSIGN_OR_RETURN(graph::GraphAbi gabi, topology.construct(Tk));
-    graph = std::move(gabi);
+  // Butterfly: every token is appended to the decode graph. When the window covers every key
+  // (Tk <= W + 1) every row is dense and the dense path runs. Decode (n = 1) plans the decode graph
+  // itself (its newest row is the snapshot); prefill plans the snapshot rows as an ABI graph.
+  std::optional<graph::GraphAbi> abi;
+  bool sparse = false;
+  // A failure after the graph grew re-syncs it to the cache (the draws are a function of the seed
+  // and the token count only), so an error never leaves the graph ahead of the KV cache.
+  struct GraphSync {
+    ModelWeights& W;
+    bool done = false;
+    ~GraphSync() {
+      if (!done && W.graph && W.graph->size() != W.pos) (void)rebuild_graph(W);
+    }
+  } sync{W};
+  if (W.graph) {
+    sparse = Tk > W.attn.window + 1;
+    if (!sparse || n == 1) {
+      BNA_RETURN_IF_ERROR(W.graph->append_many(n));
+    } else {
+      BNA_ASSIGN_OR_RETURN(graph::GraphAbi g, snapshot_rows(*W.graph, p0, Tk));
+      abi = std::move(g);
+    }
   }
   for (int64_t li = 0; li < c.layers; ++li) {
     Layer& l = W.layers[li];
@@ -365,11 +498,12 @@ Expected<std::vector<float>> Model::forward(std::span<const int32_t> ids, bool a
     for (int64_t t = 0; t < n; ++t)
       for (int64_t hh = 0; hh < Hq; ++hh)
         std::memcpy(&qh[(hh * n + t) * dh], &q[(t * Hq + hh) * dh], dh * sizeof(float));
-    const bool dense_layer = !graph || std::find(W.attn.dense_layers.begin(), W.attn.dense_layers.end(), li) !=
-                                           W.attn.dense_layers.end();
+    const bool dense_layer = !sparse || std::find(W.attn.dense_layers.begin(), W.attn.dense_layers.end(), li) !=
+                                            W.attn.dense_layers.end();
     attn::GraphSource src;
     if (dense_layer) src.dense = true;
-    else src.abi = &*graph;
+    else if (abi) src.abi = &*abi;
+    else src.decode = &*W.graph;
     attn::Shape as;
     as.B = 1; as.Hq = Hq; as.Hkv = Hkv; as.Tq = n; as.Tk = Tk; as.dh = dh; as.q_offset = p0;
     as.dtype = DType::kF32;
@@ -403,6 +537,7 @@ Expected<std::vector<float>> Model::forward(std::span<const int32_t> ids, bool a
     for (int64_t i = 0; i < n * C; ++i) x[i] += tmp[i];
   }
   W.pos = Tk;
+  sync.done = true;
   const int64_t r0 = all_logits ? 0 : n - 1, rows = n - r0;
   if (c.layer_norm) layer_norm(&x[r0 * C], W.norm_w.data(), W.norm_b.data(), h.data(), rows, C, c.norm_eps);
   else rms_norm(&x[r0 * C], W.norm_w.data(), h.data(), rows, C, c.norm_eps);
