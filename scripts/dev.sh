@@ -41,6 +41,9 @@ case "$cmd" in
   demo) install_deps; configure_build; ./build/release/bin/bna demo "$@" ;;
   test)
     install_deps; configure_build
+    # ctest runs test binaries side by side; idle OpenMP threads must sleep, not spin, or they
+    # starve each other on a small machine.
+    export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
     ctest --test-dir build/release -L cpu --output-on-failure -j "$(nproc)" "$@" ;;
   *) echo "usage: scripts/dev.sh demo|test|deps" >&2; exit 2 ;;
 esac
