@@ -1,5 +1,7 @@
 // The one decoder path for every supported family (see include/bna/hf.hpp), its KV cache,
 // sampling and generation.
+#include <cblas.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -32,9 +34,11 @@ struct ModelWeights {
   std::vector<float> inv_freq;  // [rotary_dim / 2]
   AttentionOptions attn;
   int64_t capacity = 0, pos = 0;
-  // Butterfly: one incremental graph on the KV heads holding every token in the cache. Row i is used
-  // as it is right after token i was appended (its "snapshot"), in prefill and in decode alike.
-  std::optional<topo::DecodeGraph> graph;
+  // Butterfly: one incremental graph per KV head (head h seeded head_seed(seed, h), so its draws are
+  // those of head h of a multi-head DecodeGraph) holding every token in the cache. Row i is used as it
+  // is right after token i was appended (its "snapshot"), in prefill and in decode alike. Per head, so
+  // attention runs on each head's slice of the cache in place (no K/V copy per call).
+  std::vector<topo::DecodeGraph> graphs;
 };
 
 namespace {
@@ -152,20 +156,35 @@ inline float gelu_tanh(float x) {
 }
 inline float silu(float x) { return x / (1.0f + std::exp(-x)); }
 
+// y [n, out] = x [n, in] W^T + b, W [out, in]. One row (decode) goes to SGEMV: OpenBLAS's SGEMM packs
+// the whole of W on every call, which at n = 1 costs more than the product (bench model, docs/hf.md).
+void linear(const float* x, const std::vector<float>& w, const std::vector<float>& b, float* y, int64_t n,
+            int64_t in, int64_t out) {
+  if (n != 1) {
+    nn::linear_fwd(x, w.data(), b.empty() ? nullptr : b.data(), y, n, in, out);
+    return;
+  }
+  if (!b.empty()) std::copy(b.begin(), b.end(), y);
+  cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(out), static_cast<int>(in), 1.0f, w.data(),
+              static_cast<int>(in), x, 1, b.empty() ? 0.0f : 1.0f, y, 1);
+}
+
 // (Re)creates the Butterfly decode graph for the tokens already in the cache (none after reset()).
 Status rebuild_graph(ModelWeights& W) {
-  W.graph.reset();
+  W.graphs.clear();
   if (W.attn.kind != AttnKind::kButterfly) return Status::ok();
-  topo::DecodeGraphOptions go;
-  go.n_heads = W.cfg.n_kv_heads;
-  go.num_cycles = W.attn.num_cycles;
-  go.window = W.attn.window;
-  go.landmark_stride = W.attn.landmark_stride;
-  go.rule = topo::AppendRule::kRandomInsertion;
-  go.seed = W.attn.seed;
-  BNA_ASSIGN_OR_RETURN(topo::DecodeGraph g, topo::DecodeGraph::create(go));
-  if (W.pos > 0) BNA_RETURN_IF_ERROR(g.append_many(W.pos));
-  W.graph = std::move(g);
+  for (int64_t h = 0; h < W.cfg.n_kv_heads; ++h) {
+    topo::DecodeGraphOptions go;
+    go.n_heads = 1;
+    go.num_cycles = W.attn.num_cycles;
+    go.window = W.attn.window;
+    go.landmark_stride = W.attn.landmark_stride;
+    go.rule = topo::AppendRule::kRandomInsertion;
+    go.seed = topo::head_seed(W.attn.seed, h);
+    BNA_ASSIGN_OR_RETURN(topo::DecodeGraph g, topo::DecodeGraph::create(go));
+    if (W.pos > 0) BNA_RETURN_IF_ERROR(g.append_many(W.pos));
+    W.graphs.push_back(std::move(g));
+  }
   return Status::ok();
 }
 
@@ -233,10 +252,10 @@ size_t Model::kv_bytes() const {
 }
 
 size_t Model::graph_bytes() const {
-  if (!w_->graph) return 0;
-  const topo::DecodeGraph& g = *w_->graph;
+  size_t b = 0;
   // prev/next int32 per node, per head and cycle.
-  return static_cast<size_t>(g.heads() * g.options().num_cycles * g.size()) * 2 * sizeof(int32_t);
+  for (const auto& g : w_->graphs) b += static_cast<size_t>(g.options().num_cycles * g.size()) * 2 * sizeof(int32_t);
+  return b;
 }
 
 Expected<Model> Model::random(const Config& c, uint64_t seed) {
@@ -440,7 +459,7 @@ Expected<std::vector<float>> Model::forward(std::span<const int32_t> ids, bool a
   const int64_t n = n_all, C = c.hidden, dh = c.head_dim, Hq = c.n_heads, Hkv = c.n_kv_heads, I = c.intermediate;
   const int64_t p0 = W.pos, Tk = p0 + n;
   std::vector<float> x(n * C), h(n * C), q(n * Hq * dh), k(n * Hkv * dh), v(n * Hkv * dh), att(n * Hq * dh);
-  std::vector<float> qh(Hq * n * dh), kh(Hkv * Tk * dh), vh(Hkv * Tk * dh), oh(Hq * n * dh), lse(Hq * n);
+  std::vector<float> qh(Hq * n * dh), oh(Hq * n * dh), lse(Hq * n);
   std::vector<float> g(n * I), u(n * I), tmp(n * C);
   for (int64_t t = 0; t < n; ++t) {
     std::memcpy(&x[t * C], &W.embed[ids[t] * C], C * sizeof(float));
@@ -450,33 +469,55 @@ Expected<std::vector<float>> Model::forward(std::span<const int32_t> ids, bool a
   // Butterfly: every token is appended to the decode graph. When the window covers every key
   // (Tk <= W + 1) every row is dense and the dense path runs. Decode (n = 1) plans the decode graph
   // itself (its newest row is the snapshot); prefill plans the snapshot rows as an ABI graph.
-  std::optional<graph::GraphAbi> abi;
+  std::vector<graph::GraphAbi> abis;  // per KV head (prefill)
   bool sparse = false;
-  // A failure after the graph grew re-syncs it to the cache (the draws are a function of the seed
-  // and the token count only), so an error never leaves the graph ahead of the KV cache.
+  // A failure after the graphs grew re-syncs them to the cache (the draws are a function of the seed
+  // and the token count only), so an error never leaves a graph ahead of the KV cache.
   struct GraphSync {
     ModelWeights& W;
     bool done = false;
     ~GraphSync() {
-      if (!done && W.graph && W.graph->size() != W.pos) (void)rebuild_graph(W);
+      if (!done && !W.graphs.empty() && W.graphs[0].size() != W.pos) (void)rebuild_graph(W);
     }
   } sync{W};
-  if (W.graph) {
+  if (!W.graphs.empty()) {
     sparse = Tk > W.attn.window + 1;
-    if (!sparse || n == 1) {
-      BNA_RETURN_IF_ERROR(W.graph->append_many(n));
-    } else {
-      BNA_ASSIGN_OR_RETURN(graph::GraphAbi g, snapshot_rows(*W.graph, p0, Tk));
-      abi = std::move(g);
+    for (topo::DecodeGraph& gr : W.graphs) {
+      if (!sparse || n == 1) {
+        BNA_RETURN_IF_ERROR(gr.append_many(n));
+      } else {
+        BNA_ASSIGN_OR_RETURN(graph::GraphAbi one, snapshot_rows(gr, p0, Tk));
+        abis.push_back(std::move(one));
+      }
+    }
+  }
+  // Attention runs per KV head on its slice of the cache, [1, 1, Tk, dh] at k_cache + h*capacity*dh
+  // (contiguous in place), with its G = Hq / Hkv query heads. The plans depend only on the graph and
+  // the shape, so they are made once per call and shared by the layers.
+  const int64_t G = Hq / Hkv;
+  attn::Shape as;
+  as.B = 1; as.Hq = G; as.Hkv = 1; as.Tq = n; as.Tk = Tk; as.dh = dh; as.q_offset = p0;
+  as.dtype = DType::kF32;
+  attn::GraphSource dense_src;
+  dense_src.dense = true;
+  BNA_ASSIGN_OR_RETURN(attn::Plan dense_plan, attn::plan(dense_src, as));
+  std::vector<attn::Plan> sparse_plans;
+  if (sparse) {
+    for (int64_t hh = 0; hh < Hkv; ++hh) {
+      attn::GraphSource src;
+      if (!abis.empty()) src.abi = &abis[hh];
+      else src.decode = &W.graphs[hh];
+      BNA_ASSIGN_OR_RETURN(attn::Plan pl, attn::plan(src, as));
+      sparse_plans.push_back(std::move(pl));
     }
   }
   for (int64_t li = 0; li < c.layers; ++li) {
     Layer& l = W.layers[li];
     if (c.layer_norm) layer_norm(x.data(), l.ln1_w.data(), l.ln1_b.data(), h.data(), n, C, c.norm_eps);
     else rms_norm(x.data(), l.ln1_w.data(), h.data(), n, C, c.norm_eps);
-    nn::linear_fwd(h.data(), l.wq.data(), l.bq.empty() ? nullptr : l.bq.data(), q.data(), n, C, Hq * dh);
-    nn::linear_fwd(h.data(), l.wk.data(), l.bk.empty() ? nullptr : l.bk.data(), k.data(), n, C, Hkv * dh);
-    nn::linear_fwd(h.data(), l.wv.data(), l.bv.empty() ? nullptr : l.bv.data(), v.data(), n, C, Hkv * dh);
+    linear(h.data(), l.wq, l.bq, q.data(), n, C, Hq * dh);
+    linear(h.data(), l.wk, l.bk, k.data(), n, C, Hkv * dh);
+    linear(h.data(), l.wv, l.bv, v.data(), n, C, Hkv * dh);
     if (c.qk_norm) {
       rms_norm(q.data(), l.q_norm.data(), q.data(), n * Hq, dh, c.norm_eps);
       rms_norm(k.data(), l.k_norm.data(), k.data(), n * Hkv, dh, c.norm_eps);
@@ -485,53 +526,44 @@ Expected<std::vector<float>> Model::forward(std::span<const int32_t> ids, bool a
       apply_rope(c, W.inv_freq, q.data(), n, Hq, p0);
       apply_rope(c, W.inv_freq, k.data(), n, Hkv, p0);
     }
-    // Append to the cache [Hkv, capacity, dh]; gather contiguous q [Hq, n, dh], k/v [Hkv, Tk, dh].
+    // Append to the cache [Hkv, capacity, dh]; q to [Hq, n, dh].
     for (int64_t t = 0; t < n; ++t)
       for (int64_t hh = 0; hh < Hkv; ++hh) {
         std::memcpy(&l.k_cache[(hh * W.capacity + p0 + t) * dh], &k[(t * Hkv + hh) * dh], dh * sizeof(float));
         std::memcpy(&l.v_cache[(hh * W.capacity + p0 + t) * dh], &v[(t * Hkv + hh) * dh], dh * sizeof(float));
       }
-    for (int64_t hh = 0; hh < Hkv; ++hh) {
-      std::memcpy(&kh[hh * Tk * dh], &l.k_cache[hh * W.capacity * dh], Tk * dh * sizeof(float));
-      std::memcpy(&vh[hh * Tk * dh], &l.v_cache[hh * W.capacity * dh], Tk * dh * sizeof(float));
-    }
     for (int64_t t = 0; t < n; ++t)
       for (int64_t hh = 0; hh < Hq; ++hh)
         std::memcpy(&qh[(hh * n + t) * dh], &q[(t * Hq + hh) * dh], dh * sizeof(float));
     const bool dense_layer = !sparse || std::find(W.attn.dense_layers.begin(), W.attn.dense_layers.end(), li) !=
                                             W.attn.dense_layers.end();
-    attn::GraphSource src;
-    if (dense_layer) src.dense = true;
-    else if (abi) src.abi = &*abi;
-    else src.decode = &*W.graph;
-    attn::Shape as;
-    as.B = 1; as.Hq = Hq; as.Hkv = Hkv; as.Tq = n; as.Tk = Tk; as.dh = dh; as.q_offset = p0;
-    as.dtype = DType::kF32;
-    BNA_ASSIGN_OR_RETURN(attn::Plan plan, attn::plan(src, as));
-    const TensorView tq(qh.data(), DType::kF32, bna::Shape{1, Hq, n, dh});
-    const TensorView tk(kh.data(), DType::kF32, bna::Shape{1, Hkv, Tk, dh});
-    const TensorView tv(vh.data(), DType::kF32, bna::Shape{1, Hkv, Tk, dh});
-    const TensorView to(oh.data(), DType::kF32, bna::Shape{1, Hq, n, dh});
-    const TensorView tl(lse.data(), DType::kF32, bna::Shape{1, Hq, n});
-    BNA_RETURN_IF_ERROR(attn::run(plan, tq, tk, tv, to, tl));
+    for (int64_t hh = 0; hh < Hkv; ++hh) {
+      const attn::Plan& plan = dense_layer ? dense_plan : sparse_plans[hh];
+      const TensorView tq(&qh[hh * G * n * dh], DType::kF32, bna::Shape{1, G, n, dh});
+      const TensorView tk(&l.k_cache[hh * W.capacity * dh], DType::kF32, bna::Shape{1, 1, Tk, dh});
+      const TensorView tv(&l.v_cache[hh * W.capacity * dh], DType::kF32, bna::Shape{1, 1, Tk, dh});
+      const TensorView to(&oh[hh * G * n * dh], DType::kF32, bna::Shape{1, G, n, dh});
+      const TensorView tl(&lse[hh * G * n], DType::kF32, bna::Shape{1, G, n});
+      BNA_RETURN_IF_ERROR(attn::run(plan, tq, tk, tv, to, tl));
+    }
     for (int64_t t = 0; t < n; ++t)
       for (int64_t hh = 0; hh < Hq; ++hh)
         std::memcpy(&att[(t * Hq + hh) * dh], &oh[(hh * n + t) * dh], dh * sizeof(float));
-    nn::linear_fwd(att.data(), l.wo.data(), l.bo.empty() ? nullptr : l.bo.data(), tmp.data(), n, Hq * dh, C);
+    linear(att.data(), l.wo, l.bo, tmp.data(), n, Hq * dh, C);
     if (c.sandwich_norm) rms_norm(tmp.data(), l.post_attn_w.data(), tmp.data(), n, C, c.norm_eps);
     for (int64_t i = 0; i < n * C; ++i) x[i] += tmp[i];
     // MLP.
     if (c.layer_norm) layer_norm(x.data(), l.ln2_w.data(), l.ln2_b.data(), h.data(), n, C, c.norm_eps);
     else rms_norm(x.data(), l.ln2_w.data(), h.data(), n, C, c.norm_eps);
     if (c.gelu_mlp) {
-      nn::linear_fwd(h.data(), l.w_up.data(), l.b_up.data(), u.data(), n, C, I);
+      linear(h.data(), l.w_up, l.b_up, u.data(), n, C, I);
       for (auto& e : u) e = gelu_tanh(e);
-      nn::linear_fwd(u.data(), l.w_down.data(), l.b_down.data(), tmp.data(), n, I, C);
+      linear(u.data(), l.w_down, l.b_down, tmp.data(), n, I, C);
     } else {
-      nn::linear_fwd(h.data(), l.w_gate.data(), nullptr, g.data(), n, C, I);
-      nn::linear_fwd(h.data(), l.w_up.data(), nullptr, u.data(), n, C, I);
+      linear(h.data(), l.w_gate, {}, g.data(), n, C, I);
+      linear(h.data(), l.w_up, {}, u.data(), n, C, I);
       for (int64_t i = 0; i < n * I; ++i) u[i] *= silu(g[i]);
-      nn::linear_fwd(u.data(), l.w_down.data(), nullptr, tmp.data(), n, I, C);
+      linear(u.data(), l.w_down, {}, tmp.data(), n, I, C);
     }
     if (c.sandwich_norm) rms_norm(tmp.data(), l.post_mlp_w.data(), tmp.data(), n, C, c.norm_eps);
     for (int64_t i = 0; i < n * C; ++i) x[i] += tmp[i];
@@ -543,7 +575,7 @@ Expected<std::vector<float>> Model::forward(std::span<const int32_t> ids, bool a
   else rms_norm(&x[r0 * C], W.norm_w.data(), h.data(), rows, C, c.norm_eps);
   std::vector<float> logits(static_cast<size_t>(rows * c.vocab));
   const std::vector<float>& head = W.lm_head.empty() ? W.embed : W.lm_head;
-  nn::linear_fwd(h.data(), head.data(), nullptr, logits.data(), rows, C, c.vocab);
+  linear(h.data(), head, {}, logits.data(), rows, C, c.vocab);
   return logits;
 }
 
