@@ -126,10 +126,19 @@ class Model {
 // the smallest set of probability >= top_p. rng_state advances (one uniform draw per call).
 int32_t sample(std::span<const float> logits, const SamplingOptions& opt, uint64_t* rng_state);
 
+struct GenerateStats {
+  double prefill_s = 0;      // prompt forward
+  double first_token_s = 0;  // prompt forward + the first draw (time to first token)
+  double decode_s = 0;       // the decode forwards after the first token
+  int64_t decode_steps = 0;  // forwards of one token
+};
+
 // Prefill (in chunks of `chunk` tokens, 0 = all at once) then decode up to max_new tokens, stopping at
-// a config eos id. Returns the new ids. The cache is reset to prompt + max_new tokens first.
+// a config eos id. Returns the new ids. The cache is reset to prompt + max_new tokens first. stats, when
+// given, receives the wall-clock split.
 Expected<std::vector<int32_t>> generate(Model& m, std::span<const int32_t> prompt, int64_t max_new,
-                                        const SamplingOptions& opt, int64_t chunk = 0);
+                                        const SamplingOptions& opt, int64_t chunk = 0,
+                                        GenerateStats* stats = nullptr);
 
 // ---- quality of Butterfly against dense on the same model (src/hf/quality.cpp) -------------------
 

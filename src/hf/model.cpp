@@ -3,6 +3,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <numeric>
@@ -623,20 +624,32 @@ int32_t sample(std::span<const float> logits, const SamplingOptions& o, uint64_t
 }
 
 Expected<std::vector<int32_t>> generate(Model& m, std::span<const int32_t> prompt, int64_t max_new,
-                                        const SamplingOptions& opt, int64_t chunk) {
+                                        const SamplingOptions& opt, int64_t chunk, GenerateStats* stats) {
+  using clock = std::chrono::steady_clock;
   if (prompt.empty()) return invalid_argument("generate: empty prompt");
   if (max_new < 0) return invalid_argument("generate: max_new_tokens " + std::to_string(max_new) + " < 0");
   BNA_RETURN_IF_ERROR(m.reset(static_cast<int64_t>(prompt.size()) + std::max<int64_t>(max_new, 1)));
+  GenerateStats st;
+  const auto t0 = clock::now();
   BNA_ASSIGN_OR_RETURN(std::vector<float> logits, m.forward(prompt, false, chunk));
+  st.prefill_s = std::chrono::duration<double>(clock::now() - t0).count();
   std::vector<int32_t> out;
   uint64_t state = opt.seed;
   const auto& eos = m.config().eos_ids;
+  auto t1 = clock::now();
   for (int64_t i = 0; i < max_new; ++i) {
     const int32_t t = sample(logits, opt, &state);
+    if (i == 0) {
+      t1 = clock::now();
+      st.first_token_s = std::chrono::duration<double>(t1 - t0).count();
+    }
     out.push_back(t);
     if (std::find(eos.begin(), eos.end(), t) != eos.end() || i + 1 == max_new) break;
     BNA_ASSIGN_OR_RETURN(logits, m.forward(std::span<const int32_t>(&t, 1)));
+    ++st.decode_steps;
   }
+  if (st.decode_steps > 0) st.decode_s = std::chrono::duration<double>(clock::now() - t1).count();
+  if (stats != nullptr) *stats = st;
   return out;
 }
 

@@ -226,3 +226,32 @@ TEST(BenchModel, TinyRandomConfig) {
 
 }  // namespace
 }  // namespace bna::hf
+
+namespace bna::hf {
+namespace {
+
+TEST(Generate, StatsSplitPrefillAndDecode) {
+  auto c = preset_config("qwen-tiny");
+  ASSERT_TRUE(c.has_value());
+  c->vocab = 64; c->hidden = 32; c->layers = 2; c->n_heads = 4; c->n_kv_heads = 2; c->head_dim = 8;
+  c->intermediate = 48; c->rotary_dim = 8;
+  auto m = Model::random(*c, 2);
+  ASSERT_TRUE(m.has_value());
+  ASSERT_TRUE(m->set_attention(butterfly(2, 4)).is_ok());
+  const std::vector<int32_t> prompt{1, 5, 9, 13, 17, 21, 25, 29, 33};
+  GenerateStats st;
+  auto out = generate(*m, prompt, 6, SamplingOptions{}, 4, &st);
+  ASSERT_TRUE(out.has_value()) << out.status().to_string();
+  ASSERT_EQ(out->size(), 6u);  // a random config has no eos ids
+  EXPECT_EQ(st.decode_steps, 5);
+  EXPECT_GT(st.prefill_s, 0.0);
+  EXPECT_GE(st.first_token_s, st.prefill_s);
+  EXPECT_GT(st.decode_s, 0.0);
+  // The same continuation without stats (the stats do not change the run).
+  auto again = generate(*m, prompt, 6, SamplingOptions{}, 4);
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(*again, *out);
+}
+
+}  // namespace
+}  // namespace bna::hf

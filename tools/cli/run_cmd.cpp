@@ -46,7 +46,8 @@ int run_model(const RunFlags& f) {
   if (ids->empty()) return fail_usage("the prompt file '" + f.prompt_file + "' encodes to no tokens");
   const auto t1 = clock::now();
   hf::SamplingOptions so{.temperature = f.temperature, .top_k = f.top_k, .top_p = f.top_p, .seed = f.seed};
-  auto out = hf::generate(*m, *ids, f.max_new, so, f.chunk);
+  hf::GenerateStats gs;
+  auto out = hf::generate(*m, *ids, f.max_new, so, f.chunk, &gs);
   if (!out) return fail(out.status(), m->config().family == hf::Family::kGpt2
                                           ? "GPT-2's context is limited to n_positions tokens"
                                           : "");
@@ -55,9 +56,12 @@ int run_model(const RunFlags& f) {
   const double load_s = std::chrono::duration<double>(t1 - t0).count();
   const double gen_s = std::chrono::duration<double>(t2 - t1).count();
   std::fprintf(stderr, "model %s (%s), attention %s, prompt %zu tokens, generated %zu tokens, load %.2f s, "
-               "generate %.2f s, KV cache %.1f KiB\n",
+               "generate %.2f s, KV cache %.1f KiB, graph %.1f KiB\n",
                m->config().architecture.c_str(), hf::family_name(m->config().family), f.attention.c_str(),
-               ids->size(), out->size(), load_s, gen_s, m->kv_bytes() / 1024.0);
+               ids->size(), out->size(), load_s, gen_s, m->kv_bytes() / 1024.0, m->graph_bytes() / 1024.0);
+  std::fprintf(stderr, "prefill %.1f tok/s, time to first token %.3f s, decode %.1f tok/s (%lld steps)\n",
+               gs.prefill_s > 0 ? double(ids->size()) / gs.prefill_s : 0.0, gs.first_token_s,
+               gs.decode_s > 0 ? double(gs.decode_steps) / gs.decode_s : 0.0, (long long)gs.decode_steps);
   return 0;
 }
 
