@@ -1,0 +1,131 @@
+// CLI contract of `bna quality` and `bna bench model`: bad input exits 2 with an `error:` line naming
+// the value, good input gives the documented JSON, --out writes atomically. Runs the bna binary built
+// next to this test (<build>/bin/bna, found from /proc/self/exe; tests/CMakeLists.txt gives only the
+// `cli` area a path). Skips, saying so, when that binary has not been built.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path bna_path() { return fs::read_symlink("/proc/self/exe").parent_path().parent_path() / "bin" / "bna"; }
+
+struct Result {
+  int rc = -1;
+  std::string out;
+};
+
+Result run(const std::string& args, bool merge_stderr = true) {
+  const std::string cmd = bna_path().string() + " " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null");
+  Result r;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  const int st = pclose(p);
+  r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+class HfCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!fs::exists(bna_path())) GTEST_SKIP() << "bna binary not built at " << bna_path() << " (build bna_cli)";
+    dir_ = fs::temp_directory_path() / ("bna_hf_cli_test_" + std::to_string(::getpid()));
+    fs::create_directories(dir_);
+    text_ = (dir_ / "text.txt").string();
+    std::ofstream(text_) << "The quick brown fox jumps over the lazy dog, and then it jumps again over 12345 logs.";
+  }
+  void TearDown() override {
+    if (!dir_.empty()) fs::remove_all(dir_);
+  }
+  fs::path dir_;
+  std::string text_;
+  const std::string model_ = std::string(BNA_FIXTURES_DIR) + "/hf/qwen2";
+};
+
+TEST_F(HfCli, QualityJsonIdenticalWhenTheWindowCoversTheText) {
+  const Result r = run("quality --model " + model_ + " --text-file " + text_ + " --window 512 --greedy-tokens 4 --json",
+                       false);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["kl_mean"].get<double>(), 0.0);
+  EXPECT_EQ(j["kl_max"].get<double>(), 0.0);
+  EXPECT_EQ(j["greedy_parity"].get<double>(), 1.0);
+  EXPECT_EQ(j["first_divergence"].get<int64_t>(), -1);
+  EXPECT_EQ(j["ppl_dense"].get<double>(), j["ppl_butterfly"].get<double>());
+  EXPECT_GT(j["tokens"].get<int64_t>(), 2);
+}
+
+TEST_F(HfCli, QualitySparseHasPositiveKl) {
+  const Result r = run("quality --model " + model_ + " --text-file " + text_ +
+                           " --window 2 --landmark-stride 4 --greedy-tokens 4 --json",
+                       false);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_GT(j["kl_mean"].get<double>(), 0.0);
+  EXPECT_GE(j["kl_max"].get<double>(), j["kl_mean"].get<double>());
+}
+
+TEST_F(HfCli, QualityBadInputExits2) {
+  Result r = run("quality --model " + model_ + " --text-file " + (dir_ / "missing.txt").string());
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.out.find("error: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("missing.txt"), std::string::npos) << r.out;
+  r = run("quality --model " + (dir_ / "no_model").string() + " --text-file " + text_);
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.out.find("error: "), std::string::npos) << r.out;
+  r = run("quality --model " + model_ + " --text-file " + text_ + " --top-k 0");
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.out.find("top_k=0"), std::string::npos) << r.out;
+  r = run("quality --model " + model_ + " --text-file " + text_ + " --cycles 0");
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.out.find("num_cycles=0"), std::string::npos) << r.out;
+}
+
+TEST_F(HfCli, BenchModelJsonAndAtomicOut) {
+  const std::string out = (dir_ / "res.json").string();
+  const Result r = run("bench model --layers 2 --hidden 32 --heads 4 --kv-heads 2 --head-dim 8 --intermediate 48 "
+                       "--vocab 64 --context 24 --decode-tokens 2 --window 4 --landmark-stride 8 --json --out " + out,
+                       false);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["records"].size(), 2u);
+  EXPECT_EQ(j["records"][0]["attention"], "dense");
+  EXPECT_EQ(j["records"][1]["attention"], "butterfly");
+  EXPECT_EQ(j["records"][0]["kv_bytes"], j["records"][1]["kv_bytes"]);
+  EXPECT_EQ(j["config"]["layers"], 2);
+  for (const char* k : {"machine", "threads", "commit", "build_type", "dtype"}) EXPECT_TRUE(j.contains(k)) << k;
+  std::ifstream f(out);
+  ASSERT_TRUE(f.good());
+  EXPECT_EQ(nlohmann::json::parse(f), j);
+  for (const auto& e : fs::directory_iterator(dir_))
+    EXPECT_TRUE(e.path().filename() == "res.json" || e.path().filename() == "text.txt") << e.path();
+}
+
+TEST_F(HfCli, BenchModelBadInputExits2) {
+  Result r = run("bench model --preset qwen-huge");
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.out.find("error: bench model: preset 'qwen-huge'"), std::string::npos) << r.out;
+  r = run("bench model --context 1");
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.out.find("context 1"), std::string::npos) << r.out;
+  r = run("bench model --kv-heads 3");
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.out.find("kv_heads=3"), std::string::npos) << r.out;
+  r = run("bench model --hidden -4");
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.out.find("error: "), std::string::npos) << r.out;
+}
+
+}  // namespace
