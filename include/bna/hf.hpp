@@ -11,8 +11,8 @@
 //   (through bna::nn). RoPE angles are computed as transformers does (fp32 inv_freq times fp32
 //   position), so the references agree to rounding.
 // * Attention always goes through bna::attn::plan/run on KV heads (GQA: K/V never repeated): dense
-//   causal, or Butterfly, per layer. Butterfly keeps ONE topo::DecodeGraph (random insertion: window,
-//   landmarks, cycles on the KV heads) holding every cached token; token i attends row i of that
+//   causal, or Butterfly, per layer. Butterfly keeps one topo::DecodeGraph per KV head (random
+//   insertion: window, landmarks, cycles) holding every cached token; token i attends row i of that
 //   graph as it was when i was appended, in one-shot prefill, chunked prefill and decode alike, so a
 //   token sees the same keys however the sequence was fed (docs/hf.md).
 // * KV cache: contiguous [Hkv, capacity, dh] per layer, capacity fixed at reset(); a prompt longer
