@@ -46,6 +46,31 @@ Expected<Csr> csr_from_perms(const std::vector<topo::Perm>& cycles, int64_t T, i
 // all heads, else only that head. Errors: head >= H, an index outside [-1, T).
 Expected<Csr> csr_from_abi(const graph::GraphAbi& g, int64_t head = -1);
 
+// Banded permutation graph, stored implicitly: i ~ j for 0 < |i - j| <= band (the causal window seen
+// from both ends), plus the `extra` neighbours (cycle edges that the band does not already contain).
+// The same simple graph as csr_from_perms(cycles, T, band), but a matvec costs O(T + |extra|) instead of
+// O(T * band): the band sum comes from in-block prefix and suffix sums (blocks of 2 * band + 1 nodes).
+struct BandedGraph {
+  int64_t n = 0;
+  int64_t band = 0;
+  std::vector<int64_t> offsets{0};  // [n + 1] into extra
+  std::vector<int32_t> extra;       // per row ascending, |j - i| > band, symmetric, no duplicates
+  int64_t band_degree(int64_t i) const {
+    const int64_t lo = i - band < 0 ? 0 : i - band, hi = i + band > n - 1 ? n - 1 : i + band;
+    return hi - lo;
+  }
+  int64_t degree(int64_t i) const { return band_degree(i) + offsets[i + 1] - offsets[i]; }
+  int64_t num_edges() const;
+};
+// Errors: as csr_from_perms (bad perm, T < 1, window < 0).
+Expected<BandedGraph> banded_from_perms(const std::vector<topo::Perm>& cycles, int64_t T, int64_t window);
+// The explicit CSR of the same graph (for the dense path, walks and tests).
+Csr csr_from_banded(const BandedGraph& g);
+// y = A x for the unnormalised adjacency; x, y [n] float64, not aliased. Large graphs use the thread
+// pool; results do not depend on the thread count (each y[i] is summed in a fixed order).
+void adjacency_matvec(const Csr& g, const double* x, double* y);
+void adjacency_matvec(const BandedGraph& g, const double* x, double* y);
+
 // ---- spectra ----------------------------------------------------------------------------------
 enum class EigenMethod { kAuto, kDense, kLanczos };
 const char* eigen_method_name(EigenMethod m);  // "auto", "dense", "lanczos"
@@ -57,6 +82,11 @@ struct SpectralOptions {
   int64_t max_matvecs = 20000; // Lanczos budget; not converged -> result.converged = false
   double tol = 1e-9;           // Ritz residual <= tol * max(1, |theta|max)
   uint64_t seed = 0;           // Lanczos start vector
+  // Lanczos without eigenvectors on T > this: the three-term recurrence without reorthogonalisation,
+  // spurious (ghost) Ritz values removed by the Cullum-Willoughby test, O(T) memory and O(T) work per
+  // step. It sees distinct eigenvalues only (a multiplicity > 1 is invisible to it). Up to this T (and
+  // whenever eigenvectors are wanted): thick-restart Lanczos with full reorthogonalisation, O(T * krylov_dim).
+  int64_t full_reorth_max_T = 131072;
 };
 
 struct EigenInfo {
@@ -104,6 +134,13 @@ struct LaplacianSpectrum {
   EigenInfo info;
 };
 Expected<LaplacianSpectrum> laplacian_spectrum(const Csr& g, const SpectralOptions& opt = {});
+
+// The same three summaries on the implicit banded graph: the dense path (T <= dense_max_T or kDense)
+// runs on csr_from_banded(g); the Lanczos path uses the O(T) matvec. Results equal the Csr overloads on
+// csr_from_banded(g) (tests check both paths).
+Expected<AdjacencySpectrum> adjacency_spectrum(const BandedGraph& g, const SpectralOptions& opt = {});
+Expected<NormalizedSpectrum> normalized_spectrum(const BandedGraph& g, const SpectralOptions& opt = {});
+Expected<LaplacianSpectrum> laplacian_spectrum(const BandedGraph& g, const SpectralOptions& opt = {});
 
 // All eigenvalues, ascending, of the chosen operator (dense Eigen solve): for histograms and tests.
 // Errors: T > 4096 (use the Lanczos summaries above), built without Eigen.

@@ -15,15 +15,79 @@
 
 namespace bna::analysis {
 
+namespace {
+
+// Triangular bitset storage: row i has words(i) = i/64 + 1 words (R(i) lies inside [0, i]).
+inline int64_t tri_words(int64_t i) { return i / 64 + 1; }
+inline int64_t tri_offset(int64_t i) {
+  const int64_t q = i / 64, r = i % 64;
+  return 64 * (q * (q + 1) / 2) + r * (q + 1);
+}
+
+// A bitset row with implicit leading words: words [0, fw) are all ones, or (fw == 0) words [0, lz) are
+// all zero; only words [max(fw, lz), nw) are stored (the buffer may hold stale data below that).
+struct RowRef {
+  const uint64_t* w;
+  int64_t nw, fw, lz;
+};
+
+// Accumulates sources into one output row over words [x, nw): x = max fw of the sources when any is
+// positive (the output's leading ones), else the min lz (the output's leading zeros).
+struct RowAcc {
+  uint64_t* out;
+  int64_t nw;
+  int64_t x = 0, fw = 0, lz = 0;
+};
+
+void or_into(uint64_t* out, int64_t x, const RowRef& s) {
+  const int64_t from = std::max(x, std::max(s.fw, s.lz));
+  for (int64_t w = from; w < s.nw; ++w) out[w] |= s.w[w];
+}
+
+// out[x, nw) = OR of the sources; sets fw/lz of the result. Sources must have nw <= out_nw.
+template <class Sources>
+void combine(uint64_t* out, int64_t out_nw, const Sources& src, int64_t nsrc, int64_t& fw_out, int64_t& lz_out) {
+  int64_t F = 0, Z = out_nw;
+  for (int64_t k = 0; k < nsrc; ++k) {
+    F = std::max(F, src[k].fw);
+    Z = std::min(Z, src[k].lz);
+  }
+  const int64_t x = F > 0 ? F : Z;
+  std::fill(out + x, out + out_nw, uint64_t{0});
+  for (int64_t k = 0; k < nsrc; ++k) or_into(out, x, src[k]);
+  int64_t w = x;
+  if (F > 0 || x == 0) {  // leading ones continue from x
+    while (w < out_nw && out[w] == ~uint64_t{0}) ++w;
+    fw_out = w;
+    lz_out = 0;
+    if (w == 0) {  // no leading ones: count leading zeros instead
+      while (w < out_nw && out[w] == 0) ++w;
+      lz_out = w;
+    }
+  } else {
+    while (w < out_nw && out[w] == 0) ++w;
+    fw_out = 0;
+    lz_out = w;
+  }
+}
+
+}  // namespace
+
 Expected<Reachability> causal_reachability(int64_t T, const LayerRowsFn& layer_rows, const ReachabilityOptions& opt) {
   if (T < 1 || T > opt.max_T)
     return invalid_argument("analysis: reachability with T=" + std::to_string(T) + ", expected 1 <= T <= max_T=" +
-                            std::to_string(opt.max_T) + " (bitsets need T^2/4 bytes)");
+                            std::to_string(opt.max_T) + " (bitsets need T^2/8 bytes)");
   if (opt.max_layers < 1)
     return invalid_argument("analysis: max_layers=" + std::to_string(opt.max_layers) + ", expected >= 1");
-  const int64_t W = (T + 63) / 64;
-  std::vector<uint64_t> cur(static_cast<size_t>(T) * W, 0), nxt(cur.size(), 0);
-  for (int64_t i = 0; i < T; ++i) cur[i * W + i / 64] = uint64_t{1} << (i % 64);
+  const int64_t total = tri_offset(T);
+  std::vector<uint64_t> cur(total), nxt(total);
+  std::vector<int64_t> fw(T, 0), lz(T, 0), nfw(T, 0), nlz(T, 0);
+  for (int64_t i = 0; i < T; ++i) {
+    uint64_t* row = cur.data() + tri_offset(i);
+    std::fill(row, row + tri_words(i), uint64_t{0});
+    row[i / 64] = uint64_t{1} << (i % 64);
+    lz[i] = i / 64;  // R_0(i) = {i}: the words below i's word are zero
+  }
   Reachability r;
   r.T = T;
   std::vector<double> cov(T, 1.0);
@@ -41,23 +105,125 @@ Expected<Reachability> causal_reachability(int64_t T, const LayerRowsFn& layer_r
       return invalid_argument("analysis: layer " + std::to_string(l) + " has T=" + std::to_string(rows->T) +
                               ", expected T=" + std::to_string(T));
     const CausalRows& cr = *rows;
-    parallel_for_dynamic(0, T, 64, [&](int64_t i) {
-      const int64_t words = i / 64 + 1;
-      uint64_t* out = nxt.data() + i * W;
-      const uint64_t* self = cur.data() + i * W;
-      std::copy(self, self + words, out);
+    if (static_cast<int64_t>(cr.offsets.size()) != T + 1 || cr.offsets[0] != 0 ||
+        cr.offsets[T] != static_cast<int64_t>(cr.preds.size()))
+      return invalid_argument("analysis: layer " + std::to_string(l) + " has " + std::to_string(cr.offsets.size()) +
+                              " row offsets for " + std::to_string(cr.preds.size()) + " preds, expected T+1=" +
+                              std::to_string(T + 1) + " ending at the pred count");
+    // Block size for the run structure: the longest run of consecutive predecessors (a causal window),
+    // capped so the two block buffers stay small. Runs of length >= kMinRun use the buffers.
+    constexpr int64_t kMinRun = 4, kMaxBlock = 512;
+    int64_t B = 1;
+    for (int64_t i = 0; i < T; ++i) {
+      int64_t run = 0;
       for (int64_t e = cr.offsets[i]; e < cr.offsets[i + 1]; ++e) {
         const int32_t j = cr.preds[e];
-        if (j >= i || j < 0) continue;  // defensive: rows from a callback may be unfiltered
-        const uint64_t* src = cur.data() + static_cast<int64_t>(j) * W;
-        const int64_t wj = j / 64 + 1;
-        for (int64_t w = 0; w < wj; ++w) out[w] |= src[w];
+        run = (e > cr.offsets[i] && j == cr.preds[e - 1] + 1) ? run + 1 : 1;
+        B = std::max(B, run);
       }
-      int64_t pop = 0;
-      for (int64_t w = 0; w < words; ++w) pop += std::popcount(out[w]);
-      cov[i] = i == 0 ? 1.0 : static_cast<double>(pop - 1) / static_cast<double>(i);
+    }
+    B = std::min(B, kMaxBlock);
+    const bool use_blocks = B >= kMinRun;
+    const int64_t nblocks = (T + B - 1) / B;
+    auto ref = [&](int64_t j) { return RowRef{cur.data() + tri_offset(j), tri_words(j), fw[j], lz[j]}; };
+    parallel_for_dynamic(0, nblocks, 1, [&](int64_t c) {
+      const int64_t b0 = c * B, b1 = std::min(T, b0 + B);
+      // P[r] = OR of R(b0 .. b0 + r) (prefix inside block c), S[r] = OR of R(p0 + r .. b0 - 1) (suffix
+      // inside block c - 1, p0 = b0 - B). Stored with the row width of their last (widest) row.
+      thread_local std::vector<uint64_t> pbuf, sbuf;
+      thread_local std::vector<int64_t> pmeta, smeta;  // fw, lz pairs
+      const int64_t pw = tri_words(b1 - 1), sw = c > 0 ? tri_words(b0 - 1) : 0;
+      bool have_p = false, have_s = false;
+      auto build_p = [&] {
+        pbuf.resize(static_cast<size_t>(B) * pw);
+        pmeta.resize(2 * B);
+        for (int64_t q = b0; q < b1; ++q) {
+          uint64_t* out = pbuf.data() + (q - b0) * pw;
+          const int64_t nw = tri_words(q);
+          RowRef src[2] = {ref(q), {}};
+          int64_t ns = 1;
+          if (q > b0) src[ns++] = RowRef{pbuf.data() + (q - 1 - b0) * pw, tri_words(q - 1), pmeta[2 * (q - 1 - b0)],
+                                         pmeta[2 * (q - 1 - b0) + 1]};
+          combine(out, nw, src, ns, pmeta[2 * (q - b0)], pmeta[2 * (q - b0) + 1]);
+        }
+        have_p = true;
+      };
+      auto build_s = [&] {
+        const int64_t p0 = b0 - B;
+        sbuf.resize(static_cast<size_t>(B) * sw);
+        smeta.resize(2 * B);
+        for (int64_t q = b0 - 1; q >= p0; --q) {
+          uint64_t* out = sbuf.data() + (q - p0) * sw;
+          RowRef src[2] = {ref(q), {}};
+          int64_t ns = 1;
+          if (q < b0 - 1) src[ns++] = RowRef{sbuf.data() + (q + 1 - p0) * sw, sw, smeta[2 * (q + 1 - p0)],
+                                             smeta[2 * (q + 1 - p0) + 1]};
+          combine(out, sw, src, ns, smeta[2 * (q - p0)], smeta[2 * (q - p0) + 1]);
+        }
+        have_s = true;
+      };
+      auto pref = [&](int64_t q) {
+        return RowRef{pbuf.data() + (q - b0) * pw, tri_words(q), pmeta[2 * (q - b0)], pmeta[2 * (q - b0) + 1]};
+      };
+      auto sref = [&](int64_t q) {
+        const int64_t p0 = b0 - B;
+        return RowRef{sbuf.data() + (q - p0) * sw, sw, smeta[2 * (q - p0)], smeta[2 * (q - p0) + 1]};
+      };
+      thread_local std::vector<RowRef> src;
+      for (int64_t i = b0; i < b1; ++i) {
+        src.clear();
+        src.push_back(ref(i));
+        const int64_t e0 = cr.offsets[i], e1 = cr.offsets[i + 1];
+        for (int64_t e = e0; e < e1;) {
+          int64_t a = cr.preds[e];
+          int64_t f = e + 1;
+          while (f < e1 && cr.preds[f] == cr.preds[f - 1] + 1) ++f;
+          const int64_t bb = cr.preds[f - 1];
+          e = f;
+          if (a < 0 || bb >= i) {  // defensive: rows from a callback may be unfiltered
+            for (int64_t g = f - (bb - a + 1); g < f; ++g) {
+              const int32_t j = cr.preds[g];
+              if (j >= 0 && j < i) src.push_back(ref(j));
+            }
+            continue;
+          }
+          if (use_blocks && bb - a + 1 >= kMinRun) {
+            // Part of the run before block c - 1 goes row by row; the rest lies in blocks c - 1 .. c.
+            const int64_t lo = std::max<int64_t>(0, b0 - B);
+            for (; a < std::min(bb + 1, lo); ++a) src.push_back(ref(a));
+            if (a > bb) continue;
+            const int64_t qa = a / B, qb = bb / B;
+            if (qa == c - 1 && qb == c) {
+              if (!have_s) build_s();
+              if (!have_p) build_p();
+              src.push_back(sref(a));
+              src.push_back(pref(bb));
+              continue;
+            }
+            if (qa == c && a == b0) {
+              if (!have_p) build_p();
+              src.push_back(pref(bb));
+              continue;
+            }
+            if (qa == c - 1 && qb == c - 1 && bb == b0 - 1) {
+              if (!have_s) build_s();
+              src.push_back(sref(a));
+              continue;
+            }
+          }
+          for (int64_t j = a; j <= bb; ++j) src.push_back(ref(j));
+        }
+        uint64_t* out = nxt.data() + tri_offset(i);
+        const int64_t nw = tri_words(i);
+        combine(out, nw, src, static_cast<int64_t>(src.size()), nfw[i], nlz[i]);
+        int64_t pop = 64 * nfw[i];
+        for (int64_t w = std::max(nfw[i], nlz[i]); w < nw; ++w) pop += std::popcount(out[w]);
+        cov[i] = i == 0 ? 1.0 : static_cast<double>(pop - 1) / static_cast<double>(i);
+      }
     });
     cur.swap(nxt);
+    fw.swap(nfw);
+    lz.swap(nlz);
     double mean = 0, mn = 1.0;
     int64_t seeing = 0, full = 0;
     for (int64_t i = 1; i < T; ++i) {

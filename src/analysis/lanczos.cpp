@@ -8,7 +8,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
+#include <utility>
 
 #include "bna/rng.hpp"
 #include "bna/threads.hpp"
@@ -123,6 +125,236 @@ void orthogonalize(int64_t n, const double* D, int64_t nd, const double* V, int6
 }
 
 
+// ---- three-term recurrence without reorthogonalisation (Cullum-Willoughby) ----------------------
+
+// Number of eigenvalues < x of the symmetric tridiagonal (a [m], b [m-1]) starting at row `first`
+// (first = 1 gives T-hat, T without its first row and column). Sturm sequence of the LDL^T pivots.
+int64_t sturm_count(const std::vector<double>& a, const std::vector<double>& b, int64_t m, int64_t first, double x) {
+  int64_t count = 0;
+  double d = 1;
+  for (int64_t i = first; i < m; ++i) {
+    const double off = i > first ? b[i - 1] * b[i - 1] : 0.0;
+    d = (a[i] - x) - (i > first ? off / d : 0.0);
+    if (d == 0) d = -1e-300;  // x hit a pivot exactly: count it as negative, consistently
+    if (d < 0) ++count;
+  }
+  return count;
+}
+
+// The k-th smallest eigenvalue (k = 0 .. m-1) of the tridiagonal, by bisection to ~2 ulp.
+double tridiag_kth(const std::vector<double>& a, const std::vector<double>& b, int64_t m, int64_t k, double lo,
+                   double hi) {
+  for (int it = 0; it < 200; ++it) {
+    const double mid = 0.5 * (lo + hi);
+    if (mid <= lo || mid >= hi) break;
+    if (sturm_count(a, b, m, 0, mid) > k) hi = mid; else lo = mid;
+  }
+  return 0.5 * (lo + hi);
+}
+
+// |last component| of the unit eigenvector of the tridiagonal for eigenvalue theta (inverse iteration,
+// Gaussian elimination with partial pivoting on T - theta I).
+double last_component(const std::vector<double>& a, const std::vector<double>& b, int64_t m, double theta, double scale) {
+  if (m == 1) return 1.0;
+  std::vector<double> x(m, 1.0), d(m), du(m), du2(m), dl(m);
+  std::vector<uint8_t> swapped(m, 0);
+  const double shift = theta + 1e-14 * scale;  // off the exact eigenvalue so the solve stays finite
+  // LU of the tridiagonal with partial pivoting (LAPACK dgttrf layout).
+  for (int64_t i = 0; i < m; ++i) d[i] = a[i] - shift;
+  for (int64_t i = 0; i + 1 < m; ++i) { du[i] = b[i]; dl[i] = b[i]; du2[i] = 0; }
+  for (int64_t i = 0; i + 1 < m; ++i) {
+    if (std::fabs(d[i]) >= std::fabs(dl[i])) {
+      if (d[i] == 0) d[i] = 1e-300;
+      const double f = dl[i] / d[i];
+      dl[i] = f;
+      d[i + 1] -= f * du[i];
+    } else {
+      const double f = d[i] / dl[i];
+      d[i] = dl[i];
+      dl[i] = f;
+      const double t = du[i];
+      du[i] = d[i + 1];
+      d[i + 1] = t - f * d[i + 1];
+      if (i + 2 < m) { du2[i] = du[i + 1]; du[i + 1] = -f * du[i + 1]; }
+      swapped[i] = 1;
+    }
+  }
+  if (d[m - 1] == 0) d[m - 1] = 1e-300;
+  for (int iter = 0; iter < 3; ++iter) {
+    for (int64_t i = 0; i + 1 < m; ++i) {  // L solve
+      if (swapped[i]) { const double t = x[i]; x[i] = x[i + 1]; x[i + 1] = t - dl[i] * x[i + 1]; }
+      else x[i + 1] -= dl[i] * x[i];
+    }
+    x[m - 1] /= d[m - 1];  // U solve
+    x[m - 2] = (x[m - 2] - du[m - 2] * x[m - 1]) / d[m - 2];
+    for (int64_t i = m - 3; i >= 0; --i) x[i] = (x[i] - du[i] * x[i + 1] - du2[i] * x[i + 2]) / d[i];
+    double nr = 0;
+    for (double v : x) nr += v * v;
+    nr = std::sqrt(nr);
+    if (!(nr > 0) || !std::isfinite(nr)) return 1.0;  // no information: report the worst bound
+    for (double& v : x) v /= nr;
+  }
+  return std::fabs(x[m - 1]);
+}
+
+// Good (non-spurious) distinct Ritz values at one end of the tridiagonal, most extreme first, with their
+// residual bounds beta_m |s_m|. A group of numerically equal Ritz values counts once and is converged (a
+// copy only appears after convergence); a simple Ritz value that is also an eigenvalue of T-hat is a
+// spurious ghost (Cullum-Willoughby) and is dropped.
+struct GoodValue {
+  double theta, resid;
+};
+std::vector<GoodValue> good_values(const std::vector<double>& a, const std::vector<double>& b, int64_t m, double beta_m,
+                                   int want, bool from_top, double lo, double hi, double scale) {
+  const double eps = std::numeric_limits<double>::epsilon();
+  const double tol = std::max(1e-12, 64 * eps * static_cast<double>(m)) * scale;
+  std::vector<GoodValue> out;
+  int64_t idx = 0;
+  auto kth = [&](int64_t r) { return tridiag_kth(a, b, m, from_top ? m - 1 - r : r, lo, hi); };
+  double theta = m > 0 ? kth(0) : 0;
+  while (static_cast<int>(out.size()) < want && idx < m) {
+    int64_t group = 1;
+    double next = 0;
+    while (idx + group < m) {
+      next = kth(idx + group);
+      if (std::fabs(next - theta) > tol) break;
+      ++group;
+    }
+    bool good = true;
+    double resid = 0;
+    if (group == 1) {
+      const int64_t hat = sturm_count(a, b, m, 1, theta + tol) - sturm_count(a, b, m, 1, theta - tol);
+      good = hat == 0;
+      if (good) resid = std::fabs(beta_m) * last_component(a, b, m, theta, scale);
+    }
+    if (good) out.push_back({theta, resid});
+    idx += group;
+    if (idx < m) theta = next;
+  }
+  return out;
+}
+
+LanczosResult lanczos_values_cw(int64_t n, const MatVec& op, int n_top, int n_bottom,
+                                const std::vector<std::vector<double>>& deflate, const SpectralOptions& opt) {
+  const int64_t nd = static_cast<int64_t>(deflate.size());
+  std::vector<double> v(n), vp(n, 0.0), w(n);
+  Rng rng(mix_seed(opt.seed, 0x1a2c05));
+  constexpr int64_t kChunk = 16384;
+  const int64_t nchunks = (n + kChunk - 1) / kChunk;
+  std::vector<double> part(2 * nchunks);
+  // Deterministic parallel reductions: per-chunk partial sums added in chunk order.
+  // Threads only for long vectors: on a loaded 2-core machine a fork/join that waits for a descheduled
+  // thread costs more than a pass over 1 MiB.
+  const bool par = n >= (int64_t{1} << 17);
+  auto for_chunks = [&](auto&& fn) {
+    if (par) parallel_for(0, nchunks, fn); else for (int64_t ch = 0; ch < nchunks; ++ch) fn(ch);
+  };
+  auto reduce2 = [&](auto&& body) {  // body(r0, r1, s0, s1) accumulates two sums over rows [r0, r1)
+    for_chunks([&](int64_t ch) {
+      const int64_t r0 = ch * kChunk, r1 = std::min(n, r0 + kChunk);
+      double s0 = 0, s1 = 0;
+      body(r0, r1, s0, s1);
+      part[2 * ch] = s0;
+      part[2 * ch + 1] = s1;
+    });
+    double t0 = 0, t1 = 0;
+    for (int64_t ch = 0; ch < nchunks; ++ch) { t0 += part[2 * ch]; t1 += part[2 * ch + 1]; }
+    return std::pair<double, double>(t0, t1);
+  };
+  auto project_out = [&](double* x) {  // x -= Q Q^T x for the (few) deflation vectors, twice
+    for (int round = 0; round < 2; ++round)
+      for (int64_t k = 0; k < nd; ++k) {
+        const double* q = deflate[k].data();
+        const double h = reduce2([&](int64_t r0, int64_t r1, double& s0, double&) {
+          for (int64_t i = r0; i < r1; ++i) s0 += q[i] * x[i];
+        }).first;
+        for_chunks([&](int64_t ch) {
+          const int64_t r0 = ch * kChunk, r1 = std::min(n, r0 + kChunk);
+          for (int64_t i = r0; i < r1; ++i) x[i] -= h * q[i];
+        });
+      }
+  };
+  for (int64_t i = 0; i < n; ++i) v[i] = rng.uniform01() - 0.5;
+  project_out(v.data());
+  {
+    const double nr = norm2(n, v.data());
+    for (double& x : v) x /= nr;
+  }
+  std::vector<double> alpha, beta;  // T_m: diagonal alpha [m], off-diagonal beta [m-1]; beta.back() = beta_m
+  LanczosResult res;
+  double beta_prev = 0, gmin = 0, gmax = 0;
+  int64_t next_check = 32;
+  for (;;) {
+    op(v.data(), w.data());
+    ++res.matvecs;
+    if (nd) project_out(w.data());
+    // alpha = v.w; w -= alpha v + beta_prev vp; then one local correction against v.
+    const double a0 = reduce2([&](int64_t r0, int64_t r1, double& s0, double&) {
+      for (int64_t i = r0; i < r1; ++i) s0 += v[i] * w[i];
+    }).first;
+    const auto [a1, nrm2] = reduce2([&](int64_t r0, int64_t r1, double& s0, double& s1) {
+      for (int64_t i = r0; i < r1; ++i) {
+        const double x = w[i] - a0 * v[i] - beta_prev * vp[i];
+        w[i] = x;
+        s0 += v[i] * x;
+        s1 += x * x;
+      }
+    });
+    const double a = a0 + a1;
+    const double bnext = std::sqrt(std::max(nrm2 - a1 * a1, 0.0));
+    alpha.push_back(a);
+    beta.push_back(bnext);
+    const int64_t m = static_cast<int64_t>(alpha.size());
+    // Gershgorin bounds of T_m (for bisection), kept up to date row by row.
+    {
+      const double bl = m >= 2 ? std::fabs(beta[m - 2]) : 0.0;
+      if (m == 1) { gmin = a; gmax = a; }
+      gmin = std::min(gmin, a - bl - std::fabs(bnext));
+      gmax = std::max(gmax, a + bl + std::fabs(bnext));
+    }
+    const double scale_now = std::max({1.0, std::fabs(gmin), std::fabs(gmax)});
+    const bool invariant = bnext <= 1e-12 * scale_now;
+    const bool last = invariant || m >= n - nd || res.matvecs >= opt.max_matvecs;
+    if (m >= next_check || last) {
+      next_check = m + std::max<int64_t>(16, m / 8);
+      const double lo = gmin - 1e-9 * scale_now, hi = gmax + 1e-9 * scale_now;
+      const double bm = invariant ? 0.0 : bnext;
+      auto top = good_values(alpha, beta, m, bm, n_top, true, lo, hi, scale_now);
+      auto bot = good_values(alpha, beta, m, bm, n_bottom, false, lo, hi, scale_now);
+      double scale = 1.0, max_res = 0;
+      for (const auto& g : top) scale = std::max(scale, std::fabs(g.theta));
+      for (const auto& g : bot) scale = std::max(scale, std::fabs(g.theta));
+      for (const auto& g : top) max_res = std::max(max_res, g.resid);
+      for (const auto& g : bot) max_res = std::max(max_res, g.resid);
+      const bool enough = static_cast<int>(top.size()) == n_top && static_cast<int>(bot.size()) == n_bottom;
+      const bool converged = enough && (invariant || max_res <= opt.tol * scale);
+      if (converged || last) {
+        res.converged = converged || (invariant && enough);
+        res.max_residual = max_res;
+        for (const auto& g : top) res.top.push_back(g.theta);
+        for (const auto& g : bot) res.bottom.push_back(g.theta);
+        // Too few distinct values (tiny or exhausted spaces): repeat the last one found.
+        while (static_cast<int>(res.top.size()) < n_top)
+          res.top.push_back(res.top.empty() ? (res.bottom.empty() ? 0.0 : res.bottom.back()) : res.top.back());
+        while (static_cast<int>(res.bottom.size()) < n_bottom)
+          res.bottom.push_back(res.bottom.empty() ? res.top.back() : res.bottom.back());
+        return res;
+      }
+    }
+    // v_{j+1} = (w - a1 v) / beta; vp <- v.
+    const double inv = 1.0 / bnext;
+    for_chunks([&](int64_t ch) {
+      const int64_t r0 = ch * kChunk, r1 = std::min(n, r0 + kChunk);
+      for (int64_t i = r0; i < r1; ++i) {
+        const double x = (w[i] - a1 * v[i]) * inv;
+        vp[i] = v[i];
+        v[i] = x;
+      }
+    });
+    beta_prev = bnext;
+  }
+}
+
 }  // namespace
 
 LanczosResult lanczos_extremes(int64_t n, const MatVec& op, int n_top, int n_bottom, bool want_vectors,
@@ -131,6 +363,7 @@ LanczosResult lanczos_extremes(int64_t n, const MatVec& op, int n_top, int n_bot
   const int64_t n_eff = n - nd;
   const int nwant = n_top + n_bottom;
   BNA_ASSERT(nwant >= 1 && nwant <= n_eff);
+  if (!want_vectors && n > opt.full_reorth_max_T) return lanczos_values_cw(n, op, n_top, n_bottom, deflate, opt);
   int64_t m = std::min<int64_t>(std::max<int64_t>(opt.krylov_dim, 2 * nwant + 4), n_eff);
 
   std::vector<double> Q(static_cast<size_t>(std::max<int64_t>(nd, 1)) * n);  // deflation basis

@@ -23,55 +23,44 @@ namespace {
 
 constexpr int64_t kDenseLimit = 4096;
 
-// Row loop of a matvec: threads only when the work (|E| entries) amortises a fork/join; on a shared
-// 2-core machine a barrier that waits for a descheduled thread costs more than a small matvec.
-template <class F>
-void for_rows(const Csr& g, F&& fn) {
-  if (static_cast<int64_t>(g.cols.size()) < (int64_t{1} << 18)) {
-    for (int64_t i = 0; i < g.n; ++i) fn(i);
-  } else {
-    parallel_for(0, g.n, fn);
-  }
-}
 
-detail::MatVec make_op(const Csr& g, Operator op, std::vector<double>* scale_out = nullptr) {
-  const Csr* gp = &g;
-  if (op == Operator::kAdjacency)
-    return [gp](const double* x, double* y) {
-      for_rows(*gp, [&](int64_t i) {
-        double s = 0;
-        for (const int32_t* p = gp->begin(i); p != gp->end(i); ++p) s += x[*p];
-        y[i] = s;
-      });
-    };
+// The operator of `op` as a matvec over the graph's adjacency matvec (Csr rows or the implicit band).
+// Normalised: y = D^-1/2 A D^-1/2 x through one scaled copy of x; Laplacian: y = D x - A x.
+template <class G>
+detail::MatVec make_op(const G& g, Operator op) {
+  const G* gp = &g;
+  if (op == Operator::kAdjacency) return [gp](const double* x, double* y) { adjacency_matvec(*gp, x, y); };
+  const int64_t n = g.n;
+  auto scale = std::make_shared<std::vector<double>>(n);
+  for (int64_t i = 0; i < n; ++i) {
+    const double d = static_cast<double>(g.degree(i));
+    (*scale)[i] = op == Operator::kLaplacian ? d : (d > 0 ? 1.0 / std::sqrt(d) : 0.0);
+  }
   if (op == Operator::kLaplacian)
-    return [gp](const double* x, double* y) {
-      for_rows(*gp, [&](int64_t i) {
-        double s = 0;
-        for (const int32_t* p = gp->begin(i); p != gp->end(i); ++p) s += x[*p];
-        y[i] = static_cast<double>(gp->degree(i)) * x[i] - s;
-      });
+    return [gp, scale, n](const double* x, double* y) {
+      adjacency_matvec(*gp, x, y);
+      const double* d = scale->data();
+      for (int64_t i = 0; i < n; ++i) y[i] = d[i] * x[i] - y[i];
     };
-  auto inv_sqrt = std::make_shared<std::vector<double>>(g.n);
-  for (int64_t i = 0; i < g.n; ++i) (*inv_sqrt)[i] = g.degree(i) > 0 ? 1.0 / std::sqrt((double)g.degree(i)) : 0.0;
-  if (scale_out) *scale_out = *inv_sqrt;
-  return [gp, inv_sqrt](const double* x, double* y) {
-    const double* d = inv_sqrt->data();
-    for_rows(*gp, [&](int64_t i) {
-      double s = 0;
-      for (const int32_t* p = gp->begin(i); p != gp->end(i); ++p) s += d[*p] * x[*p];
-      y[i] = d[i] * s;
-    });
+  auto tmp = std::make_shared<std::vector<double>>(n);
+  return [gp, scale, tmp, n](const double* x, double* y) {
+    const double* d = scale->data();
+    double* t = tmp->data();
+    for (int64_t i = 0; i < n; ++i) t[i] = d[i] * x[i];
+    adjacency_matvec(*gp, t, y);
+    for (int64_t i = 0; i < n; ++i) y[i] *= d[i];
   };
 }
 
-bool use_dense(const Csr& g, const SpectralOptions& opt) {
+template <class G>
+bool use_dense(const G& g, const SpectralOptions& opt) {
   if (opt.method == EigenMethod::kDense) return true;
   if (opt.method == EigenMethod::kLanczos) return false;
   return g.n <= opt.dense_max_T;
 }
 
-Status check_options(const Csr& g, const SpectralOptions& opt) {
+template <class G>
+Status check_options(const G& g, const SpectralOptions& opt) {
   if (opt.krylov_dim < 8) return invalid_argument("analysis: krylov_dim=" + std::to_string(opt.krylov_dim) + ", expected >= 8");
   if (!(opt.tol > 0)) return invalid_argument("analysis: tol=" + std::to_string(opt.tol) + ", expected tol > 0");
   if (opt.method == EigenMethod::kDense && g.n > kDenseLimit)
@@ -119,6 +108,22 @@ DenseEig dense_eig(const Csr& g, Operator op, bool want_second_vector) {
   return out;
 }
 
+DenseEig dense_eig(const BandedGraph& g, Operator op, bool want_second_vector) {
+  return dense_eig(csr_from_banded(g), op, want_second_vector);
+}
+
+template <class F>
+void for_each_neighbor(const Csr& g, int64_t u, F&& f) {
+  for (const int32_t* p = g.begin(u); p != g.end(u); ++p) f(static_cast<int64_t>(*p));
+}
+template <class F>
+void for_each_neighbor(const BandedGraph& g, int64_t u, F&& f) {
+  const int64_t lo = std::max<int64_t>(0, u - g.band), hi = std::min<int64_t>(g.n - 1, u + g.band);
+  for (int64_t j = lo; j <= hi; ++j)
+    if (j != u) f(j);
+  for (int64_t e = g.offsets[u]; e < g.offsets[u + 1]; ++e) f(static_cast<int64_t>(g.extra[e]));
+}
+
 EigenInfo dense_info() { EigenInfo i; i.method = "dense"; return i; }
 EigenInfo lanczos_info(const detail::LanczosResult& r) {
   EigenInfo i;
@@ -129,7 +134,8 @@ EigenInfo lanczos_info(const detail::LanczosResult& r) {
   return i;
 }
 
-void degree_summary(const Csr& g, double& mean, double& mn, double& mx) {
+template <class G>
+void degree_summary(const G& g, double& mean, double& mn, double& mx) {
   mean = g.n ? 2.0 * g.num_edges() / g.n : 0;
   mn = g.n ? 1e300 : 0;
   mx = 0;
@@ -161,7 +167,8 @@ Expected<std::vector<double>> dense_eigenvalues(const Csr& g, Operator op) {
 #endif
 }
 
-Expected<AdjacencySpectrum> adjacency_spectrum(const Csr& g, const SpectralOptions& opt) {
+template <class G>
+Expected<AdjacencySpectrum> adjacency_impl(const G& g, const SpectralOptions& opt) {
   BNA_RETURN_IF_ERROR(check_options(g, opt));
   AdjacencySpectrum s;
   s.nodes = g.n;
@@ -174,12 +181,24 @@ Expected<AdjacencySpectrum> adjacency_spectrum(const Csr& g, const SpectralOptio
     s.lambda_min = ev[0];
     s.info = dense_info();
   } else {
-    const int top = g.n >= 3 ? 2 : 1;
-    auto r = detail::lanczos_extremes(g.n, make_op(g, Operator::kAdjacency), top, g.n >= 3 ? 1 : 1, false, {}, opt);
-    s.lambda1 = r.top[0];
-    s.lambda2 = top == 2 ? r.top[1] : r.bottom[0];
-    s.lambda_min = r.bottom[0];
-    s.info = lanczos_info(r);
+    if (g.n >= 3 && s.degree_min == s.degree_max && s.degree_max > 0) {
+      // d-regular: A 1 = d 1 exactly, so lambda1 = d and the constant vector is deflated; lambda2 and
+      // lambda_min are then the extremes of A on its orthogonal complement (a second copy of d, as in a
+      // disconnected regular graph, stays visible there).
+      std::vector<double> c(g.n, 1.0 / std::sqrt(static_cast<double>(g.n)));
+      auto r = detail::lanczos_extremes(g.n, make_op(g, Operator::kAdjacency), 1, 1, false, {c}, opt);
+      s.lambda1 = s.degree_max;
+      s.lambda2 = std::min(r.top[0], s.lambda1);
+      s.lambda_min = std::min(r.bottom[0], s.lambda2);
+      s.info = lanczos_info(r);
+    } else {
+      const int top = g.n >= 3 ? 2 : 1;
+      auto r = detail::lanczos_extremes(g.n, make_op(g, Operator::kAdjacency), top, 1, false, {}, opt);
+      s.lambda1 = r.top[0];
+      s.lambda2 = top == 2 ? r.top[1] : r.bottom[0];
+      s.lambda_min = r.bottom[0];
+      s.info = lanczos_info(r);
+    }
   }
   s.lambda2_abs = std::max(std::fabs(s.lambda2), std::fabs(s.lambda_min));
   s.spectral_gap = s.lambda1 - s.lambda2_abs;
@@ -187,7 +206,8 @@ Expected<AdjacencySpectrum> adjacency_spectrum(const Csr& g, const SpectralOptio
   return s;
 }
 
-Expected<NormalizedSpectrum> normalized_spectrum(const Csr& g, const SpectralOptions& opt) {
+template <class G>
+Expected<NormalizedSpectrum> normalized_impl(const G& g, const SpectralOptions& opt) {
   BNA_RETURN_IF_ERROR(check_options(g, opt));
   NormalizedSpectrum s;
   s.nodes = g.n;
@@ -202,8 +222,7 @@ Expected<NormalizedSpectrum> normalized_spectrum(const Csr& g, const SpectralOpt
   } else if (g.num_edges() == 0) {
     s.info.method = "trivial";
   } else {
-    std::vector<double> inv_sqrt;
-    auto op = make_op(g, Operator::kNormalized, &inv_sqrt);
+    auto op = make_op(g, Operator::kNormalized);
     std::vector<double> u(g.n);
     double nrm = 0;
     for (int64_t i = 0; i < g.n; ++i) { u[i] = std::sqrt((double)g.degree(i)); nrm += u[i] * u[i]; }
@@ -219,7 +238,8 @@ Expected<NormalizedSpectrum> normalized_spectrum(const Csr& g, const SpectralOpt
   return s;
 }
 
-Expected<LaplacianSpectrum> laplacian_spectrum(const Csr& g, const SpectralOptions& opt) {
+template <class G>
+Expected<LaplacianSpectrum> laplacian_impl(const G& g, const SpectralOptions& opt) {
   BNA_RETURN_IF_ERROR(check_options(g, opt));
   LaplacianSpectrum s;
   s.nodes = g.n;
@@ -262,13 +282,20 @@ Expected<LaplacianSpectrum> laplacian_spectrum(const Csr& g, const SpectralOptio
   for (int64_t k = 0; k + 1 < g.n; ++k) {
     const int32_t u = order[k];
     in[u] = 1;
-    for (const int32_t* p = g.begin(u); p != g.end(u); ++p) cut += in[*p] ? -1 : 1;
+    for_each_neighbor(g, u, [&](int64_t v) { cut += in[v] ? -1 : 1; });
     const int64_t small = std::min<int64_t>(k + 1, g.n - k - 1);
     best = std::min(best, static_cast<double>(cut) / static_cast<double>(small));
   }
   s.sweep_expansion = best;
   return s;
 }
+
+Expected<AdjacencySpectrum> adjacency_spectrum(const Csr& g, const SpectralOptions& opt) { return adjacency_impl(g, opt); }
+Expected<NormalizedSpectrum> normalized_spectrum(const Csr& g, const SpectralOptions& opt) { return normalized_impl(g, opt); }
+Expected<LaplacianSpectrum> laplacian_spectrum(const Csr& g, const SpectralOptions& opt) { return laplacian_impl(g, opt); }
+Expected<AdjacencySpectrum> adjacency_spectrum(const BandedGraph& g, const SpectralOptions& opt) { return adjacency_impl(g, opt); }
+Expected<NormalizedSpectrum> normalized_spectrum(const BandedGraph& g, const SpectralOptions& opt) { return normalized_impl(g, opt); }
+Expected<LaplacianSpectrum> laplacian_spectrum(const BandedGraph& g, const SpectralOptions& opt) { return laplacian_impl(g, opt); }
 
 Expected<FiedlerBridges> fiedler_bridges(const Csr& g, const std::vector<double>& f, int64_t num) {
   if (static_cast<int64_t>(f.size()) != g.n)

@@ -1,7 +1,9 @@
 // Causal reachability, causal distances, pair coverage and the composite report.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <string>
 
 #include "bna/analysis.hpp"
 #include "bna/graph.hpp"
@@ -100,6 +102,104 @@ TEST(Reachability, PerLayerGraphsAlternate) {
   };
   for (int64_t L = 1; L <= 4; ++L) EXPECT_NEAR(r->mean_coverage[L - 1], reach(L), 1e-12) << "L=" << L;
 }
+
+
+// Reference reachability: one byte per (position, key), the definition written out directly.
+Reachability reference_reachability(int64_t T, const std::vector<CausalRows>& layers, int64_t max_layers) {
+  std::vector<std::vector<uint8_t>> cur(T, std::vector<uint8_t>(T, 0));
+  for (int64_t i = 0; i < T; ++i) cur[i][i] = 1;
+  Reachability r;
+  r.T = T;
+  for (int64_t l = 0; l < max_layers; ++l) {
+    const CausalRows& cr = layers[l % layers.size()];
+    auto nxt = cur;
+    for (int64_t i = 0; i < T; ++i)
+      for (int64_t e = cr.offsets[i]; e < cr.offsets[i + 1]; ++e)
+        for (int64_t k = 0; k < T; ++k) nxt[i][k] |= cur[cr.preds[e]][k];
+    cur.swap(nxt);
+    double mean = 0, mn = 1;
+    int64_t seeing = 0, full = 0;
+    for (int64_t i = 1; i < T; ++i) {
+      int64_t pop = 0;
+      for (int64_t k = 0; k < T; ++k) pop += cur[i][k];
+      const double c = double(pop - 1) / double(i);
+      mean += c;
+      mn = std::min(mn, c);
+      seeing += c >= 0.95;
+      full += c >= 1.0;
+    }
+    const int64_t npos = T - 1;
+    r.mean_coverage.push_back(npos ? mean / npos : 1.0);
+    r.min_coverage.push_back(npos ? mn : 1.0);
+    r.fraction_seeing.push_back(npos ? double(seeing) / npos : 1.0);
+    if (r.layers_to_p95 < 0 && r.fraction_seeing.back() >= 0.95) r.layers_to_p95 = l + 1;
+    if (r.layers_to_full < 0 && full == npos) r.layers_to_full = l + 1;
+  }
+  return r;
+}
+
+// Random causal rows: a window of `w` (a run of predecessors), landmarks every `stride`, and `extra`
+// random earlier positions per row; sorted, unique.
+CausalRows random_rows(int64_t T, int64_t w, int64_t stride, int64_t extra, Rng& rng) {
+  CausalRows r;
+  r.T = T;
+  r.offsets.assign(T + 1, 0);
+  for (int64_t i = 0; i < T; ++i) {
+    std::vector<int32_t> p;
+    for (int64_t j = std::max<int64_t>(0, i - w); j < i; ++j) p.push_back(static_cast<int32_t>(j));
+    if (stride > 0)
+      for (int64_t j = 0; j < i; j += stride) p.push_back(static_cast<int32_t>(j));
+    for (int64_t e = 0; e < extra && i > 0; ++e) p.push_back(static_cast<int32_t>(rng.uniform01() * i) % i);
+    std::sort(p.begin(), p.end());
+    p.erase(std::unique(p.begin(), p.end()), p.end());
+    r.preds.insert(r.preds.end(), p.begin(), p.end());
+    r.offsets[i + 1] = static_cast<int64_t>(r.preds.size());
+  }
+  return r;
+}
+
+struct ReachCase {
+  int64_t T, w, stride, extra, layers;
+};
+
+class ReachabilityVsReference : public ::testing::TestWithParam<ReachCase> {};
+
+TEST_P(ReachabilityVsReference, SameCurves) {
+  const ReachCase c = GetParam();
+  const std::string cfg = "T=" + std::to_string(c.T) + " w=" + std::to_string(c.w) + " stride=" +
+                          std::to_string(c.stride) + " extra=" + std::to_string(c.extra);
+  Rng rng(c.T * 31 + c.w);
+  // Two layer graphs used alternately: the given one and one with half the window and other extras.
+  std::vector<CausalRows> layers{random_rows(c.T, c.w, c.stride, c.extra, rng),
+                                 random_rows(c.T, c.w / 2, 0, c.extra + 1, rng)};
+  ReachabilityOptions o;
+  o.max_layers = c.layers;
+  auto got = causal_reachability(c.T, [&](int64_t l) -> Expected<CausalRows> { return layers[l % 2]; }, o);
+  ASSERT_TRUE(got.has_value()) << cfg;
+  const Reachability want = reference_reachability(c.T, layers, c.layers);
+  ASSERT_EQ(got->mean_coverage.size(), want.mean_coverage.size()) << cfg;
+  for (size_t L = 0; L < want.mean_coverage.size(); ++L) {
+    // Same pop counts -> the same doubles, summed in the same order: exact equality.
+    EXPECT_EQ(got->mean_coverage[L], want.mean_coverage[L]) << cfg << " L=" << L + 1;
+    EXPECT_EQ(got->min_coverage[L], want.min_coverage[L]) << cfg << " L=" << L + 1;
+    EXPECT_EQ(got->fraction_seeing[L], want.fraction_seeing[L]) << cfg << " L=" << L + 1;
+  }
+  EXPECT_EQ(got->layers_to_p95, want.layers_to_p95) << cfg;
+  EXPECT_EQ(got->layers_to_full, want.layers_to_full) << cfg;
+}
+
+INSTANTIATE_TEST_SUITE_P(Analysis, ReachabilityVsReference,
+                         ::testing::Values(ReachCase{1, 0, 0, 0, 3}, ReachCase{2, 1, 0, 0, 3}, ReachCase{63, 4, 0, 1, 6},
+                                           ReachCase{64, 8, 0, 0, 9}, ReachCase{65, 64, 0, 0, 3},
+                                           ReachCase{200, 5, 0, 1, 12}, ReachCase{257, 16, 7, 0, 8},
+                                           ReachCase{300, 0, 0, 2, 10}, ReachCase{511, 70, 0, 1, 6},
+                                           ReachCase{700, 3, 0, 0, 40}, ReachCase{600, 530, 0, 1, 3},
+                                           ReachCase{1100, 9, 100, 1, 12}),
+                         [](const auto& info) {
+                           const ReachCase& c = info.param;
+                           return "T" + std::to_string(c.T) + "_w" + std::to_string(c.w) + "_s" +
+                                  std::to_string(c.stride) + "_x" + std::to_string(c.extra);
+                         });
 
 TEST(Reachability, ErrorsNameTheArgument) {
   ReachabilityOptions o;
