@@ -105,6 +105,7 @@ int main(int argc, char** argv) {
                     conv ? "" : " (not converged)");
       records.push_back({{"case", name}, {"T", T}, {"window", 64}, {"cycles", 1}, {"min_s", mn}, {"median_s", med},
                          {"max_s", mx}, {"repeats", s.size()}, {"matvecs", mv}, {"value", value}, {"converged", conv},
+                         {"tol", o.tol}, {"max_matvecs", o.max_matvecs}, {"full_reorth_max_T", o.full_reorth_max_T},
                          {"threads", num_threads()}, {"load_average", load_average()}});
     };
     report("banded_from_perms", build_s, 0, static_cast<double>(bg.num_edges()), true);

@@ -5,9 +5,11 @@
 //  - Every undirected diagnostic runs on a `Csr`: the graph symmetrised (i->j implies j<->i), self-loops
 //    removed, multi-edges collapsed to one unit-weight edge (a neighbour listed by two cycles, two heads
 //    or both rows counts once). Heads are unioned unless one head is selected.
-//  - Eigenvalues come from a dense solver (Eigen, T <= dense_max_T) or from our thick-restart Lanczos
-//    with full reorthogonalisation on the CSR (any T). Both report |lambda2| over BOTH ends of the
-//    spectrum, so bipartite graphs get gap 0 on every path (the original's sparse path did not).
+//  - Eigenvalues come from a dense solver (Eigen, T <= dense_max_T), from our thick-restart Lanczos
+//    with full reorthogonalisation (T <= full_reorth_max_T or eigenvectors wanted), or from the
+//    three-term Lanczos recurrence with Cullum-Willoughby ghost filtering (larger T, values only). All
+//    report |lambda2| over BOTH ends of the spectrum, so bipartite graphs get gap 0 on every path.
+//    Permutation graphs can stay implicit (BandedGraph): an O(T) matvec instead of O(T * window).
 //  - Causal analysis is directed: key j informs query i at a layer only when j < i is listed in row i
 //    of that layer's graph; reach sets grow layer by layer through bitsets (cost in causal_reachability).
 #pragma once
@@ -86,7 +88,7 @@ struct SpectralOptions {
   // spurious (ghost) Ritz values removed by the Cullum-Willoughby test, O(T) memory and O(T) work per
   // step. It sees distinct eigenvalues only (a multiplicity > 1 is invisible to it). Up to this T (and
   // whenever eigenvectors are wanted): thick-restart Lanczos with full reorthogonalisation, O(T * krylov_dim).
-  int64_t full_reorth_max_T = 131072;
+  int64_t full_reorth_max_T = 16384;
 };
 
 struct EigenInfo {
@@ -239,8 +241,9 @@ Expected<CausalRows> causal_rows_from_abi(const graph::GraphAbi& g);
 
 // R_0(i) = {i}; R_l(i) = R_{l-1}(i) U union_{j in preds_l(i)} R_{l-1}(j). coverage_L(i) =
 // |R_L(i) \ {i}| / i for i >= 1 (position 0 is excluded from every summary).
-// Cost: bitset rows of ceil(T/64) words, 2 * T^2 / 8 bytes (T = 16,384: 64 MiB) and
-// sum_i |preds(i)| * ceil(i/64) word ORs per layer; T > max_T is refused.
+// Cost: triangular bitset rows (row i: floor(i/64) + 1 words), two generations, T^2 / 8 bytes in all
+// (T = 65,536: 512 MiB); a run of consecutive predecessors (a window) costs 2 row ORs, words that are
+// all ones or all zero at the front of a row are implicit. T > max_T is refused.
 struct ReachabilityOptions {
   int64_t max_layers = 16;
   double position_threshold = 0.95;  // a position "sees its prefix" when coverage >= this
