@@ -187,6 +187,30 @@ __device__ __forceinline__ int extra_row_query(int r, int sub) {
   return (r >> 4) * (BR / 4) + 16 * sub + (r & 15);
 }
 
+// One work item of the persistent forward grids: query tile `qtile` (heaviest first) of head
+// bh = b * Hq + hq, with the global bases of its Q rows, its KV head's K/V and its extras.
+struct FwdItem {
+  int bh, hkv, qtile;
+  const uint16_t* qg;
+  const uint16_t* kg;
+  const uint16_t* vg;
+  const int32_t* ext;
+};
+template <int DH>
+__device__ __forceinline__ FwdItem make_fwd_item(const FwdParams& p, int it) {
+  const int T = p.T;
+  FwdItem x;
+  x.qtile = p.n_qtiles - 1 - it % p.n_qtiles;
+  x.bh = it / p.n_qtiles;  // b * Hq + hq
+  const int b = x.bh / p.Hq, hq = x.bh % p.Hq;
+  x.hkv = hq / p.group;
+  x.qg = p.q + (static_cast<int64_t>(x.bh) * T) * DH;
+  x.kg = p.k + (static_cast<int64_t>(b) * p.Hkv + x.hkv) * T * DH;
+  x.vg = p.v + (static_cast<int64_t>(b) * p.Hkv + x.hkv) * T * DH;
+  x.ext = p.extra != nullptr ? p.extra + static_cast<int64_t>(x.hkv) * T * p.C : nullptr;
+  return x;
+}
+
 template <int DH, bool BF16, Mode M>
 __global__ void __launch_bounds__(kThreads) attn_fwd_kernel(const FwdParams p) {
   constexpr int CH = DH / 8;  // 16-byte chunks per row
@@ -204,25 +228,8 @@ __global__ void __launch_bounds__(kThreads) attn_fwd_kernel(const FwdParams p) {
   // hit L2 (heads innermost made dense T=64k memory-bound). The grid is persistent: a CTA takes
   // items blockIdx.x, +gridDim.x, ...; the next item's first K/V tile is loaded during the current
   // item's last tile and its Q during the epilogue.
-  struct Item {
-    int bh, hkv, qtile;
-    const uint16_t* qg;
-    const uint16_t* kg;
-    const uint16_t* vg;
-    const int32_t* ext;
-  };
-  auto make_item = [&](int it) {
-    Item x;
-    x.qtile = p.n_qtiles - 1 - it % p.n_qtiles;
-    x.bh = it / p.n_qtiles;  // b * Hq + hq
-    const int b = x.bh / p.Hq, hq = x.bh % p.Hq;
-    x.hkv = hq / p.group;
-    x.qg = p.q + (static_cast<int64_t>(x.bh) * T) * DH;
-    x.kg = p.k + (static_cast<int64_t>(b) * p.Hkv + x.hkv) * T * DH;
-    x.vg = p.v + (static_cast<int64_t>(b) * p.Hkv + x.hkv) * T * DH;
-    x.ext = p.extra != nullptr ? p.extra + static_cast<int64_t>(x.hkv) * T * p.C : nullptr;
-    return x;
-  };
+  using Item = FwdItem;
+  auto make_item = [&](int it) { return make_fwd_item<DH>(p, it); };
   int item = blockIdx.x;
   if (item >= p.n_items) return;
   Item cur = make_item(item);

@@ -26,25 +26,8 @@ __global__ void __launch_bounds__(kThreads) attn_fwd_m16_kernel(const FwdParams 
   // hit L2 (heads innermost made dense T=64k memory-bound). The grid is persistent: a CTA takes
   // items blockIdx.x, +gridDim.x, ... and loads the next item's Q and first tile while it computes
   // the last tile of the current one, so no CTA sits idle in a prologue.
-  struct Item {
-    int bh, hkv, qtile;
-    const uint16_t* qg;
-    const uint16_t* kg;
-    const uint16_t* vg;
-    const int32_t* ext;
-  };
-  auto make_item = [&](int it) {
-    Item x;
-    x.qtile = p.n_qtiles - 1 - it % p.n_qtiles;
-    x.bh = it / p.n_qtiles;  // b * Hq + hq
-    const int b = x.bh / p.Hq, hq = x.bh % p.Hq;
-    x.hkv = hq / p.group;
-    x.qg = p.q + (static_cast<int64_t>(x.bh) * T) * DH;
-    x.kg = p.k + (static_cast<int64_t>(b) * p.Hkv + x.hkv) * T * DH;
-    x.vg = p.v + (static_cast<int64_t>(b) * p.Hkv + x.hkv) * T * DH;
-    x.ext = p.extra != nullptr ? p.extra + static_cast<int64_t>(x.hkv) * T * p.C : nullptr;
-    return x;
-  };
+  using Item = FwdItem;
+  auto make_item = [&](int it) { return make_fwd_item<DH>(p, it); };
   int item = blockIdx.x;
   if (item >= p.n_items) return;
   Item cur = make_item(item);
