@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "attention/cpu/kernels.hpp"
 #include "attention/cpu/tile.hpp"
 
 namespace bna::cpu {
@@ -523,6 +524,28 @@ inline void qtile_causal_range(QTile& qt, const float* K, const float* V, int64_
       });
     }
   }
+}
+
+// Row pointers of query tile t (kQt rows from i0 = t * kQt) of query head hq in a Problem, as
+// QTile::begin / finish take them. nq < kQt for the last tile.
+struct QTileRows {
+  int nq = 0;
+  const float* q[kQt];
+  int64_t pos[kQt];
+  float* o[kQt];
+  float* lse[kQt];
+};
+inline QTileRows qtile_rows(const Problem& p, int64_t hq, int64_t t) {
+  QTileRows r;
+  const int64_t i0 = t * kQt;
+  r.nq = static_cast<int>(p.Tq - i0 < kQt ? p.Tq - i0 : kQt);
+  for (int k = 0; k < r.nq; ++k) {
+    r.q[k] = p.q + (hq * p.Tq + i0 + k) * p.dh;
+    r.o[k] = p.o + (hq * p.Tq + i0 + k) * p.dh;
+    r.lse[k] = p.lse + hq * p.Tq + i0 + k;
+    r.pos[k] = p.q_offset + i0 + k;
+  }
+  return r;
 }
 
 }  // namespace bna::cpu

@@ -157,19 +157,10 @@ void streams_fwd(const Problem& p, const StreamsGraph& g, const FwdScratch& ws) 
     const int64_t hq = item / ntiles, t = ntiles - 1 - item % ntiles;
     const int64_t hk = hq / G;
     QTile qt(ws.base + ws.per_thread * omp_get_thread_num(), p.dh, p.scale);
-    const int64_t i0 = t * kQt;
-    const int nq = static_cast<int>(p.Tq - i0 < kQt ? p.Tq - i0 : kQt);
-    const float* q[kQt];
-    int64_t pos[kQt];
-    float* o[kQt];
-    float* lse[kQt];
-    for (int r = 0; r < nq; ++r) {
-      q[r] = p.q + (hq * p.Tq + i0 + r) * p.dh;
-      o[r] = p.o + (hq * p.Tq + i0 + r) * p.dh;
-      lse[r] = p.lse + hq * p.Tq + i0 + r;
-      pos[r] = p.q_offset + i0 + r;
-    }
-    qt.begin(nq, q, pos);
+    QTileRows rows = qtile_rows(p, hq, t);
+    const int nq = rows.nq;
+    const int64_t* pos = rows.pos;
+    qt.begin(nq, rows.q, pos);
     const int64_t pmin = pos[0], pmax = pos[nq - 1];
     const float* K = p.k + hk * p.Tk * p.dh;
     const float* V = p.v + hk * p.Tk * p.dh;
@@ -247,7 +238,7 @@ void streams_fwd(const Problem& p, const StreamsGraph& g, const FwdScratch& ws) 
         qt.row_extras(r, K, V, kp, bias ? kb : nullptr, n);
       }
     }
-    qt.finish(o, lse);
+    qt.finish(rows.o, rows.lse);
   });
 }
 
