@@ -14,30 +14,14 @@
 
 #include "bna/hf.hpp"
 #include "bna/safetensors.hpp"
+#include "hf/hf_fixture_util.hpp"
 
 namespace bna::hf {
 namespace {
 
-const std::string kDir = std::string(BNA_FIXTURES_DIR) + "/hf";
-
-AttentionOptions butterfly(int64_t window, int64_t stride, int64_t cycles = 1, uint64_t seed = 0) {
-  AttentionOptions o;
-  o.kind = AttnKind::kButterfly;
-  o.window = window;
-  o.landmark_stride = stride;
-  o.num_cycles = cycles;
-  o.seed = seed;
-  return o;
-}
-
-std::vector<int32_t> fixture_ids(const std::string& fam) {
-  auto f = st::File::open(kDir + "/" + fam + "/reference.safetensors");
-  BNA_ASSERT(f.has_value());
-  const st::TensorInfo* t = f->find("input_ids");
-  std::vector<int64_t> i64(t->numel());
-  std::memcpy(i64.data(), t->data, t->nbytes);
-  return {i64.begin(), i64.end()};
-}
+using testing::butterfly;
+using testing::fixture_ids;
+using testing::kDir;
 
 double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   BNA_ASSERT(a.size() == b.size());
