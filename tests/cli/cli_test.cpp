@@ -48,7 +48,7 @@ TEST(Cli, BadGraphParametersExitTwoAndNameTheValue) {
   expect_bad_input("graph build --T 16 --window -1 --out " + out, "window=-1");
   expect_bad_input("graph build --T 16 --strategy bogus --out " + out, "bogus");
   expect_bad_input("graph build --T 8 --strategy edge_disjoint --cycles 5 --out " + out, "k=5");
-  expect_bad_input("graph build --T 16 --cycles 0 --out " + out, "0");
+  expect_bad_input("graph build --T 16 --cycles 0 --out " + out, "num_cycles=0");
   EXPECT_FALSE(std::filesystem::exists(out)) << "a failed build must not leave a file";
 }
 
