@@ -1,8 +1,9 @@
-// Fuzz target for the artifact loader (spec::load_artifact). On first use it compiles
-// configs/graph_specs/default.wf at T=16, H=2 into a scratch directory. Each input then replaces one
-// file of a fresh copy of that artifact: the first byte picks the file (meta.json or one of the .npy
-// arrays), the rest is its new content. Loading must return an error or a valid artifact, never
-// crash, hang or allocate beyond what the files declare.
+// Fuzz target for the artifact loader (spec::load_artifact, verify_stored_abi). On first use it
+// compiles configs/graph_specs/default.wf at T=16, H=2 with the ABI arrays (--abi) into a scratch
+// directory. Each input then replaces one file of a fresh copy of that artifact: the first byte picks
+// the file (meta.json or one of the .npy arrays), the rest is its new content. Loading and verifying
+// must return an error or a valid artifact, never crash, hang or allocate beyond what the files
+// declare; a loaded artifact must materialize to rows of the width it records.
 #include <unistd.h>
 
 #include <cstdint>
@@ -31,6 +32,7 @@ struct Scratch {
     opt.T = 16;
     opt.H = 2;
     opt.out_root = base;
+    opt.materialize_abi = true;
     auto r = bna::spec::compile_file(std::string(BNA_SOURCE_DIR) + "/configs/graph_specs/default.wf", opt);
     if (!r) return;
     work = base + "/work/" + fs::path(r->artifact_dir).filename().string();
@@ -60,6 +62,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     out.write(reinterpret_cast<const char*>(data + 1), static_cast<std::streamsize>(size - 1));
   }
   auto a = bna::spec::load_artifact(s.work, 16, 2);
-  if (a) (void)a->abi.nbytes();
+  if (a) {
+    if (a->abi_stored) (void)bna::spec::verify_stored_abi(*a);
+    auto g = bna::spec::materialize_abi(*a);
+    if (!g || g->D != a->D) std::abort();
+  }
   return 0;
 }

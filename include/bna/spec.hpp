@@ -10,6 +10,11 @@
 //    (T, H, strategy and its parameters, window, stride, permute window, the builder version, the
 //    routing file's SHA-256), never dtype, paths, comments or training-time schedules. So schedules
 //    and edge-logit biases live in the spec and the CompileResult, not in the artifact.
+//  * The artifact is STRUCTURED: every compiled graph is its cycles (perm/inv [H, k, T]) plus the row
+//    rules (window W, landmark stride S, self), so it stores those and derives D, the metrics and,
+//    on demand, the [H, T, D] graph ABI from them (materialize_abi). The ABI arrays are written only
+//    when asked for (CompileOptions::materialize_abi, `bna compile --abi`): at T = 65,536 with S = 64
+//    they are 10.9 GiB, the perms 33 MB.
 #pragma once
 
 #include <cstdint>
@@ -26,9 +31,10 @@
 namespace bna::spec {
 
 // Bump when anything in the key payload or in how bna::topo builds graphs changes meaning.
-inline constexpr const char* kCacheSchema = "bna-spec-cache-v1";
+// v2: the key names a structured (v2) artifact, so v1 directories of the same graph are never reused.
+inline constexpr const char* kCacheSchema = "bna-spec-cache-v2";
 inline constexpr const char* kBuilderVersion = "bna.topo/1";
-inline constexpr const char* kArtifactSchema = "bna-graph-artifact-v1";
+inline constexpr const char* kArtifactSchema = "bna-graph-artifact-v2";
 
 // ---- syntax tree --------------------------------------------------------------------------------
 struct SourceLoc {
@@ -129,18 +135,45 @@ GraphSpec normalize(GraphSpec spec);
 // Field ranges (independent of T and H); messages point at the source when the field has a location.
 Status validate(const GraphSpec& spec);
 
-// Reachability sources per head in the compile metrics: each 4-hop BFS touches up to T*D entries
-// (17M at T=65536, D=259), so sampling all 4096 default sources would dominate compile time.
+// Reachability sources in the compile metrics (evenly spaced over all H*T rows, see graph::metrics).
+// Each 4-hop BFS walks up to T rows of ~D neighbours; 16 keeps the metrics well under a second at
+// T = 65,536.
 inline constexpr int64_t kMetricsSources = 16;
+// The graph ABI's row builder holds at most this many cycles per head (graph::build_heads), so a
+// spec that lowers to more could never be materialized; lower() rejects it.
+inline constexpr int64_t kMaxAbiCycles = 127;
 
-// The lowered graph for (T, H): the ABI and every head's cycles.
+// ---- structured graphs -------------------------------------------------------------------------
+// Row i of head h in the graph ABI (src/graph/abi_rows.cpp, no rewires) is, in order: the ascending
+// union of every cycle's prev/next of i (CYCLE), the past window max(0, i-W)..i-1 minus those
+// (WINDOW, or LANDMARK where j % S == 0), landmarks 0, S, 2S, .. < max(0, i-W) minus cycle
+// neighbours (LANDMARK), then i itself unless it is a cycle neighbour (WINDOW; only at T = 1).
+// Rows are not causal: causality is applied by attention. These functions compute what the ABI's
+// rows would give without building them.
+
+// Row width D = longest row over all heads (>= 1). O(H * T * k).
+// perms: [H, k, T], each a permutation with its inverse; rules.T == perms.T, window >= 0, stride >= 0
+// (asserted: callers pass lowered or loaded perms, which are checked).
+int64_t rule_row_width(const topo::PermsOnly& perms, const graph::RowRules& rules);
+// Exactly graph::metrics(abi, bfs_hops, max_sources) of the materialized ABI, from the rules:
+// degree and edge-type counts in O(H * T * k), reachability by BFS over rule-enumerated neighbours
+// (same deterministic sources). Same preconditions as rule_row_width.
+graph::GraphMetrics rule_metrics(const topo::PermsOnly& perms, const graph::RowRules& rules, int bfs_hops,
+                                 int64_t max_sources);
+// The [H, T, D] ABI of the rules (graph::build_heads); meta.cycle_perms filled, other meta fields as
+// build_heads leaves them. Errors: as graph::build_heads (bad perms, k > kMaxAbiCycles, out of memory).
+Expected<graph::GraphAbi> materialize_rows(const topo::PermsOnly& perms, const graph::RowRules& rules);
+
+// The lowered graph for (T, H): every head's cycles plus the row rules; no [H, T, D] rows are built.
 struct Lowered {
-  graph::GraphAbi abi;          // [H, T, D], validated (Hamiltonian backbone enforced)
-  topo::PermsOnly perms;        // perm / inv [H, k, T]
-  graph::GraphMetrics metrics;
+  topo::PermsOnly perms;     // perm / inv [H, k, T], checked to be permutations with inverses
+  graph::RowRules rules;     // T, window, landmark stride, include_self
+  graph::GraphMeta meta;     // strategy, seed, window, stride, num_cycles, include_self; no cycle_perms
+  int64_t D = 0;             // row width the ABI would have (rule_row_width)
+  graph::GraphMetrics metrics;  // rule_metrics with bfs_hops 4 and kMetricsSources
 };
-// Errors: T < 1, H < 1, more edge-disjoint cycles than T allows, a missing or mis-shaped routing
-// file, D > degree, or any topology error.
+// Errors: T < 1, H < 1, more edge-disjoint cycles than T allows, more than kMaxAbiCycles cycles, a
+// missing or mis-shaped routing file, D > degree, or any topology error.
 Expected<Lowered> lower(const GraphSpec& spec, int64_t T, int64_t H);
 
 // Permute-window tensors. window_idx[t, c] = clamp(t + c - w, 0, T - 1) indexes positions in cycle
@@ -172,13 +205,19 @@ struct CacheKey {
 Expected<CacheKey> cache_key(const GraphSpec& spec, int64_t T, int64_t H);
 
 // ---- artifacts ---------------------------------------------------------------------------------
-// <out_root>/<hex>/: neigh_idx.npy i32 [H,T,D], edge_type.npy u8 [H,T,D], perm.npy i32 [H,k,T],
-// inv_perm.npy i32 [H,k,T], window_idx.npy i32 [T,W] (optional), meta.json. Built in a temporary
-// sibling directory and renamed into place, so a reader never sees a partial artifact.
+// <out_root>/<hex>/ (schema kArtifactSchema, "bna-graph-artifact-v2"):
+//   perm.npy i32 [H,k,T], inv_perm.npy i32 [H,k,T], window_idx.npy i32 [T,W] (optional), meta.json
+//   (the rules: strategy, seed, k, window, landmark stride, include_self; D; metrics; dispatch), and
+//   only with materialize_abi: neigh_idx.npy i32 [H,T,D] + edge_type.npy u8 [H,T,D] (graph ABI).
+// Built in a temporary sibling directory and renamed into place, so a reader never sees a partial
+// artifact.
 struct CompileOptions {
   int64_t T = 0, H = 0;
   std::string out_root = ".cache/bna";
   bool force = false;  // rebuild even when the artifact exists (replaced atomically)
+  // Also write the [H,T,D] ABI arrays for external tools. An existing artifact without them is
+  // rebuilt with them (replaced atomically); one with them is reused either way.
+  bool materialize_abi = false;
   size_t max_window_idx_bytes = size_t{16} << 20;
 };
 
@@ -186,6 +225,7 @@ struct CompileResult {
   std::string artifact_dir;
   CacheKey key;
   bool reused = false;  // the artifact existed and was validated instead of rebuilt
+  bool abi_stored = false;  // the artifact holds neigh_idx.npy / edge_type.npy
   double seconds = 0;   // wall time of this compile call
   int64_t D = 0;
   Dispatch dispatch;
@@ -193,7 +233,7 @@ struct CompileResult {
   GraphSpec spec;  // normalized; schedules and biases for the trainer
 };
 
-// normalize -> validate -> cache key -> reuse (load + validate) or lower + specialize + write.
+// normalize -> validate -> cache key -> reuse (structural check) or lower + specialize + write.
 // An existing but invalid artifact is an error naming --force, never a silent rebuild.
 Expected<CompileResult> compile(const GraphSpec& spec, const CompileOptions& opt);
 Expected<CompileResult> compile_file(const std::string& spec_path, const CompileOptions& opt);
@@ -201,16 +241,27 @@ Expected<CompileResult> compile_file(const std::string& spec_path, const Compile
 struct Artifact {
   std::string dir;
   std::string cache_key;
-  graph::GraphAbi abi;
-  topo::PermsOnly perms;
+  topo::PermsOnly perms;  // [H, k, T]
+  graph::RowRules rules;  // T, window, landmark stride, include_self
+  graph::GraphMeta meta;  // strategy, seed, window, stride, num_cycles, include_self; no cycle_perms
+  int64_t D = 0;          // row width of the ABI (checked against the rules)
+  graph::GraphMetrics metrics;  // as recorded at compile time
+  bool abi_stored = false;      // neigh_idx.npy / edge_type.npy present (headers checked, not contents)
   PermuteWindow permute;  // window_idx loaded, or derived when the file was not stored
   Dispatch dispatch;
   std::string meta_json;
 };
 // Loads and checks an artifact: T and H must equal expect_T / expect_H (a mismatch is an
-// invalid_argument error, never a rebuild), meta.json must name the directory's key, the arrays
-// must have the recorded shapes, perms must be permutations with matching inverses and the graph
-// must pass graph::validate with the Hamiltonian check.
+// invalid_argument error, never a rebuild), meta.json must name the directory's key and hold sane
+// rules, the arrays must have the recorded dtypes and shapes, perms must be permutations with
+// matching inverses (which makes every cycle Hamiltonian) and D must equal the rules' row width.
+// Errors for anything else are kCorrupt (kNotFound / kIoError for unreadable files).
 Expected<Artifact> load_artifact(const std::string& dir, int64_t expect_T, int64_t expect_H);
+// The artifact's [H, T, D] graph ABI built from its perms and rules (H*T*D*5 bytes), with meta filled
+// as bna::topo::Topology::construct fills it. Errors: out of memory.
+Expected<graph::GraphAbi> materialize_abi(const Artifact& a);
+// Reads a stored ABI (abi_stored) and compares it entry by entry with materialize_abi (kCorrupt
+// naming the first differing head/row/column). Error when the artifact has no stored ABI.
+Status verify_stored_abi(const Artifact& a);
 
 }  // namespace bna::spec

@@ -2,6 +2,8 @@
 // dispatch specialization. Lowering checks T and H up front and the edge-disjoint feasibility bound
 // k <= floor((T-1)/2) before any work, so no input fails deep inside a builder. Routing vectors for
 // greedy / online insertion come from the spec's .npy file or from the documented seeded generator.
+// Lowering builds cycles only (perms + inverses) and derives D and the metrics from the row rules
+// (src/spec/rules.cpp): the [H, T, D] rows are never built, they are 10.9 GiB at T = 65,536.
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -152,44 +154,80 @@ Expected<Lowered> lower(const GraphSpec& s, int64_t T, int64_t H) {
   opt.coverage_target = s.coverage_target;
   BNA_ASSIGN_OR_RETURN(topo::Topology topology, topo::Topology::create(opt));
 
-  std::vector<std::vector<float>> storage;
-  std::vector<topo::Routing> routing;
-  if (topo::strategy_needs_routing(s.strategy)) BNA_RETURN_IF_ERROR(make_routing(s, T, H, storage, routing));
-
   Lowered out;
-  BNA_ASSIGN_OR_RETURN(out.abi, topology.construct(T, routing.empty() ? nullptr : &routing));
-  if (s.degree && out.abi.D > *s.degree)
+  if (topo::strategy_needs_routing(s.strategy)) {
+    std::vector<std::vector<float>> storage;
+    std::vector<topo::Routing> routing;
+    BNA_RETURN_IF_ERROR(make_routing(s, T, H, storage, routing));
+    BNA_ASSIGN_OR_RETURN(auto cp, topology.cycles(T, &routing));
+    if (static_cast<int64_t>(cp.size()) != H || cp[0].empty())
+      return internal_error("spec: topology returned cycles for " + std::to_string(cp.size()) + " heads, expected " +
+                            std::to_string(H));
+    const int64_t k = static_cast<int64_t>(cp[0].size());
+    for (int64_t h = 0; h < H; ++h)
+      if (static_cast<int64_t>(cp[h].size()) != k)
+        return internal_error("spec: head " + std::to_string(h) + " has " + std::to_string(cp[h].size()) +
+                              " cycles, head 0 has " + std::to_string(k));
+    topo::PermsOnly& p = out.perms;
+    p.H = H;
+    p.T = T;
+    p.num_cycles = k;
+    p.perm.resize(static_cast<size_t>(H * k * T));
+    p.inv.resize(p.perm.size());
+    parallel_for(0, H * k, [&](int64_t hc) {
+      const topo::Perm& src = cp[hc / k][hc % k];
+      int32_t* dst = p.perm.data() + hc * T;
+      int32_t* inv = p.inv.data() + hc * T;
+      for (int64_t i = 0; i < T; ++i) {
+        dst[i] = src[i];
+        if (src[i] >= 0 && src[i] < T) inv[src[i]] = static_cast<int32_t>(i);
+      }
+    });
+  } else {
+    BNA_ASSIGN_OR_RETURN(out.perms, topology.construct_perms_only(T));
+  }
+  const topo::PermsOnly& p = out.perms;
+  const int64_t k = p.num_cycles;
+  if (p.H != H || p.T != T || k < 1 || static_cast<int64_t>(p.perm.size()) != H * k * T || p.inv.size() != p.perm.size())
+    return internal_error("spec: topology returned perms [H=" + std::to_string(p.H) + ", k=" + std::to_string(k) +
+                          ", T=" + std::to_string(p.T) + "], expected H=" + std::to_string(H) + ", T=" + std::to_string(T));
+  if (k > kMaxAbiCycles)
+    return field_error(s, "num_cycles",
+                       std::string(topo::strategy_name(s.strategy)) + " built " + std::to_string(k) +
+                           " cycles per head, expected at most " + std::to_string(kMaxAbiCycles) +
+                           " (the graph ABI's limit); lower :k");
+  // Every cycle must be Hamiltonian: a permutation of 0..T-1 (which its inverse confirms).
+  std::vector<Status> bad(static_cast<size_t>(H * k));
+  parallel_for(0, H * k, [&](int64_t hc) {
+    std::vector<uint8_t> seen;
+    bad[hc] = detail::check_perm_pair(p.perm.data() + hc * T, p.inv.data() + hc * T, T, seen);
+  });
+  for (int64_t hc = 0; hc < H * k; ++hc)
+    if (!bad[hc].is_ok())
+      return internal_error("spec: topology cycle " + std::to_string(hc % k) + " of head " + std::to_string(hc / k) +
+                            " is not a Hamiltonian cycle: " + bad[hc].message());
+
+  out.rules.T = T;
+  out.rules.window = s.window_size;
+  out.rules.landmark_stride = s.landmark_stride;
+  out.rules.include_self = true;
+  out.meta.strategy = topo::strategy_name(s.strategy);
+  out.meta.window = s.window_size;
+  out.meta.landmark_stride = s.landmark_stride;
+  out.meta.num_cycles = static_cast<int>(k);
+  out.meta.seed = s.seed;
+  out.meta.include_self = true;
+
+  const detail::RuleRowStats stats = detail::rule_row_stats(p, out.rules);
+  out.D = stats.D;
+  if (s.degree && out.D > *s.degree)
     return field_error(s, "degree",
                        "degree=" + std::to_string(*s.degree) + " but the graph for T=" + std::to_string(T) +
-                           " has D=" + std::to_string(out.abi.D) + " neighbour slots (window " +
+                           " has D=" + std::to_string(out.D) + " neighbour slots (window " +
                            std::to_string(s.window_size) + ", landmarks every " + std::to_string(s.landmark_stride) +
-                           ", " + std::to_string(s.num_cycles) +
+                           ", " + std::to_string(k) +
                            " cycle(s), self); raise (degree N), remove it, or shrink window/landmarks");
-
-  const auto& cp = out.abi.meta.cycle_perms;
-  if (static_cast<int64_t>(cp.size()) != H || cp.empty() || cp[0].empty())
-    return internal_error("spec: topology returned cycles for " + std::to_string(cp.size()) + " heads, expected " +
-                          std::to_string(H));
-  const int64_t k = static_cast<int64_t>(cp[0].size());
-  for (int64_t h = 0; h < H; ++h)
-    if (static_cast<int64_t>(cp[h].size()) != k)
-      return internal_error("spec: head " + std::to_string(h) + " has " + std::to_string(cp[h].size()) +
-                            " cycles, head 0 has " + std::to_string(k));
-  out.perms.H = H;
-  out.perms.T = T;
-  out.perms.num_cycles = k;
-  out.perms.perm.resize(static_cast<size_t>(H * k * T));
-  out.perms.inv.resize(out.perms.perm.size());
-  parallel_for(0, H * k, [&](int64_t hc) {
-    const auto& p = cp[hc / k][hc % k];
-    int32_t* dst = out.perms.perm.data() + hc * T;
-    int32_t* inv = out.perms.inv.data() + hc * T;
-    for (int64_t i = 0; i < T; ++i) {
-      dst[i] = p[i];
-      inv[p[i]] = static_cast<int32_t>(i);
-    }
-  });
-  out.metrics = graph::metrics(out.abi, /*bfs_hops=*/4, kMetricsSources);
+  out.metrics = detail::rule_metrics_from(p, out.rules, stats, /*bfs_hops=*/4, kMetricsSources);
   return out;
 }
 

@@ -85,6 +85,27 @@ TEST(Cli, MalformedSpecsGiveLineAndColumn) {
   expect_bad_input("spec validate " + corpus + "empty.wf", "empty.wf");
 }
 
+TEST(Cli, CompileWritesTheAbiArraysOnlyWithAbi) {
+  const std::string spec = std::string(BNA_SOURCE_DIR) + "/configs/graph_specs/default.wf";
+  const std::string root = tmp("abi_cache");
+  std::filesystem::remove_all(root);
+  const Result plain = bna("compile " + spec + " --T 32 --H 2 --out-root " + root + " --json");
+  ASSERT_EQ(plain.code, 0) << plain.out;
+  EXPECT_NE(plain.out.find("\"abi_stored\": false"), std::string::npos) << plain.out;
+  const Result abi = bna("compile " + spec + " --T 32 --H 2 --out-root " + root + " --abi");
+  ASSERT_EQ(abi.code, 0) << abi.out;
+  EXPECT_NE(abi.out.find("status:   built"), std::string::npos) << abi.out;  // upgraded, not reused
+  int dirs = 0;
+  for (const auto& e : std::filesystem::directory_iterator(root)) {
+    ++dirs;
+    for (const char* f : {"perm.npy", "inv_perm.npy", "meta.json", "neigh_idx.npy", "edge_type.npy"})
+      EXPECT_TRUE(std::filesystem::exists(e.path() / f)) << f << "\n" << abi.out;
+  }
+  EXPECT_EQ(dirs, 1);
+  expect_bad_input("compile " + spec + " --T 0 --H 2 --out-root " + root, "T=0");
+  std::filesystem::remove_all(root);
+}
+
 TEST(Cli, UnknownCommandAndHelp) {
   EXPECT_EQ(bna("frobnicate").code, 2);
   const Result h = bna("--help");

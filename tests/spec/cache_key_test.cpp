@@ -41,7 +41,7 @@ TEST(SpecCacheKey, CanonicalPayload) {
   EXPECT_EQ(k->payload,
             "{\"H\":4,\"T\":128,\"builder\":\"bna.topo/1\",\"graph\":{\"edge_disjoint\":true,\"include_self\":true,"
             "\"landmark_stride\":64,\"num_cycles\":2,\"permute_window\":{\"enabled\":true,\"half_width\":32},"
-            "\"seed\":42,\"strategy\":\"random\",\"window\":64},\"schema\":\"bna-spec-cache-v1\"}");
+            "\"seed\":42,\"strategy\":\"random\",\"window\":64},\"schema\":\"bna-spec-cache-v2\"}");
   EXPECT_EQ(k->hex.size(), 64u);
   EXPECT_EQ(k->hex.find_first_not_of("0123456789abcdef"), std::string::npos);
   // Canonical: re-serializing the payload with sorted keys and no spaces gives the same bytes.
@@ -51,7 +51,7 @@ TEST(SpecCacheKey, CanonicalPayload) {
 TEST(SpecCacheKey, KnownSha256) {
   // Pinned: `printf '%s' PAYLOAD | sha256sum` (coreutils, independent of OpenSSL) on the payload
   // checked in CanonicalPayload. A change here means every existing artifact name changes.
-  EXPECT_EQ(key_of(kBase), "988038fd1c6a51c9f8f3cf997e3db16d43910420316a2337f4f7e70ae899ad39");
+  EXPECT_EQ(key_of(kBase), "79376677afc0838bbba1e3db94e510103fd7a855d3b56c3f5ff44aa555294bd8");
 }
 
 TEST(SpecCacheKey, StableAcrossCallsAndLayouts) {

@@ -1,6 +1,7 @@
-// bna compile SPEC --T N --H N [--out-root DIR] [--force] [--json]: compiles a .wf graph spec into a
-// content-addressed artifact directory and reports where it is, its key, whether it was reused and
-// how long it took. All work happens in bna::spec; this file only parses flags and prints.
+// bna compile SPEC --T N --H N [--out-root DIR] [--force] [--abi] [--json]: compiles a .wf graph spec
+// into a content-addressed artifact directory (perms + rules; with --abi also the [H,T,D] graph ABI
+// arrays for external tools) and reports where it is, its key, whether it was reused and how long it
+// took. All work happens in bna::spec; this file only parses flags and prints.
 #include <cstdio>
 
 #include <nlohmann/json.hpp>
@@ -16,6 +17,7 @@ struct CompileFlags {
   int64_t T = 0, H = 0;
   std::string out_root = ".cache/bna";
   bool force = false;
+  bool abi = false;
   bool json = false;
 };
 
@@ -27,6 +29,7 @@ int run_compile(const CompileFlags& f) {
   opt.H = f.H;
   opt.out_root = f.out_root;
   opt.force = f.force;
+  opt.materialize_abi = f.abi;
   auto r = spec::compile(*s, opt);
   if (!r) {
     const std::string& m = r.status().message();
@@ -42,6 +45,7 @@ int run_compile(const CompileFlags& f) {
                         {"H", f.H},
                         {"T", f.T},
                         {"D", r->D},
+                        {"abi_stored", r->abi_stored},
                         {"dispatch", {{"path", r->dispatch.path}, {"reason", r->dispatch.reason}}},
                         {"degree_mean", r->metrics.degree_mean},
                         {"reachability_proxy", r->metrics.reachability_proxy}};
@@ -55,6 +59,8 @@ int run_compile(const CompileFlags& f) {
   std::printf("graph:    [H=%lld, T=%lld, D=%lld]  degree mean %.1f  reachability(%d hops) %.1f\n",
               (long long)f.H, (long long)f.T, (long long)r->D, r->metrics.degree_mean, r->metrics.bfs_hops,
               r->metrics.reachability_proxy);
+  std::printf("stored:   perms + rules%s\n",
+              r->abi_stored ? ", neigh_idx.npy + edge_type.npy [H,T,D]" : " (--abi also writes the [H,T,D] arrays)");
   std::printf("dispatch: %s (%s)\n", r->dispatch.path.c_str(), r->dispatch.reason.c_str());
   return 0;
 }
@@ -68,6 +74,9 @@ BNA_CLI_COMMAND([](CLI::App& root) {
   sub->add_option("--out-root", f->out_root, "artifact cache root; artifacts go to <out-root>/<hash>")
       ->capture_default_str();
   sub->add_flag("--force", f->force, "rebuild even if the artifact exists (replaced atomically)");
+  sub->add_flag("--abi", f->abi,
+                "also write the graph ABI arrays neigh_idx.npy/edge_type.npy [H,T,D] for external tools "
+                "(H*T*D*5 bytes)");
   sub->add_flag("--json", f->json, "print the result as JSON");
   sub->callback([f] { run_compile(*f); });
 });
