@@ -108,6 +108,7 @@ INSTANTIATE_TEST_SUITE_P(
                       RuleCase{7, 3, 3, 0, 0, Strategy::kEdgeDisjoint, true},  // cycles only (+ self)
                       RuleCase{13, 2, 2, 0, 3, Strategy::kRandom, false},      // window 0, landmarks
                       RuleCase{17, 2, 1, 3, 0, Strategy::kRandom, true},       // stride 0
+                      RuleCase{20, 2, 2, int64_t{1} << 33, int64_t{1} << 40, Strategy::kRandom, true},  // W, S >> T
                       RuleCase{29, 3, 2, 4, 4, Strategy::kRandom, true},       // stride == window
                       RuleCase{37, 2, 3, 5, 7, Strategy::kRegularPartition, true},
                       RuleCase{64, 2, 2, 64, 64, Strategy::kRandom, true},     // default.wf rules, T = W
