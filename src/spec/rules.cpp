@@ -116,15 +116,24 @@ void count_row(const graph::RowRules& r, const int32_t* cn, int64_t c, int64_t i
 RuleRowStats detail::rule_row_stats(const topo::PermsOnly& p, const graph::RowRules& rules) {
   check_shapes(p, rules);
   const graph::RowRules r = clamped(rules);
-  constexpr int64_t kBlock = 8192;
+  constexpr int64_t kBlock = 8192, kPrefetch = 16;
   const int64_t rows = p.H * p.T;
   const int64_t blocks = (rows + kBlock - 1) / kBlock;
   std::vector<RuleRowStats> part(static_cast<size_t>(blocks));
   parallel_for(0, blocks, [&](int64_t b) {
     std::vector<int32_t> buf(static_cast<size_t>(2 * p.num_cycles + 1));
     RuleRowStats& s = part[b];
-    for (int64_t row = b * kBlock, end = std::min(rows, row + kBlock); row < end; ++row) {
-      const int64_t h = row / p.T, i = row % p.T;
+    int64_t h = b * kBlock / p.T, i = b * kBlock % p.T;  // advanced without a division per row
+    for (int64_t row = b * kBlock, end = std::min(rows, row + kBlock); row < end; ++row, ++i) {
+      if (i == p.T) {
+        i = 0;
+        ++h;
+      }
+      // Node i's cycle positions are random, and one head's perms outgrow L2 at long T: fetch the
+      // prev/next of a row kPrefetch ahead so the loads overlap instead of stalling row by row.
+      if (i + kPrefetch < p.T)
+        for (int64_t cc = 0; cc < p.num_cycles; ++cc)
+          __builtin_prefetch(p.perm_of(h, cc) + p.inv_of(h, cc)[i + kPrefetch]);
       const int64_t c = cycle_neighbours(p, h, i, buf.data());
       count_row(r, buf.data(), c, i, s);
     }
