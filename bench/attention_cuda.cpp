@@ -5,6 +5,8 @@
 // blocks, 1 partner, 1 sink), permute-window (one random cycle per head, w = 32 and 64) and gather
 // (D = 64: the 32 previous tokens and 32 random earlier keys per row); --paths-only skips the
 // backward, the A/B and decode runs and keeps streams and dense forward as the in-run baselines.
+// With the backward on, each graph path is also timed forward+backward (<path>_fwd_bwd: the row-list
+// backward kernel of attn_bwd_rows.cuh).
 // Timing: CUDA events around each call, warm-up first, median (and min/max) of the repeats.
 // Useful TFLOP/s counts only allowed (query, key) pairs: 4*dh flops each forward, 10*dh (2.5x, the
 // FlashAttention convention) forward+backward. Decode reports ms per token (all heads).
@@ -69,21 +71,31 @@ std::vector<int64_t> parse_list(const std::string& s) {
 
 // Block-sparse (butterfly, Bs = 64), permute-window (w = 32, 64) and gather (D = 64) forward at one
 // T, on the tensors of `a` (Hq = Hkv = H). Pairs are counted exactly from the uploaded graphs.
-bna::Status run_paths(bna::cuda::AttnArgs a, int64_t T, int64_t H, bna::Rng& rng, int warmup, int repeats,
-                      nlohmann::json& out) {
+bna::Status run_paths(bna::cuda::AttnArgs a, const bna::cuda::AttnBwdArgs* ba, int64_t T, int64_t H, bna::Rng& rng,
+                      int warmup, int repeats, nlohmann::json& out) {
   using bna::cuda::DeviceBuffer;
-  auto record = [&](const char* name, double pairs, const std::function<bna::Status()>& launch,
-                    const nlohmann::json& extra) -> bna::Status {
+  auto record1 = [&](const std::string& name, double pairs, double flop_per_pair, const std::function<bna::Status()>& launch,
+                     const nlohmann::json& extra) -> bna::Status {
     BNA_ASSIGN_OR_RETURN(Timing t, time_it(launch, warmup, repeats));
-    const double tflops = 4.0 * static_cast<double>(a.dh) * pairs / (t.median_ms * 1e-3) / 1e12;
+    const double tflops = flop_per_pair * static_cast<double>(a.dh) * pairs / (t.median_ms * 1e-3) / 1e12;
     const double ppq = pairs / static_cast<double>(H * T);
-    std::printf("%8lld %-16s %10.3f %10.3f %10.3f %10.1f %14.1f\n", static_cast<long long>(T), name, t.median_ms,
+    std::printf("%8lld %-16s %10.3f %10.3f %10.3f %10.1f %14.1f\n", static_cast<long long>(T), name.c_str(), t.median_ms,
                 t.min_ms, t.max_ms, tflops, ppq);
     nlohmann::json r = {{"kernel", name}, {"T", T}, {"median_ms", t.median_ms}, {"min_ms", t.min_ms},
                         {"max_ms", t.max_ms}, {"repeats", repeats}, {"useful_tflops", tflops}, {"pairs_per_query", ppq}};
     r.update(extra);
     out["results"].push_back(r);
     return bna::Status::ok();
+  };
+  // Forward, then (when ba) forward + backward of the same graph.
+  auto record = [&](const std::string& name, double pairs, const std::function<bna::Status()>& fwd,
+                    const std::function<bna::Status()>& bwd, const nlohmann::json& extra) -> bna::Status {
+    BNA_RETURN_IF_ERROR(record1(name, pairs, 4.0, fwd, extra));
+    if (ba == nullptr) return bna::Status::ok();
+    return record1(name + "_fwd_bwd", pairs, 10.0, [&]() -> bna::Status {
+      BNA_RETURN_IF_ERROR(fwd());
+      return bwd();
+    }, extra);
   };
   // ---- block-sparse, butterfly layout ----
   {
@@ -112,16 +124,21 @@ bna::Status run_paths(bna::cuda::AttnArgs a, int64_t T, int64_t H, bna::Rng& rng
     const int64_t N = L.n_blocks;
     BNA_RETURN_IF_ERROR(record("block_sparse_bfly", pairs,
                                [&] { return bna::cuda::block_sparse_fwd(a, Bs, N, dptr.as<int32_t>(), dind.as<int32_t>()); },
+                               [&] { return bna::cuda::block_sparse_bwd(*ba, Bs, N, dptr.as<int32_t>(), dind.as<int32_t>()); },
                                {{"Bs", Bs}, {"layout", "butterfly layer 1, local 4, partner 1, sink 1"},
                                 {"blocks_per_row", static_cast<double>(L.indices.size()) / static_cast<double>(H * N)}}));
   }
   // ---- permute-window, one random cycle per head ----
   {
-    std::vector<int32_t> perm(static_cast<size_t>(H * T));
+    std::vector<int32_t> perm(static_cast<size_t>(H * T)), inv(perm.size());
     for (int64_t h = 0; h < H; ++h) bna::topo::cycle_random_into(perm.data() + h * T, T, rng);
-    DeviceBuffer dperm;
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t r = 0; r < T; ++r) inv[static_cast<size_t>(h * T + perm[static_cast<size_t>(h * T + r)])] = static_cast<int32_t>(r);
+    DeviceBuffer dperm, dinv;
     BNA_RETURN_IF_ERROR(dperm.allocate(perm.size() * 4));
     BNA_RETURN_IF_ERROR(bna::cuda::copy_to_device(dperm.get(), perm.data(), perm.size() * 4));
+    BNA_RETURN_IF_ERROR(dinv.allocate(inv.size() * 4));
+    BNA_RETURN_IF_ERROR(bna::cuda::copy_to_device(dinv.get(), inv.data(), inv.size() * 4));
     for (const int64_t w : {int64_t{32}, int64_t{64}}) {
       double pairs = 0;
       for (int64_t h = 0; h < H; ++h) {
@@ -131,9 +148,11 @@ bna::Status run_paths(bna::cuda::AttnArgs a, int64_t T, int64_t H, bna::Rng& rng
       }
       bna::cuda::PermuteWindowArgs pw;
       pw.perm = dperm.as<int32_t>();
+      pw.inv = dinv.as<int32_t>();
       pw.w = w;
       const std::string name = "permute_w" + std::to_string(w);
-      BNA_RETURN_IF_ERROR(record(name.c_str(), pairs, [&] { return bna::cuda::permute_window_fwd(a, pw); },
+      BNA_RETURN_IF_ERROR(record(name, pairs, [&] { return bna::cuda::permute_window_fwd(a, pw); },
+                                 [&] { return bna::cuda::permute_window_bwd(*ba, pw); },
                                  {{"w", w}, {"cycles", 1}}));
     }
   }
@@ -155,6 +174,7 @@ bna::Status run_paths(bna::cuda::AttnArgs a, int64_t T, int64_t H, bna::Rng& rng
     BNA_RETURN_IF_ERROR(dnb.allocate(nb.size() * 4));
     BNA_RETURN_IF_ERROR(bna::cuda::copy_to_device(dnb.get(), nb.data(), nb.size() * 4));
     BNA_RETURN_IF_ERROR(record("gather_D64", pairs, [&] { return bna::cuda::gather_fwd(a, dnb.as<int32_t>(), D); },
+                               [&] { return bna::cuda::gather_bwd(*ba, dnb.as<int32_t>(), D); },
                                {{"D", D}}));
   }
   return bna::Status::ok();
@@ -301,7 +321,7 @@ int main(int argc, char** argv) {
                                 {"pairs_per_query", ppq}});
     }
     if (paths || paths_only) {
-      st = run_paths(a, T, H, rng, warmup, repeats, out);
+      st = run_paths(a, bwd ? &ba : nullptr, T, H, rng, warmup, repeats, out);
       if (!st.is_ok()) { std::fprintf(stderr, "error: paths T=%lld: %s\n", static_cast<long long>(T), st.to_string().c_str()); return 1; }
     }
   }

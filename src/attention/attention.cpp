@@ -290,6 +290,8 @@ Expected<Plan> plan(const GraphSource& graph, const Shape& shape, const Options&
     }
   }
 
+  if (p.path == Path::kStreams && st->streams)
+    st->path_floats = cpu::streams_workspace_floats(shape.Hkv, shape.Tk, shape.dh, st->streams->S);
   st->threads = std::max(1, omp_get_max_threads());
   if (!path_sized) st->scratch_floats_per_thread = round16(cpu::fwd_scratch_floats_per_thread(shape.dh, st->max_keys_per_row));
   if (shape.dtype != DType::kF32) {
@@ -352,7 +354,7 @@ Status run_impl(const Plan& plan, const TensorView& q, const TensorView& k, cons
     switch (plan.path) {
       case Path::kDense: cpu::dense_fwd(p, fs); break;
       case Path::kGather: cpu::gather_fwd(p, *st.src.abi, fs); break;
-      case Path::kStreams: cpu::streams_fwd(p, *st.streams, fs); break;
+      case Path::kStreams: cpu::streams_fwd(p, *st.streams, fs, path_ws); break;
       case Path::kPermuteWindow:
         cpu::permute_window_fwd(p, *st.src.perms, plan.options.permute_window, plan.options.multi_cycle_mode,
                                 plan.options.circular, fs);

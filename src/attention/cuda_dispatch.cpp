@@ -28,7 +28,7 @@ struct CudaPlanData {
   cuda::DeviceBuffer extra;  // [Hkv, T, C] int32, or empty
   int64_t W = 0, S = 0, C = 0;
   bool decode = false;
-  // Graph paths (forward only), uploaded once here:
+  // Graph paths (forward and backward, Tq == Tk), uploaded once here:
   //   block-sparse: g0 = indptr [Hkv, N + 1] (absolute offsets), g1 = indices; Bs, N
   //   permute-window: g0 = perm, g1 = inv [Hkv, num_cycles, T]; w, circular, union_mode, num_cycles
   //   gather: g0 = neigh_idx [Hkv, T, D]; D
@@ -70,16 +70,22 @@ Status finish_graph_path(Plan& plan, PlanState& st, CudaPlanData& d) {
     d.circular = plan.options.circular;
     d.union_mode = plan.options.multi_cycle_mode == MultiCycleMode::kUnionLogMultiplicity && P.num_cycles > 1;
     BNA_RETURN_IF_ERROR(upload_i32(d.g0, P.perm.data(), P.perm.size()));
-    if (d.union_mode) BNA_RETURN_IF_ERROR(upload_i32(d.g1, P.inv.data(), P.inv.size()));
+    BNA_RETURN_IF_ERROR(upload_i32(d.g1, P.inv.data(), P.inv.size()));  // union forward and every backward
     cuda::AttnArgs a;
     a.B = s.B; a.Hq = s.Hq; a.Hkv = s.Hkv; a.T = s.Tk; a.dh = s.dh; a.dtype = s.dtype;
-    plan.workspace_bytes = cuda::permute_window_workspace_bytes(a, d.num_cycles, d.union_mode);
+    plan.workspace_bytes = std::max(cuda::permute_window_workspace_bytes(a, d.num_cycles, d.union_mode),
+                                    cuda::attn_bwd_workspace_bytes(a));
     plan.reason += d.union_mode ? " [cuda permute-window union, one warp per row]" : " [cuda permute-window, tensor cores]";
   } else {
     const graph::GraphAbi& g = *st.src.abi;
     d.D = g.D;
     BNA_RETURN_IF_ERROR(upload_i32(d.g0, g.neigh_idx.data(), g.neigh_idx.size()));
     plan.reason += " [cuda gather, one warp per row]";
+  }
+  if (plan.path != Path::kPermuteWindow) {  // forward: no workspace; backward: the row-list kernel's
+    cuda::AttnArgs a;
+    a.B = s.B; a.Hq = s.Hq; a.Hkv = s.Hkv; a.T = s.Tk; a.dh = s.dh; a.dtype = s.dtype;
+    plan.workspace_bytes = cuda::attn_bwd_workspace_bytes(a);
   }
   return {};
 }
@@ -225,9 +231,6 @@ Status cuda_run_backward(const Plan& plan, const TensorView& q, const TensorView
   if (!plan.state->cuda) return invalid_argument("attention: plan was not made for backend cuda");
   const CudaPlanData& d = data_of(plan);
   if (d.decode) return unimplemented("attention: backend cuda: no backward for decode plans (Tq < Tk)");
-  if (plan.path != Path::kDense && plan.path != Path::kStreams)
-    return unimplemented(std::string("attention: backend cuda: no backward for ") + path_name(plan.path) +
-                         " (forward only; dense and streams have a CUDA backward)");
   CallWorkspace ws;
   BNA_RETURN_IF_ERROR(ws.acquire(workspace, plan.workspace_bytes));
   cuda::AttnBwdArgs a;
@@ -235,8 +238,26 @@ Status cuda_run_backward(const Plan& plan, const TensorView& q, const TensorView
   a.dout = dout.data; a.dq = dq.data; a.dk = dk.data; a.dv = dv.data;
   a.workspace = ws.ptr;
   a.workspace_bytes = plan.workspace_bytes;
-  BNA_RETURN_IF_ERROR(plan.path == Path::kDense ? cuda::dense_causal_bwd(a)
-                                                : cuda::streams_bwd(a, d.W, d.S, d.extra.as<int32_t>(), d.C));
+  Status st;
+  switch (plan.path) {
+    case Path::kDense: st = cuda::dense_causal_bwd(a); break;
+    case Path::kStreams: st = cuda::streams_bwd(a, d.W, d.S, d.extra.as<int32_t>(), d.C); break;
+    case Path::kGather: st = cuda::gather_bwd(a, d.g0.as<int32_t>(), d.D); break;
+    case Path::kBlockSparse: st = cuda::block_sparse_bwd(a, d.Bs, d.N, d.g0.as<int32_t>(), d.g1.as<int32_t>()); break;
+    case Path::kPermuteWindow: {
+      cuda::PermuteWindowArgs pw;
+      pw.perm = d.g0.as<int32_t>();
+      pw.inv = d.g1.as<int32_t>();
+      pw.num_cycles = d.num_cycles;
+      pw.w = d.w;
+      pw.circular = d.circular;
+      pw.union_mode = d.union_mode;
+      st = cuda::permute_window_bwd(a, pw);
+      break;
+    }
+    default: st = unimplemented(std::string("attention: backend cuda: no backward for ") + path_name(plan.path));
+  }
+  BNA_RETURN_IF_ERROR(st);
   return ws.release();
 }
 

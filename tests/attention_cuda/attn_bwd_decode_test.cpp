@@ -28,11 +28,13 @@
 #include "attention/cpu/kernels.hpp"
 #include "attention/cuda/device_memory.hpp"
 #include "attention/cuda/launch.hpp"
+#include "gpu_check.hpp"
 
 namespace {
 
 using bna::DType;
 using bna::cuda::DeviceBuffer;
+using namespace bna::test::cuda_bwd;
 
 struct Prob {
   bool dense;
@@ -74,64 +76,6 @@ std::vector<int32_t> make_extras(int64_t Hkv, int64_t T, int64_t C, int64_t W, i
       }
     }
   return ex;
-}
-
-struct HostTensor {
-  std::vector<uint16_t> bits;
-  std::vector<float> f;  // the rounded values
-};
-
-HostTensor random_tensor(size_t n, DType dt, bna::Rng& rng, bool normal) {
-  HostTensor t;
-  t.bits.resize(n);
-  t.f.resize(n);
-  for (size_t x = 0; x < n; ++x) {
-    const float v = normal ? static_cast<float>(rng.normal()) : static_cast<float>(2.0 * rng.uniform01() - 1.0);
-    t.bits[x] = dt == DType::kBF16 ? bna::float_to_bf16(v) : bna::float_to_f16(v);
-    t.f[x] = dt == DType::kBF16 ? bna::bf16_to_float(t.bits[x]) : bna::f16_to_float(t.bits[x]);
-  }
-  return t;
-}
-
-float to_f(DType dt, uint16_t b) { return dt == DType::kBF16 ? bna::bf16_to_float(b) : bna::f16_to_float(b); }
-
-DeviceBuffer upload(const void* src, size_t bytes) {
-  DeviceBuffer d;
-  EXPECT_TRUE(d.allocate(bytes).is_ok());
-  EXPECT_TRUE(bna::cuda::copy_to_device(d.get(), src, bytes).is_ok());
-  return d;
-}
-
-template <class T>
-std::vector<T> download(const DeviceBuffer& d, size_t n) {
-  std::vector<T> h(n);
-  EXPECT_TRUE(bna::cuda::copy_to_host(h.data(), d.get(), n * sizeof(T)).is_ok());
-  return h;
-}
-
-// Compares got (dtype bits) with ref64 and ref_lp under the pass rule; returns "" or a failure text.
-std::string check(const char* what, DType dt, const std::vector<uint16_t>& got, const std::vector<double>& r64,
-                  const std::vector<double>& rlp) {
-  double amax = 0;
-  for (double x : r64) amax = std::max(amax, std::fabs(x));
-  const double floor = (dt == DType::kBF16 ? 0x1.0p-9 : 0x1.0p-12) * std::max(amax, 1e-3);
-  double gmax = 0, gsum = 0, lmax = 0, lsum = 0;
-  for (size_t x = 0; x < got.size(); ++x) {
-    const double g = to_f(dt, got[x]);
-    if (!std::isfinite(g)) return std::string(what) + ": non-finite at element " + std::to_string(x);
-    const double e = std::fabs(g - r64[x]), el = std::fabs(rlp[x] - r64[x]);
-    gmax = std::max(gmax, e);
-    gsum += e;
-    lmax = std::max(lmax, el);
-    lsum += el;
-  }
-  const double n = static_cast<double>(std::max<size_t>(1, got.size()));
-  std::string msg;
-  if (!(gmax <= 2 * lmax + floor))
-    msg += std::string(what) + " max error " + std::to_string(gmax) + " > 2*" + std::to_string(lmax) + " + " + std::to_string(floor) + "; ";
-  if (!(gsum / n <= 2 * lsum / n + floor / 4))
-    msg += std::string(what) + " mean error " + std::to_string(gsum / n) + " > 2*" + std::to_string(lsum / n) + " + " + std::to_string(floor / 4) + "; ";
-  return msg;
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -82,7 +82,10 @@ size_t fwd_scratch_floats_per_thread(int64_t dh, int64_t max_keys_per_row);
 void dense_fwd(const Problem& p, const FwdScratch& ws);
 // Row i of KV head h is g.row(h, q_offset + i) (a multiset: duplicates count twice); requires g.T == Tk.
 void gather_fwd(const Problem& p, const graph::GraphAbi& g, const FwdScratch& ws);
-void streams_fwd(const Problem& p, const StreamsGraph& g, const FwdScratch& ws);
+// Streams needs a shared workspace of streams_workspace_floats(p, S) floats (64-byte aligned) for
+// the compacted landmark keys and values K[m*S], V[m*S] of every KV head (T/S rows each: 1/S of K/V).
+size_t streams_workspace_floats(int64_t Hkv, int64_t Tk, int64_t dh, int64_t S);
+void streams_fwd(const Problem& p, const StreamsGraph& g, const FwdScratch& ws, float* landmark_ws);
 // Band offsets -w..w in cycle order of each cycle; offset +-1 is typed CYCLE, the rest WINDOW.
 // Average: o = mean over cycles of the per-cycle outputs, lse = log(mean_c exp(lse_c)).
 // Union: one softmax over every (cycle, offset) entry, i.e. each key weighted by its multiplicity.

@@ -118,12 +118,22 @@ class QTile {
       qpos_[r] = static_cast<int32_t>(pos[rr]);
       qaux_[r] = aux ? static_cast<int32_t>(aux[rr]) : 0;
     }
-    // Row-wise reads (sequential, prefetcher-friendly), strided writes into the L1-resident Qt.
-    for (int r = 0; r < nq; ++r) {
-      const float* src = q[r];
-      float* dst = qt_ + r;
-      for (int64_t d = 0; d < dh_; ++d) dst[d * kQt] = src[d] * scale_;
+    // Qt = scale * Q^T: 8 rows x 8 dh at a time through an 8x8 register transpose, the rest scalar.
+    const __m256 sv = _mm256_set1_ps(scale_);
+    const int64_t d8 = dh_ & ~int64_t(7);
+    int r8 = 0;
+    for (; r8 + 8 <= nq; r8 += 8) {
+      for (int64_t d0 = 0; d0 < d8; d0 += 8) {
+        __m256 x[8];
+        for (int i = 0; i < 8; ++i) x[i] = _mm256_mul_ps(_mm256_loadu_ps(q[r8 + i] + d0), sv);
+        transpose8(x);
+        for (int i = 0; i < 8; ++i) _mm256_storeu_ps(qt_ + (d0 + i) * kQt + r8, x[i]);
+      }
+      for (int i = 0; i < 8; ++i)
+        for (int64_t d = d8; d < dh_; ++d) qt_[d * kQt + r8 + i] = q[r8 + i][d] * scale_;
     }
+    for (int r = r8; r < nq; ++r)
+      for (int64_t d = 0; d < dh_; ++d) qt_[d * kQt + r] = q[r][d] * scale_;
     for (int64_t d = 0; d < dh_; ++d)
       for (int r = nq; r < nqp_; ++r) qt_[d * kQt + r] = 0.0f;
     std::memset(acc_, 0, sizeof(float) * dh_ * kQt);

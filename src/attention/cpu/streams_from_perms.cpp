@@ -2,6 +2,7 @@
 // [max(0, i-W), i], the landmarks {m*S < i} and the cycle neighbours (prev/next in every cycle).
 // Types follow the ABI merge rule (CYCLE beats LANDMARK and WINDOW), so the result equals
 // streams_from_abi(Topology::construct(T), W, S) for a topology with self loops and no rewires.
+// Neighbours after i (j > i) can never be attended by row i and are dropped here, as there.
 #include <algorithm>
 #include <string>
 #include <vector>
@@ -27,10 +28,11 @@ int64_t cycle_neighbours(const topo::PermsOnly& P, int64_t h, int64_t i, int32_t
   return std::unique(out, out + n) - out;
 }
 
-enum class Slot { kExtra, kBand, kLandmark };
+enum class Slot { kExtra, kBand, kLandmark, kLater };
 Slot classify(int64_t j, int64_t i, int64_t W, int64_t S) {
+  if (j > i) return Slot::kLater;
   const int64_t lo = std::max<int64_t>(0, i - W);
-  if (j >= lo && j <= i) return Slot::kBand;
+  if (j >= lo) return Slot::kBand;
   if (S > 0 && j < lo && j % S == 0) return Slot::kLandmark;
   return Slot::kExtra;
 }
@@ -57,7 +59,7 @@ Expected<StreamsGraph> streams_from_perms(const topo::PermsOnly& P, int64_t W, i
     for (int64_t r = 0; r < n; ++r) {
       const int64_t h = r / P.T, i = r % P.T;
       const int64_t m = cycle_neighbours(P, h, i, nb.data());
-      int64_t cnt[3] = {0, 0, 0};
+      int64_t cnt[4] = {0, 0, 0, 0};
       for (int64_t e = 0; e < m; ++e) ++cnt[static_cast<int>(classify(nb[e], i, W, S))];
       C = std::max({C, cnt[0], cnt[1], cnt[2]});
       typed_lm += cnt[2];
@@ -83,6 +85,7 @@ Expected<StreamsGraph> streams_from_perms(const topo::PermsOnly& P, int64_t W, i
       int64_t cnt[3] = {0, 0, 0};
       for (int64_t e = 0; e < m; ++e) {
         const Slot s = classify(nb[e], i, W, S);
+        if (s == Slot::kLater) continue;
         int32_t* idx = s == Slot::kExtra ? sg.extra.data() : s == Slot::kBand ? sg.band_override.data()
                                                                               : sg.landmark_override.data();
         uint8_t* ty = s == Slot::kExtra ? sg.extra_type.data() : s == Slot::kBand ? sg.band_override_type.data()

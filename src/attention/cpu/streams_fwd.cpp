@@ -3,11 +3,14 @@
 // micro_tile.hpp): the landmark keys are read in place as strided rows and form one GEMM-like
 // (64 queries x landmarks x dh) block shared by the whole tile; the band runs per 16-row group over
 // that group's kQt-wide key span [first - W, last] (81% of computed scores are allowed at W = 64);
-// extras (cycle neighbours, ~2 per row) are gathered dot products into a separate per-row state.
+// extras (earlier cycle neighbours, ~1 per row) are gathered dot products into a separate per-row
+// state; their scattered K/V rows are prefetched at the start of the tile, a whole landmark pass
+// ahead of their use. Neighbours after the row (j > i) are dropped when the StreamsGraph is built.
 // Everything merges by the exact LSE rule. streams_from_abi verifies the partition on every row (in
 // parallel) before anything relies on it.
 #include <algorithm>
 #include <climits>
+#include <cstring>
 #include <atomic>
 #include <string>
 #include <vector>
@@ -68,7 +71,7 @@ bool classify_row(const graph::GraphAbi& g, int64_t h, int64_t i, int64_t W, int
         if (out.lm) { out.lm[rc.typed_lm] = j; out.lm_t[rc.typed_lm] = ty[c]; }
         ++rc.typed_lm;
       }
-    } else {
+    } else if (j < i) {  // a later neighbour (j > i) can never be attended: dropped
       if (out.extra) { out.extra[rc.extra] = j; out.extra_t[rc.extra] = ty[c]; }
       ++rc.extra;
     }
@@ -147,10 +150,29 @@ Expected<StreamsGraph> streams_from_abi(const graph::GraphAbi& g, int64_t W, int
   return sg;
 }
 
-void streams_fwd(const Problem& p, const StreamsGraph& g, const FwdScratch& ws) {
+size_t streams_workspace_floats(int64_t Hkv, int64_t Tk, int64_t dh, int64_t S) {
+  if (S <= 0) return 0;
+  const size_t rows = static_cast<size_t>(Hkv * ((Tk + S - 1) / S));
+  return 2 * ((rows * static_cast<size_t>(dh) + 15) & ~size_t(15));
+}
+
+void streams_fwd(const Problem& p, const StreamsGraph& g, const FwdScratch& ws, float* landmark_ws) {
   const int64_t G = p.Hq / p.Hkv;
   const int64_t ntiles = (p.Tq + kQt - 1) / kQt;
   const int64_t W = g.W, S = g.S, C = g.C;
+  // Compacted landmarks: Kl[hk, m] = K[hk, m*S], Vl likewise, m < nL.
+  const int64_t nL = S > 0 ? (p.Tk + S - 1) / S : 0;
+  float* Kl = landmark_ws;
+  float* Vl = S > 0 ? landmark_ws + streams_workspace_floats(p.Hkv, p.Tk, p.dh, S) / 2 : nullptr;
+  if (nL > 0) {
+    const size_t row_bytes = sizeof(float) * static_cast<size_t>(p.dh);
+    parallel_for(0, p.Hkv * nL, [&](int64_t r) {
+      const int64_t hk = r / nL, m = r % nL;
+      const int64_t src = (hk * p.Tk + m * S) * p.dh;
+      std::memcpy(Kl + r * p.dh, p.k + src, row_bytes);
+      std::memcpy(Vl + r * p.dh, p.v + src, row_bytes);
+    });
+  }
   const float* bias = p.edge_bias;
   const float wb = bias ? bias[kWindowT] : 0.0f, lb = bias ? bias[kLandmarkT] : 0.0f;
   parallel_for_dynamic(0, p.Hq * ntiles, 1, [&](int64_t item) {
@@ -164,11 +186,15 @@ void streams_fwd(const Problem& p, const StreamsGraph& g, const FwdScratch& ws) 
     const int64_t pmin = pos[0], pmax = pos[nq - 1];
     const float* K = p.k + hk * p.Tk * p.dh;
     const float* V = p.v + hk * p.Tk * p.dh;
-    // Landmarks: keys 0, S, 2S, ... read in place (stride S rows), shared by every row of the tile;
+    // The extras' K/V rows are scattered: prefetch the whole tile's now, so the landmark and band
+    // passes hide their latency.
+    if (C > 0)
+      for (int r = 0; r < nq; ++r) qt.prefetch_rows(K, V, g.extra.data() + (hk * g.T + pos[r]) * C, C);
+    // Landmarks: keys 0, S, 2S, ... (compacted rows), shared by every row of the tile;
     // row r allows landmark m*S only if m*S < pos[r] - W. Only chunks reaching pmin - W need a mask.
     if (S > 0 && pmax - W > 0) {
       const int64_t nl = (pmax - W + S - 1) / S;
-      qt.key_rows(K, V, 0, S, nl, 0, nq, [&](QScores& sc, int64_t j0) {
+      qt.key_rows(Kl + hk * nL * p.dh, Vl + hk * nL * p.dh, 0, 1, nl, 0, nq, [&](QScores& sc, int64_t j0) {
         if (bias) {
           for (int j = 0; j < sc.n; ++j) sc.add(j, lb);
           for (int r = 0; r < nq; ++r) {
@@ -190,10 +216,6 @@ void streams_fwd(const Problem& p, const StreamsGraph& g, const FwdScratch& ws) 
       const int64_t gfirst = pos[gr], glast = pos[gr + 15 < nq ? gr + 15 : nq - 1];
       const int64_t b0 = std::max<int64_t>(0, gfirst - W);
       const int64_t nb = glast - b0 + 1;
-      // The extras' K/V rows are scattered: prefetch this group's now, spread over the band work,
-      // and attend them after the band.
-      if (C > 0)
-        for (int r = gr; r < gr + 16 && r < nq; ++r) qt.prefetch_rows(K, V, g.extra.data() + (hk * g.T + pos[r]) * C, C);
       qt.key_rows(K, V, b0, 1, nb, gr, gr + 16, [&](QScores& sc, int64_t j0) {
         const int64_t k0 = b0 + j0;
         for (int j = 0; j < sc.n; ++j) {

@@ -101,7 +101,7 @@ Status dense_decode(const DecodeArgs& a, void* stream = nullptr);
 Status streams_decode(const DecodeArgs& a, int64_t W, int64_t S, const int32_t* extra, int64_t C,
                       void* stream = nullptr);
 
-// ---- graph paths: block-sparse, permute-window, gather (forward only) ----------------------------
+// ---- graph paths: block-sparse, permute-window, gather (forward; backward below) -----------------
 // Same tensors and checks as dense_causal_fwd (q, k, v, out [.., T, dh], lse; Tq == Tk == T).
 
 // Block-sparse (BSR, include/bna/block_layout.hpp): query block qb (tokens [qb*Bs, min((qb+1)*Bs, T)))
@@ -140,5 +140,16 @@ Status permute_window_fwd(const AttnArgs& a, const PermuteWindowArgs& pw, void* 
 // One warp per query row on CUDA cores (f32 math, P not rounded). No workspace.
 // Errors: as dense_causal_fwd, plus D < 1, null neigh_idx.
 Status gather_fwd(const AttnArgs& a, const int32_t* neigh_idx, int64_t D, void* stream = nullptr);
+
+// ---- graph paths: backward ---------------------------------------------------------------------
+// Gradients of gather_fwd / permute_window_fwd / block_sparse_fwd with the same graph arguments and
+// the AttnBwdArgs of streams_bwd (fwd.out and fwd.lse from the forward, attn_bwd_workspace_bytes of
+// workspace). One warp per query row on CUDA cores (attn_bwd_rows.cuh): f32 math, dK/dV through f32
+// atomics. permute_window_bwd needs pw.inv in every mode and no permute-window workspace; average
+// mode recomputes each cycle's lse. Errors: as streams_bwd, plus the forward's graph checks.
+Status gather_bwd(const AttnBwdArgs& a, const int32_t* neigh_idx, int64_t D, void* stream = nullptr);
+Status permute_window_bwd(const AttnBwdArgs& a, const PermuteWindowArgs& pw, void* stream = nullptr);
+Status block_sparse_bwd(const AttnBwdArgs& a, int64_t Bs, int64_t N, const int32_t* indptr, const int32_t* indices,
+                        void* stream = nullptr);
 
 }  // namespace bna::cuda
