@@ -10,6 +10,9 @@
 //    three-term Lanczos recurrence with Cullum-Willoughby ghost filtering (larger T, values only). All
 //    report |lambda2| over BOTH ends of the spectrum, so bipartite graphs get gap 0 on every path.
 //    Permutation graphs can stay implicit (BandedGraph): an O(T) matvec instead of O(T * window).
+//  - Lanczos stops on eigenvalue ERROR BOUNDS, not residuals: min(r, r^2 / delta) per Ritz value
+//    (residual and Kato-Temple bounds, delta from the neighbouring Ritz values). Every summary reports
+//    the bound of its headline number (gap_error_bound, fiedler_error_bound).
 //  - Causal analysis is directed: key j informs query i at a layer only when j < i is listed in row i
 //    of that layer's graph; reach sets grow layer by layer through bitsets (cost in causal_reachability).
 #pragma once
@@ -51,7 +54,7 @@ Expected<Csr> csr_from_abi(const graph::GraphAbi& g, int64_t head = -1);
 // Banded permutation graph, stored implicitly: i ~ j for 0 < |i - j| <= band (the causal window seen
 // from both ends), plus the `extra` neighbours (cycle edges that the band does not already contain).
 // The same simple graph as csr_from_perms(cycles, T, band), but a matvec costs O(T + |extra|) instead of
-// O(T * band): the band sum comes from in-block prefix and suffix sums (blocks of 2 * band + 1 nodes).
+// O(T * band): the band sum is a sliding window restarted from a direct sum every 2 * band + 1 rows.
 struct BandedGraph {
   int64_t n = 0;
   int64_t band = 0;
@@ -82,7 +85,12 @@ struct SpectralOptions {
   int64_t dense_max_T = 1024;  // kAuto: dense when T <= this; kDense refuses T > 4096
   int64_t krylov_dim = 64;     // Lanczos basis size between thick restarts (>= 8)
   int64_t max_matvecs = 20000; // Lanczos budget; not converged -> result.converged = false
-  double tol = 1e-9;           // Ritz residual <= tol * max(1, |theta|max)
+  // Lanczos converges when the error bound of every reported eigenvalue is <= tol * max(1, |theta|max)
+  // (|theta|max over the reported values: ~degree for A and L, 1 for N). The bound of a Ritz value theta
+  // with residual r = ||Op y - theta y|| is min(r, r^2 / delta), delta = min over the neighbouring Ritz
+  // values theta' of |theta - theta'| - r' (the quadratic, Kato-Temple, bound only when delta > 0). For
+  // a gap to relative accuracy rho, take tol <= rho * gap / (2 * max(1, |lambda|max)).
+  double tol = 1e-9;
   uint64_t seed = 0;           // Lanczos start vector
   // Lanczos without eigenvectors on T > this: the three-term recurrence without reorthogonalisation,
   // spurious (ghost) Ritz values removed by the Cullum-Willoughby test, O(T) memory and O(T) work per
@@ -91,11 +99,14 @@ struct SpectralOptions {
   int64_t full_reorth_max_T = 16384;
 };
 
+// Bounds hold under the usual Lanczos premise that no eigenvalue beyond a reported one was missed by the
+// Krylov space (a random start vector; tests check them against the dense solver). Dense: 0.
 struct EigenInfo {
-  std::string method;       // "dense", "lanczos", "trivial"
-  int64_t matvecs = 0;      // Lanczos operator applications
-  double max_residual = 0;  // largest ||A y - theta y|| over the wanted Ritz pairs (0 for dense)
-  bool converged = true;
+  std::string method;          // "dense", "lanczos", "trivial"
+  int64_t matvecs = 0;         // Lanczos operator applications
+  double max_residual = 0;     // largest ||A y - theta y|| over the reported Ritz pairs (0 for dense)
+  double max_error_bound = 0;  // largest |theta - lambda| bound over the reported eigenvalues
+  bool converged = true;       // max_error_bound <= tol * max(1, |theta|max)
 };
 
 // Unnormalised adjacency A. lambda2_abs = max |lambda| over all eigenvalues except lambda1 (the
@@ -106,6 +117,7 @@ struct AdjacencySpectrum {
   double lambda1 = 0, lambda2 = 0, lambda_min = 0;  // largest, second largest, smallest (signed)
   double lambda2_abs = 0;                           // max(|lambda2|, |lambda_min|)
   double spectral_gap = 0;                          // lambda1 - lambda2_abs
+  double gap_error_bound = 0;  // |spectral_gap - exact gap| <= this: e(lambda1) + max(e(lambda2), e(lambda_min))
   double expansion_ratio = 0;                       // degree_mean / max(lambda2_abs, 1e-12)
   EigenInfo info;
 };
@@ -118,6 +130,7 @@ struct NormalizedSpectrum {
   int64_t nodes = 0;
   double lambda1 = 0, lambda2 = 0, lambda_min = 0, lambda2_abs = 0;
   double spectral_gap = 0;
+  double gap_error_bound = 0;  // |spectral_gap - exact gap| <= this: max(e(lambda2), e(lambda_min)) (lambda1 = 1 exact)
   EigenInfo info;
 };
 Expected<NormalizedSpectrum> normalized_spectrum(const Csr& g, const SpectralOptions& opt = {});
@@ -130,6 +143,7 @@ Expected<NormalizedSpectrum> normalized_spectrum(const Csr& g, const SpectralOpt
 struct LaplacianSpectrum {
   int64_t nodes = 0;
   double fiedler_value = 0, lambda_max = 0, degree_max = 0;
+  double fiedler_error_bound = 0;  // |fiedler_value - exact lambda2(L)| <= this
   double cheeger_lower = 0, cheeger_upper = 0, sweep_expansion = 0;
   std::vector<double> fiedler_vector;  // [T]
   bool is_well_connected = false;      // fiedler_value > 0.01

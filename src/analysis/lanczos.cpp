@@ -1,7 +1,11 @@
-// Thick-restart Lanczos with full reorthogonalisation (see lanczos.hpp) and a cyclic Jacobi solver.
-// Memory: (krylov_dim + 1) basis vectors of n doubles (T = 65,536, dim 64: 34 MiB). Convergence of a
-// wanted Ritz pair is judged by its residual ||Op y - theta y|| = |beta * s_last|, so an eigenvalue
-// error is about residual^2 / (distance to the next eigenvalue).
+// Lanczos for extreme eigenvalues (see lanczos.hpp) and a cyclic Jacobi solver.
+// Thick restart: (krylov_dim + 1) basis vectors of n doubles (T = 65,536, dim 64: 34 MiB). Three-term
+// recurrence: two [n] vectors, two passes over memory per step with a fused operator step.
+// Convergence is judged on eigenvalue error bounds, not residuals: a Ritz pair (theta, y) with residual
+// r = ||Op y - theta y|| = |beta * s_last| has an eigenvalue within r, and, when the nearest other
+// eigenvalue is at least delta away, within r^2 / delta (Kato-Temple; Parlett, The Symmetric Eigenvalue
+// Problem, 11.7). delta is estimated from the neighbouring Ritz values, each moved towards theta by its
+// own residual, so a neighbour that has not converged yet gives no quadratic bound.
 #include "lanczos.hpp"
 
 #include <cblas.h>
@@ -61,6 +65,16 @@ void jacobi_eigen(int m, std::vector<double>& a, std::vector<double>& w, std::ve
     for (int k = 0; k < m; ++k) vs[k * m + c] = v[k * m + order[c]];
   }
   v.swap(vs);
+}
+
+// Floor of every reported bound, in ulps of the spectral scale: the Ritz values themselves carry rounding.
+constexpr double kRoundingUlps = 16;
+
+double ritz_error_bound(double theta, double r, const double* nb_theta, const double* nb_resid, int num_nb) {
+  double delta = std::numeric_limits<double>::infinity();
+  for (int k = 0; k < num_nb; ++k) delta = std::min(delta, std::fabs(theta - nb_theta[k]) - nb_resid[k]);
+  if (num_nb == 0 || !(delta > 0)) return r;
+  return std::min(r, r * r / delta);
 }
 
 namespace {
@@ -198,9 +212,9 @@ double last_component(const std::vector<double>& a, const std::vector<double>& b
 }
 
 // Good (non-spurious) distinct Ritz values at one end of the tridiagonal, most extreme first, with their
-// residual bounds beta_m |s_m|. A group of numerically equal Ritz values counts once and is converged (a
-// copy only appears after convergence); a simple Ritz value that is also an eigenvalue of T-hat is a
-// spurious ghost (Cullum-Willoughby) and is dropped.
+// residuals beta_m |s_m|. A group of numerically equal Ritz values counts once and is converged (a copy
+// only appears after convergence; its residual is reported as the grouping tolerance); a simple Ritz
+// value that is also an eigenvalue of T-hat is a spurious ghost (Cullum-Willoughby) and is dropped.
 struct GoodValue {
   double theta, resid;
 };
@@ -221,7 +235,7 @@ std::vector<GoodValue> good_values(const std::vector<double>& a, const std::vect
       ++group;
     }
     bool good = true;
-    double resid = 0;
+    double resid = tol;  // a group of copies: converged, the copies agree to within tol
     if (group == 1) {
       const int64_t hat = sturm_count(a, b, m, 1, theta + tol) - sturm_count(a, b, m, 1, theta - tol);
       good = hat == 0;
@@ -234,11 +248,28 @@ std::vector<GoodValue> good_values(const std::vector<double>& a, const std::vect
   return out;
 }
 
-LanczosResult lanczos_values_cw(int64_t n, const MatVec& op, int n_top, int n_bottom,
+// Bounds of the values at one end (most extreme first): value k's neighbours are k - 1 and k + 1 of the
+// same list (the list holds one value more than is reported, so the innermost reported one has both).
+std::vector<double> end_bounds(const std::vector<GoodValue>& v, int reported) {
+  std::vector<double> out;
+  for (int k = 0; k < reported && k < static_cast<int>(v.size()); ++k) {
+    double th[2], rr[2];
+    int nb = 0;
+    if (k > 0) { th[nb] = v[k - 1].theta; rr[nb++] = v[k - 1].resid; }
+    if (k + 1 < static_cast<int>(v.size())) { th[nb] = v[k + 1].theta; rr[nb++] = v[k + 1].resid; }
+    out.push_back(ritz_error_bound(v[k].theta, v[k].resid, th, rr, nb));
+  }
+  return out;
+}
+
+// The three-term recurrence (Paige's variant: u = Op v_j - beta_j v_{j-1}, alpha_j = v_j . u,
+// w = u - alpha_j v_j, beta_{j+1} = ||w||). The vectors are kept unnormalised (v_j = x / sigma, with
+// sigma = beta_j) so a step is two passes over memory: the fused operator step, then w and ||w||^2. One
+// deflation vector is projected out of u inside those passes (q . u comes with the step); more fall
+// back to explicit projections.
+LanczosResult lanczos_values_cw(int64_t n, const MatVec& op, const LanczosStep& step_in, int n_top, int n_bottom,
                                 const std::vector<std::vector<double>>& deflate, const SpectralOptions& opt) {
   const int64_t nd = static_cast<int64_t>(deflate.size());
-  std::vector<double> v(n), vp(n, 0.0), w(n);
-  Rng rng(mix_seed(opt.seed, 0x1a2c05));
   constexpr int64_t kChunk = 16384;
   const int64_t nchunks = (n + kChunk - 1) / kChunk;
   std::vector<double> part(2 * nchunks);
@@ -261,7 +292,7 @@ LanczosResult lanczos_values_cw(int64_t n, const MatVec& op, int n_top, int n_bo
     for (int64_t ch = 0; ch < nchunks; ++ch) { t0 += part[2 * ch]; t1 += part[2 * ch + 1]; }
     return std::pair<double, double>(t0, t1);
   };
-  auto project_out = [&](double* x) {  // x -= Q Q^T x for the (few) deflation vectors, twice
+  auto project_out = [&](double* x) {  // x -= Q Q^T x for the deflation vectors, twice
     for (int round = 0; round < 2; ++round)
       for (int64_t k = 0; k < nd; ++k) {
         const double* q = deflate[k].data();
@@ -274,40 +305,70 @@ LanczosResult lanczos_values_cw(int64_t n, const MatVec& op, int n_top, int n_bo
         });
       }
   };
-  for (int64_t i = 0; i < n; ++i) v[i] = rng.uniform01() - 0.5;
-  project_out(v.data());
-  {
-    const double nr = norm2(n, v.data());
-    for (double& x : v) x /= nr;
+  // Generic fused step over the plain matvec (one extra pass) when the operator has none.
+  std::vector<double> tmp;
+  LanczosStep step = step_in;
+  if (!step) {
+    tmp.resize(n);
+    step = [&](const double* x, double sx, double* u, double cu, const double* q) {
+      op(x, tmp.data());
+      const double* t = tmp.data();
+      return reduce2([&](int64_t r0, int64_t r1, double& s0, double& s1) {
+        for (int64_t i = r0; i < r1; ++i) {
+          const double ui = sx * t[i] - (cu != 0 ? cu * u[i] : 0.0);
+          u[i] = ui;
+          s0 += x[i] * ui;
+          if (q) s1 += q[i] * ui;
+        }
+      });
+    };
   }
-  std::vector<double> alpha, beta;  // T_m: diagonal alpha [m], off-diagonal beta [m-1]; beta.back() = beta_m
+  const double* q1 = nd == 1 ? deflate[0].data() : nullptr;
+
+  std::vector<double> xv(n), pv(n, 0.0);  // x: current (v_j = x / sigma), p: previous, then u, then w
+  Rng rng(mix_seed(opt.seed, 0x1a2c05));
+  for (int64_t i = 0; i < n; ++i) xv[i] = rng.uniform01() - 0.5;
+  project_out(xv.data());
+  double sigma = norm2(n, xv.data()), sigma_p = 1.0, beta = 0.0;
+  // q . x of the current vector, carried from pass 2 (the q component of w must be removed exactly:
+  // projecting only u would leave q . w = -alpha_j (q . v_j), which the recurrence then amplifies).
+  double qx = 0;
+  if (q1) qx = reduce2([&](int64_t r0, int64_t r1, double& s0, double&) {
+    for (int64_t i = r0; i < r1; ++i) s0 += q1[i] * xv[i];
+  }).first;
+  std::vector<double> alpha, betas;  // T_m: diagonal alpha [m], off-diagonal betas [m-1]; betas.back() = beta_m
   LanczosResult res;
-  double beta_prev = 0, gmin = 0, gmax = 0;
+  double gmin = 0, gmax = 0;
   int64_t next_check = 32;
   for (;;) {
-    op(v.data(), w.data());
+    // Pass 1: u = Op v_j - beta_j v_{j-1} into p; alpha_j = v_j . u; h = q . u.
+    const auto [xu, qu] = step(xv.data(), 1.0 / sigma, pv.data(), beta / sigma_p, q1);
     ++res.matvecs;
-    if (nd) project_out(w.data());
-    // alpha = v.w; w -= alpha v + beta_prev vp; then one local correction against v.
-    const double a0 = reduce2([&](int64_t r0, int64_t r1, double& s0, double&) {
-      for (int64_t i = r0; i < r1; ++i) s0 += v[i] * w[i];
-    }).first;
-    const auto [a1, nrm2] = reduce2([&](int64_t r0, int64_t r1, double& s0, double& s1) {
-      for (int64_t i = r0; i < r1; ++i) {
-        const double x = w[i] - a0 * v[i] - beta_prev * vp[i];
-        w[i] = x;
-        s0 += v[i] * x;
-        s1 += x * x;
+    const double a = xu / sigma;
+    // Pass 2: w = u - alpha_j v_j - h q with h = q . (u - alpha_j v_j), ||w||^2 and q . w.
+    const double cx = a / sigma, h = q1 ? qu - cx * qx : 0.0;
+    const auto [nrm2, qw] = reduce2([&](int64_t r0, int64_t r1, double& s0, double& s1) {
+      double* w = pv.data();
+      const double* x = xv.data();
+      if (q1) {
+        for (int64_t i = r0; i < r1; ++i) {
+          const double t = w[i] - cx * x[i] - h * q1[i];
+          w[i] = t;
+          s0 += t * t;
+          s1 += q1[i] * t;
+        }
+      } else {
+        for (int64_t i = r0; i < r1; ++i) { const double t = w[i] - cx * x[i]; w[i] = t; s0 += t * t; }
       }
     });
-    const double a = a0 + a1;
-    const double bnext = std::sqrt(std::max(nrm2 - a1 * a1, 0.0));
+    // Several deflation vectors: project them out of w itself (then its norm again).
+    const double bnext = nd > 1 ? (project_out(pv.data()), norm2(n, pv.data())) : std::sqrt(nrm2);
     alpha.push_back(a);
-    beta.push_back(bnext);
+    betas.push_back(bnext);
     const int64_t m = static_cast<int64_t>(alpha.size());
     // Gershgorin bounds of T_m (for bisection), kept up to date row by row.
     {
-      const double bl = m >= 2 ? std::fabs(beta[m - 2]) : 0.0;
+      const double bl = m >= 2 ? std::fabs(betas[m - 2]) : 0.0;
       if (m == 1) { gmin = a; gmax = a; }
       gmin = std::min(gmin, a - bl - std::fabs(bnext));
       gmax = std::max(gmax, a + bl + std::fabs(bnext));
@@ -316,54 +377,78 @@ LanczosResult lanczos_values_cw(int64_t n, const MatVec& op, int n_top, int n_bo
     const bool invariant = bnext <= 1e-12 * scale_now;
     const bool last = invariant || m >= n - nd || res.matvecs >= opt.max_matvecs;
     if (m >= next_check || last) {
-      next_check = m + std::max<int64_t>(16, m / 8);
       const double lo = gmin - 1e-9 * scale_now, hi = gmax + 1e-9 * scale_now;
       const double bm = invariant ? 0.0 : bnext;
-      auto top = good_values(alpha, beta, m, bm, n_top, true, lo, hi, scale_now);
-      auto bot = good_values(alpha, beta, m, bm, n_bottom, false, lo, hi, scale_now);
-      double scale = 1.0, max_res = 0;
-      for (const auto& g : top) scale = std::max(scale, std::fabs(g.theta));
-      for (const auto& g : bot) scale = std::max(scale, std::fabs(g.theta));
-      for (const auto& g : top) max_res = std::max(max_res, g.resid);
-      for (const auto& g : bot) max_res = std::max(max_res, g.resid);
-      const bool enough = static_cast<int>(top.size()) == n_top && static_cast<int>(bot.size()) == n_bottom;
-      const bool converged = enough && (invariant || max_res <= opt.tol * scale);
+      // One value beyond those reported at each end: the inner neighbour of the innermost one.
+      auto top = good_values(alpha, betas, m, bm, n_top > 0 ? n_top + 1 : 0, true, lo, hi, scale_now);
+      auto bot = good_values(alpha, betas, m, bm, n_bottom > 0 ? n_bottom + 1 : 0, false, lo, hi, scale_now);
+      const auto tb = end_bounds(top, n_top), bb = end_bounds(bot, n_bottom);
+      double scale = 1.0, max_res = 0, max_bound = 0;
+      for (int k = 0; k < static_cast<int>(tb.size()); ++k) {
+        scale = std::max(scale, std::fabs(top[k].theta));
+        max_res = std::max(max_res, top[k].resid);
+        max_bound = std::max(max_bound, tb[k]);
+      }
+      for (int k = 0; k < static_cast<int>(bb.size()); ++k) {
+        scale = std::max(scale, std::fabs(bot[k].theta));
+        max_res = std::max(max_res, bot[k].resid);
+        max_bound = std::max(max_bound, bb[k]);
+      }
+      // The Krylov space is invariant: Ritz values are eigenvalues up to rounding. Every bound is floored
+      // at the rounding of the eigenvalues themselves (a few ulps of the spectral scale).
+      const double floor_b = kRoundingUlps * std::numeric_limits<double>::epsilon() * scale_now;
+      if (invariant) max_bound = 0;
+      max_bound = std::max(max_bound, floor_b);
+      const bool enough = static_cast<int>(tb.size()) == n_top && static_cast<int>(bb.size()) == n_bottom;
+      const double target = opt.tol * scale;
+      const bool converged = enough && max_bound <= target;
+      // Check often once the bound is near the target (it falls steeply once the wanted value separates
+      // from its neighbour), rarely before (each check bisects T_m: O(m) per Sturm count).
+      const bool near = enough && max_bound <= 1e4 * target;
+      next_check = m + std::max<int64_t>(16, near ? m / 40 : m / 8);
       if (converged || last) {
         res.converged = converged || (invariant && enough);
-        res.max_residual = max_res;
-        for (const auto& g : top) res.top.push_back(g.theta);
-        for (const auto& g : bot) res.bottom.push_back(g.theta);
+        res.max_residual = invariant ? 0.0 : max_res;
+        res.max_bound = max_bound;
+        for (int k = 0; k < static_cast<int>(tb.size()); ++k) {
+          res.top.push_back(top[k].theta);
+          res.top_bound.push_back(std::max(invariant ? 0.0 : tb[k], floor_b));
+        }
+        for (int k = 0; k < static_cast<int>(bb.size()); ++k) {
+          res.bottom.push_back(bot[k].theta);
+          res.bottom_bound.push_back(std::max(invariant ? 0.0 : bb[k], floor_b));
+        }
         // Too few distinct values (tiny or exhausted spaces): repeat the last one found.
-        while (static_cast<int>(res.top.size()) < n_top)
+        while (static_cast<int>(res.top.size()) < n_top) {
           res.top.push_back(res.top.empty() ? (res.bottom.empty() ? 0.0 : res.bottom.back()) : res.top.back());
-        while (static_cast<int>(res.bottom.size()) < n_bottom)
+          res.top_bound.push_back(res.top_bound.empty() ? 0.0 : res.top_bound.back());
+        }
+        while (static_cast<int>(res.bottom.size()) < n_bottom) {
           res.bottom.push_back(res.bottom.empty() ? res.top.back() : res.bottom.back());
+          res.bottom_bound.push_back(res.bottom_bound.empty() ? res.top_bound.back() : res.bottom_bound.back());
+        }
         return res;
       }
     }
-    // v_{j+1} = (w - a1 v) / beta; vp <- v.
-    const double inv = 1.0 / bnext;
-    for_chunks([&](int64_t ch) {
-      const int64_t r0 = ch * kChunk, r1 = std::min(n, r0 + kChunk);
-      for (int64_t i = r0; i < r1; ++i) {
-        const double x = (w[i] - a1 * v[i]) * inv;
-        vp[i] = v[i];
-        v[i] = x;
-      }
-    });
-    beta_prev = bnext;
+    // v_{j+1} = w / beta_{j+1}: w stays in p unnormalised; the roles of the two buffers swap.
+    xv.swap(pv);
+    qx = qw;
+    sigma_p = sigma;
+    sigma = bnext;
+    beta = bnext;
   }
 }
 
 }  // namespace
 
 LanczosResult lanczos_extremes(int64_t n, const MatVec& op, int n_top, int n_bottom, bool want_vectors,
-                               const std::vector<std::vector<double>>& deflate, const SpectralOptions& opt) {
+                               const std::vector<std::vector<double>>& deflate, const SpectralOptions& opt,
+                               const LanczosStep& step) {
   const int64_t nd = static_cast<int64_t>(deflate.size());
   const int64_t n_eff = n - nd;
   const int nwant = n_top + n_bottom;
   BNA_ASSERT(nwant >= 1 && nwant <= n_eff);
-  if (!want_vectors && n > opt.full_reorth_max_T) return lanczos_values_cw(n, op, n_top, n_bottom, deflate, opt);
+  if (!want_vectors && n > opt.full_reorth_max_T) return lanczos_values_cw(n, op, step, n_top, n_bottom, deflate, opt);
   int64_t m = std::min<int64_t>(std::max<int64_t>(opt.krylov_dim, 2 * nwant + 4), n_eff);
 
   std::vector<double> Q(static_cast<size_t>(std::max<int64_t>(nd, 1)) * n);  // deflation basis
@@ -417,12 +502,26 @@ LanczosResult lanczos_extremes(int64_t n, const MatVec& op, int n_top, int n_bot
     std::vector<int64_t> wanted;
     for (int t = 0; t < n_top; ++t) wanted.push_back(mm - 1 - t);
     for (int b = 0; b < n_bottom; ++b) wanted.push_back(b);
-    double max_res = 0;
-    for (int64_t idx : wanted) max_res = std::max(max_res, resid(idx));
-    const bool converged = exhausted || mm >= n_eff || max_res <= opt.tol * scale;
+    // Error bound of Ritz value idx from its residual and its two neighbours in the Ritz spectrum.
+    auto bound = [&](int64_t idx) {
+      if (exhausted) return 0.0;
+      double th[2], rr[2];
+      int nb = 0;
+      if (idx > 0) { th[nb] = theta[idx - 1]; rr[nb++] = resid(idx - 1); }
+      if (idx + 1 < mm) { th[nb] = theta[idx + 1]; rr[nb++] = resid(idx + 1); }
+      return ritz_error_bound(theta[idx], resid(idx), th, rr, nb);
+    };
+    double max_res = 0, max_bound = 0;
+    for (int64_t idx : wanted) {
+      max_res = std::max(max_res, resid(idx));
+      max_bound = std::max(max_bound, bound(idx));
+    }
+    const bool converged = exhausted || mm >= n_eff || max_bound <= opt.tol * scale;
     if (converged || res.matvecs >= opt.max_matvecs) {
       res.converged = converged;
       res.max_residual = max_res;
+      const double floor_b = kRoundingUlps * std::numeric_limits<double>::epsilon() * scale;
+      res.max_bound = std::max((exhausted || mm >= n_eff) ? 0.0 : max_bound, floor_b);
       auto ritz_vector = [&](int64_t idx) {
         std::vector<double> y(n, 0.0);
         cblas_dgemv(CblasColMajor, CblasNoTrans, (int)n, (int)mm, 1.0, V.data(), (int)n, &S[idx], (int)mm, 0.0,
@@ -431,12 +530,15 @@ LanczosResult lanczos_extremes(int64_t n, const MatVec& op, int n_top, int n_bot
         if (nr > 0) cblas_dscal((int)n, 1.0 / nr, y.data(), 1);
         return y;
       };
+      const bool exact = exhausted || mm >= n_eff;  // the whole (deflated) space: Ritz values are eigenvalues
       for (int t = 0; t < n_top; ++t) {
         res.top.push_back(theta[mm - 1 - t]);
+        res.top_bound.push_back(std::max(exact ? 0.0 : bound(mm - 1 - t), floor_b));
         if (want_vectors) res.top_vec.push_back(ritz_vector(mm - 1 - t));
       }
       for (int b = 0; b < n_bottom; ++b) {
         res.bottom.push_back(theta[b]);
+        res.bottom_bound.push_back(std::max(exact ? 0.0 : bound(b), floor_b));
         if (want_vectors) res.bottom_vec.push_back(ritz_vector(b));
       }
       return res;

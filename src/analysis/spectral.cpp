@@ -3,7 +3,9 @@
 // question — both ends of the spectrum — so |lambda2| includes negative eigenvalues on every path
 // (defect 9 of the original). The Lanczos path deflates known eigenvectors: the constant vector for
 // the Laplacian (lambda = 0) and sqrt(deg) for the normalised adjacency (lambda = 1), so the Fiedler
-// value and the normalised lambda2 are extreme eigenvalues of the deflated operator.
+// value and the normalised lambda2 are extreme eigenvalues of the deflated operator. Each summary carries
+// the error bound of its headline number, assembled from the per-eigenvalue Lanczos bounds. On the
+// implicit banded graph the three-term recurrence uses the fused one-pass operator step (operators.hpp).
 #include <algorithm>
 #include <cmath>
 #include <memory>
@@ -13,6 +15,7 @@
 #include "bna/analysis.hpp"
 #include "bna/threads.hpp"
 #include "lanczos.hpp"
+#include "operators.hpp"
 
 #if BNA_HAVE_EIGEN
 #include <Eigen/Dense>
@@ -26,9 +29,8 @@ constexpr int64_t kDenseLimit = 4096;
 
 // The operator of `op` as a matvec over the graph's adjacency matvec (Csr rows or the implicit band).
 // Normalised: y = D^-1/2 A D^-1/2 x through one scaled copy of x; Laplacian: y = D x - A x.
-template <class G>
-detail::MatVec make_op(const G& g, Operator op) {
-  const G* gp = &g;
+detail::MatVec make_op(const Csr& g, Operator op) {
+  const Csr* gp = &g;
   if (op == Operator::kAdjacency) return [gp](const double* x, double* y) { adjacency_matvec(*gp, x, y); };
   const int64_t n = g.n;
   auto scale = std::make_shared<std::vector<double>>(n);
@@ -50,6 +52,22 @@ detail::MatVec make_op(const G& g, Operator op) {
     adjacency_matvec(*gp, t, y);
     for (int64_t i = 0; i < n; ++i) y[i] *= d[i];
   };
+}
+
+// The fused Lanczos step: one pass on the implicit banded graph, none (generic fallback) on a Csr.
+detail::LanczosStep make_step(const Csr&, Operator) { return {}; }
+detail::LanczosStep make_step(const BandedGraph& g, Operator op) {
+  const BandedGraph* gp = &g;
+  auto plan = std::make_shared<detail::BandedPlan>(detail::make_banded_plan(g, op));
+  return [gp, op, plan](const double* x, double sx, double* u, double cu, const double* q) {
+    return detail::banded_step(*gp, op, plan.get(), x, sx, u, cu, q);
+  };
+}
+
+// On the banded graph every operator is the one-pass kernel (no scaled copies, no second pass).
+detail::MatVec make_op(const BandedGraph& g, Operator op) {
+  auto step = make_step(g, op);
+  return [step](const double* x, double* y) { step(x, 1.0, y, 0.0, nullptr); };
 }
 
 template <class G>
@@ -130,6 +148,7 @@ EigenInfo lanczos_info(const detail::LanczosResult& r) {
   i.method = "lanczos";
   i.matvecs = r.matvecs;
   i.max_residual = r.max_residual;
+  i.max_error_bound = r.max_bound;
   i.converged = r.converged;
   return i;
 }
@@ -186,17 +205,23 @@ Expected<AdjacencySpectrum> adjacency_impl(const G& g, const SpectralOptions& op
       // lambda_min are then the extremes of A on its orthogonal complement (a second copy of d, as in a
       // disconnected regular graph, stays visible there).
       std::vector<double> c(g.n, 1.0 / std::sqrt(static_cast<double>(g.n)));
-      auto r = detail::lanczos_extremes(g.n, make_op(g, Operator::kAdjacency), 1, 1, false, {c}, opt);
+      auto r = detail::lanczos_extremes(g.n, make_op(g, Operator::kAdjacency), 1, 1, false, {c}, opt,
+                                        make_step(g, Operator::kAdjacency));
       s.lambda1 = s.degree_max;
       s.lambda2 = std::min(r.top[0], s.lambda1);
       s.lambda_min = std::min(r.bottom[0], s.lambda2);
+      s.gap_error_bound = std::max(r.top_bound[0], r.bottom_bound[0]);  // lambda1 = d exactly
       s.info = lanczos_info(r);
     } else {
       const int top = g.n >= 3 ? 2 : 1;
-      auto r = detail::lanczos_extremes(g.n, make_op(g, Operator::kAdjacency), top, 1, false, {}, opt);
+      auto r = detail::lanczos_extremes(g.n, make_op(g, Operator::kAdjacency), top, 1, false, {}, opt,
+                                        make_step(g, Operator::kAdjacency));
       s.lambda1 = r.top[0];
       s.lambda2 = top == 2 ? r.top[1] : r.bottom[0];
       s.lambda_min = r.bottom[0];
+      const double e2 = top == 2 ? r.top_bound[1] : r.bottom_bound[0];
+      // |max(|a|, |b|) - max(|a'|, |b'|)| <= max(|a - a'|, |b - b'|).
+      s.gap_error_bound = r.top_bound[0] + std::max(e2, r.bottom_bound[0]);
       s.info = lanczos_info(r);
     }
   }
@@ -227,10 +252,12 @@ Expected<NormalizedSpectrum> normalized_impl(const G& g, const SpectralOptions& 
     double nrm = 0;
     for (int64_t i = 0; i < g.n; ++i) { u[i] = std::sqrt((double)g.degree(i)); nrm += u[i] * u[i]; }
     for (double& x : u) x /= std::sqrt(nrm);
-    auto r = detail::lanczos_extremes(g.n, op, 1, g.n >= 3 ? 1 : 0, false, {u}, opt);
+    auto r = detail::lanczos_extremes(g.n, op, 1, g.n >= 3 ? 1 : 0, false, {u}, opt, make_step(g, Operator::kNormalized));
     s.lambda1 = 1.0;
     s.lambda2 = r.top[0];
     s.lambda_min = r.bottom.empty() ? r.top[0] : std::min(r.bottom[0], r.top[0]);
+    // lambda1 = 1 exactly; gap = max(0, 1 - lambda2_abs) moves by at most lambda2_abs does.
+    s.gap_error_bound = std::max(r.top_bound[0], r.bottom_bound.empty() ? 0.0 : r.bottom_bound[0]);
     s.info = lanczos_info(r);
   }
   s.lambda2_abs = std::max(std::fabs(s.lambda2), std::fabs(s.lambda_min));
@@ -257,6 +284,7 @@ Expected<LaplacianSpectrum> laplacian_impl(const G& g, const SpectralOptions& op
     std::vector<double> c(g.n, 1.0 / std::sqrt((double)g.n));
     auto r = detail::lanczos_extremes(g.n, make_op(g, Operator::kLaplacian), g.n >= 3 ? 1 : 0, 1, true, {c}, opt);
     l2 = r.bottom[0];
+    s.fiedler_error_bound = r.bottom_bound[0];
     s.lambda_max = r.top.empty() ? r.bottom[0] : r.top[0];
     s.fiedler_vector = std::move(r.bottom_vec[0]);
     s.info = lanczos_info(r);

@@ -62,11 +62,12 @@ nlohmann::json to_json(const analysis::QualityReport& r, double seconds) {
       {"components", {{"count", r.components.count}, {"largest", r.components.largest}}},
       {"adjacency", {{"lambda1", r.adjacency.lambda1}, {"lambda2", r.adjacency.lambda2},
                      {"lambda_min", r.adjacency.lambda_min}, {"lambda2_abs", r.adjacency.lambda2_abs},
-                     {"spectral_gap", r.adjacency.spectral_gap}, {"expansion_ratio", r.adjacency.expansion_ratio},
+                     {"spectral_gap", r.adjacency.spectral_gap}, {"gap_error_bound", r.adjacency.gap_error_bound},
+                     {"expansion_ratio", r.adjacency.expansion_ratio},
                      {"method", r.adjacency.info.method}, {"converged", r.adjacency.info.converged}}},
       {"normalized", {{"lambda2", r.normalized.lambda2}, {"lambda_min", r.normalized.lambda_min},
-                      {"spectral_gap", r.normalized.spectral_gap}, {"method", r.normalized.info.method},
-                      {"converged", r.normalized.info.converged}}},
+                      {"spectral_gap", r.normalized.spectral_gap}, {"gap_error_bound", r.normalized.gap_error_bound},
+                      {"method", r.normalized.info.method}, {"converged", r.normalized.info.converged}}},
       {"laplacian", {{"fiedler_value", r.laplacian.fiedler_value}, {"cheeger_lower", r.laplacian.cheeger_lower},
                      {"cheeger_upper", r.laplacian.cheeger_upper}, {"sweep_expansion", r.laplacian.sweep_expansion},
                      {"is_well_connected", r.laplacian.is_well_connected}, {"method", r.laplacian.info.method}}},
@@ -94,8 +95,9 @@ void print_table(const analysis::QualityReport& r, const graph::GraphAbi& g, dou
   std::printf("edges          %lld undirected, degree mean %.2f std %.2f min %lld max %lld, %lld component(s)\n",
               (long long)r.edges, r.degree_mean, r.degree_std, (long long)r.degree_min, (long long)r.degree_max,
               (long long)r.components.count);
-  std::printf("adjacency      lambda1 %.4f  |lambda2| %.4f  gap %.4f  ratio %.2f  [%s]\n", r.adjacency.lambda1,
-              r.adjacency.lambda2_abs, r.adjacency.spectral_gap, r.adjacency.expansion_ratio, r.adjacency.info.method.c_str());
+  std::printf("adjacency      lambda1 %.4f  |lambda2| %.4f  gap %.4f (+-%.1e)  ratio %.2f  [%s]\n", r.adjacency.lambda1,
+              r.adjacency.lambda2_abs, r.adjacency.spectral_gap, r.adjacency.gap_error_bound, r.adjacency.expansion_ratio,
+              r.adjacency.info.method.c_str());
   std::printf("normalised     lambda2 %.4f  lambda_min %.4f  gap %.4f  %s\n", r.normalized.lambda2, r.normalized.lambda_min,
               r.normalized.spectral_gap, r.is_good_expander ? "(good expander: gap >= 0.1)" : "(gap < 0.1)");
   std::printf("laplacian      fiedler %.4f  cheeger %.4f <= h <= %.4f  (sweep cut h %.4f)\n", r.laplacian.fiedler_value,

@@ -1,0 +1,224 @@
+// The Lanczos error bounds (min(r, r^2 / delta) per Ritz value, gap_error_bound, fiedler_error_bound)
+// against the dense eigensolver on small graphs, on both Lanczos paths (thick restart with full
+// reorthogonalisation; the three-term recurrence, forced with full_reorth_max_T = 0), converged and
+// stopped early by the matvec budget; and graphs with a known spectrum (cycles, circulant ring windows)
+// reproduced through the Lanczos path.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <numbers>
+#include <string>
+
+#include "analysis/lanczos.hpp"
+#include "bna/analysis.hpp"
+#include "bna/rng.hpp"
+#include "bna/topology.hpp"
+
+namespace bna::analysis {
+namespace {
+
+// Rounding slack on top of a bound: the dense solver and the Ritz values are both only accurate to a
+// few ulps of the spectral scale.
+constexpr double kSlack = 1e-11;
+
+struct Case {
+  int64_t T, window;
+  int k;
+  bool cw;              // three-term recurrence instead of full reorthogonalisation
+  double tol;
+  int64_t max_matvecs;  // small budgets stop before convergence: the bound must still hold
+};
+std::string name(const Case& c) {
+  return "T" + std::to_string(c.T) + "_W" + std::to_string(c.window) + "_k" + std::to_string(c.k) +
+         (c.cw ? "_cw" : "_full") + "_tol" + std::to_string(static_cast<int>(-std::log10(c.tol))) + "_mv" +
+         std::to_string(c.max_matvecs);
+}
+
+BandedGraph banded(const Case& c) {
+  Rng rng(77 + c.T + c.k);
+  std::vector<topo::Perm> cycles;
+  for (int i = 0; i < c.k; ++i) cycles.push_back(topo::cycle_random(c.T, rng));
+  auto g = banded_from_perms(cycles, c.T, c.window);
+  EXPECT_TRUE(g.has_value());
+  return std::move(g).value();
+}
+
+class BoundVsDense : public ::testing::TestWithParam<Case> {};
+
+TEST_P(BoundVsDense, ReportedBoundsHold) {
+  const Case c = GetParam();
+  const BandedGraph bg = banded(c);
+  const Csr g = csr_from_banded(bg);
+  SpectralOptions d;
+  d.method = EigenMethod::kDense;
+  SpectralOptions l;
+  l.method = EigenMethod::kLanczos;
+  l.tol = c.tol;
+  l.max_matvecs = c.max_matvecs;
+  l.krylov_dim = 24;  // small basis: several restarts on the full-reorthogonalisation path
+  if (c.cw) l.full_reorth_max_T = 0;
+
+  auto ad = adjacency_spectrum(g, d), al = adjacency_spectrum(bg, l);
+  ASSERT_TRUE(ad.has_value() && al.has_value());
+  const double err_a = std::fabs(al->spectral_gap - ad->spectral_gap);
+  EXPECT_LE(err_a, al->gap_error_bound + kSlack * al->lambda1)
+      << name(c) << " gap " << al->spectral_gap << " dense " << ad->spectral_gap << " matvecs " << al->info.matvecs;
+  EXPECT_LE(std::fabs(al->lambda1 - ad->lambda1), al->info.max_error_bound + kSlack * al->lambda1) << name(c);
+  EXPECT_LE(std::fabs(al->lambda2 - ad->lambda2), al->info.max_error_bound + kSlack * al->lambda1) << name(c);
+  EXPECT_LE(std::fabs(al->lambda_min - ad->lambda_min), al->info.max_error_bound + kSlack * al->lambda1) << name(c);
+  EXPECT_LE(al->info.max_error_bound, al->info.max_residual + kSlack) << name(c);
+  if (al->info.converged) {
+    EXPECT_LE(al->info.max_error_bound, c.tol * std::max(1.0, std::fabs(al->lambda1)) * (1 + 1e-12)) << name(c);
+  } else {
+    EXPECT_GT(al->info.max_error_bound, c.tol * std::max(1.0, std::fabs(al->lambda1))) << name(c);
+  }
+  RecordProperty("adjacency_converged", al->info.converged ? 1 : 0);
+  std::printf("  %s: adjacency converged %d matvecs %lld bound %.3g residual %.3g error %.3g\n", name(c).c_str(),
+              al->info.converged ? 1 : 0, static_cast<long long>(al->info.matvecs), al->gap_error_bound,
+              al->info.max_residual, err_a);
+
+  auto nd = normalized_spectrum(g, d), nl = normalized_spectrum(bg, l);
+  ASSERT_TRUE(nd.has_value() && nl.has_value());
+  EXPECT_LE(std::fabs(nl->spectral_gap - nd->spectral_gap), nl->gap_error_bound + kSlack)
+      << name(c) << " gap " << nl->spectral_gap << " dense " << nd->spectral_gap;
+  if (nl->info.converged) {
+    EXPECT_LE(nl->info.max_error_bound, c.tol * (1 + 1e-12)) << name(c);
+  }
+
+  // The Fiedler vector is wanted: always the full-reorthogonalisation path.
+  auto ld = laplacian_spectrum(g, d), ll = laplacian_spectrum(bg, l);
+  ASSERT_TRUE(ld.has_value() && ll.has_value());
+  EXPECT_LE(std::fabs(ll->fiedler_value - ld->fiedler_value), ll->fiedler_error_bound + kSlack * ld->lambda_max)
+      << name(c) << " fiedler " << ll->fiedler_value << " dense " << ld->fiedler_value;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Analysis, BoundVsDense,
+    ::testing::Values(Case{300, 4, 1, false, 1e-9, 20000}, Case{300, 4, 1, true, 1e-9, 20000},
+                      Case{700, 8, 2, false, 1e-6, 20000}, Case{700, 8, 2, true, 1e-6, 20000},
+                      Case{1000, 64, 1, false, 1e-9, 20000}, Case{1000, 64, 1, true, 1e-9, 20000},
+                      // Stopped by the budget: converged = false, the bound is what was reached.
+                      Case{1000, 4, 1, false, 1e-12, 120}, Case{1000, 4, 1, true, 1e-12, 120},
+                      Case{801, 2, 1, true, 1e-12, 60}, Case{801, 2, 1, false, 1e-12, 60},
+                      Case{1000, 8, 1, true, 1e-12, 50}, Case{1000, 8, 1, false, 1e-12, 50}),
+    [](const auto& info) { return name(info.param); });
+
+// A budget too small for the tolerance must say so: converged = false and a bound above the target.
+TEST(LanczosBound, UnconvergedIsReportedHonestly) {
+  const BandedGraph bg = banded(Case{1000, 4, 1, true, 0, 0});
+  SpectralOptions l;
+  l.method = EigenMethod::kLanczos;
+  l.full_reorth_max_T = 0;
+  l.tol = 1e-12;
+  l.max_matvecs = 60;
+  auto a = adjacency_spectrum(bg, l);
+  ASSERT_TRUE(a.has_value());
+  EXPECT_FALSE(a->info.converged);
+  EXPECT_GT(a->info.max_error_bound, l.tol * a->lambda1);
+  EXPECT_GT(a->gap_error_bound, 0.0);
+}
+
+// The quadratic bound: once converged, the bound is far below the residual (the wanted value is separated
+// from its neighbours), so the criterion stops earlier than a residual test would.
+TEST(LanczosBound, QuadraticBoundBeatsTheResidual) {
+  const BandedGraph bg = banded(Case{1000, 64, 1, true, 0, 0});
+  SpectralOptions l;
+  l.method = EigenMethod::kLanczos;
+  l.full_reorth_max_T = 0;
+  l.tol = 1e-9;
+  auto a = adjacency_spectrum(bg, l);
+  ASSERT_TRUE(a.has_value());
+  ASSERT_TRUE(a->info.converged);
+  EXPECT_LT(a->info.max_error_bound, 0.1 * a->info.max_residual);
+}
+
+TEST(LanczosBound, ErrorBoundFormula) {
+  const double th[2] = {1.0, 3.0}, rr[2] = {0.1, 0.5};
+  // Residual only: no neighbours, or the nearest neighbour (less its residual) not separated.
+  EXPECT_DOUBLE_EQ(detail::ritz_error_bound(2.0, 0.2, th, rr, 0), 0.2);
+  const double close[1] = {2.1}, close_r[1] = {0.2};
+  EXPECT_DOUBLE_EQ(detail::ritz_error_bound(2.0, 0.2, close, close_r, 1), 0.2);
+  // delta = min(|2 - 1| - 0.1, |2 - 3| - 0.5) = 0.5: r^2 / delta = 0.08.
+  EXPECT_DOUBLE_EQ(detail::ritz_error_bound(2.0, 0.2, th, rr, 2), 0.2 * 0.2 / 0.5);
+}
+
+// Graphs with a known spectrum through the Lanczos path (both variants): the cycle C_n has adjacency
+// eigenvalues 2 cos(2 pi j / n); lambda1 = 2 is deflated (regular), lambda2 = 2 cos(2 pi / n) and the
+// smallest is -2 for even n (bipartite: gap 0) or -2 cos(pi / n) for odd n (gap 2 - 2 cos(pi / n)).
+// Laplacian: Fiedler value 2 - 2 cos(2 pi / n).
+Csr ring_window(int64_t n, int64_t w) {  // i ~ i +- 1 .. w (mod n): circulant, 2w-regular
+  std::vector<std::pair<int32_t, int32_t>> e;
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t d = 1; d <= w; ++d) e.push_back({(int32_t)i, (int32_t)((i + d) % n)});
+  auto g = csr_from_edges(n, e);
+  EXPECT_TRUE(g.has_value());
+  return std::move(g).value();
+}
+
+class KnownGap : public ::testing::TestWithParam<std::pair<int64_t, bool>> {};
+
+TEST_P(KnownGap, CycleIsReproduced) {
+  const auto [n, cw] = GetParam();
+  const Csr g = ring_window(n, 1);
+  SpectralOptions l;
+  l.method = EigenMethod::kLanczos;
+  if (cw) l.full_reorth_max_T = 0;
+  const double pi = std::numbers::pi;
+  const double lambda2 = 2 * std::cos(2 * pi / n), lmin = n % 2 == 0 ? -2.0 : -2 * std::cos(pi / n);
+  const double gap = 2 - std::max(std::fabs(lambda2), std::fabs(lmin));
+  auto a = adjacency_spectrum(g, l);
+  ASSERT_TRUE(a.has_value());
+  const std::string what = "n=" + std::to_string(n) + (cw ? " cw" : " full");
+  EXPECT_TRUE(a->info.converged) << what;
+  EXPECT_DOUBLE_EQ(a->lambda1, 2.0) << what;
+  EXPECT_NEAR(a->lambda2, lambda2, 1e-9) << what;
+  EXPECT_NEAR(a->lambda_min, lmin, 1e-9) << what;
+  EXPECT_NEAR(a->spectral_gap, gap, 1e-9) << what;
+  EXPECT_LE(std::fabs(a->spectral_gap - gap), a->gap_error_bound + 1e-12) << what;
+  if (n % 2 == 0) {
+    EXPECT_NEAR(a->spectral_gap, 0.0, 1e-9) << what;
+  }
+  auto lap = laplacian_spectrum(g, l);
+  ASSERT_TRUE(lap.has_value());
+  EXPECT_NEAR(lap->fiedler_value, 2 - 2 * std::cos(2 * pi / n), 1e-9) << what;
+  EXPECT_LE(std::fabs(lap->fiedler_value - (2 - 2 * std::cos(2 * pi / n))), lap->fiedler_error_bound + 1e-12) << what;
+}
+
+INSTANTIATE_TEST_SUITE_P(Analysis, KnownGap,
+                         ::testing::Values(std::pair<int64_t, bool>{301, true}, std::pair<int64_t, bool>{301, false},
+                                           std::pair<int64_t, bool>{300, true}, std::pair<int64_t, bool>{300, false},
+                                           std::pair<int64_t, bool>{1001, true}),
+                         [](const auto& info) {
+                           return "n" + std::to_string(info.param.first) + (info.param.second ? "_cw" : "_full");
+                         });
+
+// Circulant ring window (i ~ i +- 1..w mod n): eigenvalues f(j) = sum_{d=1..w} 2 cos(2 pi j d / n), all
+// known; n prime so only j and n - j coincide. The gap is reproduced within its reported bound.
+TEST(KnownGap, RingWindowIsReproduced) {
+  const int64_t n = 409, w = 3;
+  const Csr g = ring_window(n, w);
+  double l2 = -1e300, lmin = 1e300;
+  for (int64_t j = 1; j < n; ++j) {
+    double f = 0;
+    for (int64_t d = 1; d <= w; ++d) f += 2 * std::cos(2 * std::numbers::pi * double(j * d % n) / n);
+    l2 = std::max(l2, f);
+    lmin = std::min(lmin, f);
+  }
+  const double gap = 2.0 * w - std::max(std::fabs(l2), std::fabs(lmin));
+  for (bool cw : {true, false}) {
+    SpectralOptions l;
+    l.method = EigenMethod::kLanczos;
+    if (cw) l.full_reorth_max_T = 0;
+    l.tol = 1e-9;
+    auto a = adjacency_spectrum(g, l);
+    ASSERT_TRUE(a.has_value());
+    EXPECT_TRUE(a->info.converged) << (cw ? "cw" : "full") << " bound " << a->info.max_error_bound;
+    EXPECT_LE(std::fabs(a->spectral_gap - gap), a->gap_error_bound + 1e-11) << (cw ? "cw" : "full");
+    EXPECT_NEAR(a->spectral_gap, gap, 1e-8 * 2 * w) << (cw ? "cw" : "full");
+  }
+}
+
+}  // namespace
+}  // namespace bna::analysis
