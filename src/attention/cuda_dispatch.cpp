@@ -32,7 +32,9 @@ struct CudaPlanData {
   //   block-sparse: g0 = indptr [Hkv, N + 1] (absolute offsets), g1 = indices; Bs, N
   //   permute-window: g0 = perm, g1 = inv [Hkv, num_cycles, T]; w, circular, union_mode, num_cycles
   //   gather: g0 = neigh_idx [Hkv, T, D]; D
-  cuda::DeviceBuffer g0, g1;
+  // and, for the backward, the transposed graph (launch.hpp): block-sparse g2 = t_indptr, g3 =
+  // t_indices; gather g2 = t_rowptr (int64), g3 = t_rows.
+  cuda::DeviceBuffer g0, g1, g2, g3;
   int64_t Bs = 0, N = 0, D = 0, num_cycles = 1, w = 0;
   bool circular = false, union_mode = false;
 };
@@ -62,6 +64,10 @@ Status finish_graph_path(Plan& plan, PlanState& st, CudaPlanData& d) {
       }
     BNA_RETURN_IF_ERROR(upload_i32(d.g0, indptr.data(), indptr.size()));
     BNA_RETURN_IF_ERROR(upload_i32(d.g1, L.indices.data(), L.indices.size()));
+    std::vector<int32_t> t_indptr, t_indices;
+    BNA_RETURN_IF_ERROR(cuda::transpose_block_sparse(indptr.data(), L.indices.data(), L.H, L.n_blocks, t_indptr, t_indices));
+    BNA_RETURN_IF_ERROR(upload_i32(d.g2, t_indptr.data(), t_indptr.size()));
+    BNA_RETURN_IF_ERROR(upload_i32(d.g3, t_indices.data(), t_indices.size()));
     plan.reason += " [cuda block-sparse, tensor cores]";
   } else if (plan.path == Path::kPermuteWindow) {
     const topo::PermsOnly& P = *st.src.perms;
@@ -73,19 +79,26 @@ Status finish_graph_path(Plan& plan, PlanState& st, CudaPlanData& d) {
     BNA_RETURN_IF_ERROR(upload_i32(d.g1, P.inv.data(), P.inv.size()));  // union forward and every backward
     cuda::AttnArgs a;
     a.B = s.B; a.Hq = s.Hq; a.Hkv = s.Hkv; a.T = s.Tk; a.dh = s.dh; a.dtype = s.dtype;
+    const bool average = !d.union_mode && d.num_cycles > 1;
     plan.workspace_bytes = std::max(cuda::permute_window_workspace_bytes(a, d.num_cycles, d.union_mode),
-                                    cuda::attn_bwd_workspace_bytes(a));
+                                    cuda::graph_bwd_workspace_bytes(a, average ? d.num_cycles : 1));
     plan.reason += d.union_mode ? " [cuda permute-window union, one warp per row]" : " [cuda permute-window, tensor cores]";
   } else {
     const graph::GraphAbi& g = *st.src.abi;
     d.D = g.D;
     BNA_RETURN_IF_ERROR(upload_i32(d.g0, g.neigh_idx.data(), g.neigh_idx.size()));
+    std::vector<int64_t> t_rowptr;
+    std::vector<int32_t> t_rows;
+    BNA_RETURN_IF_ERROR(cuda::transpose_gather(g.neigh_idx.data(), g.H, g.T, g.D, t_rowptr, t_rows));
+    BNA_RETURN_IF_ERROR(d.g2.allocate(t_rowptr.size() * sizeof(int64_t)));
+    BNA_RETURN_IF_ERROR(cuda::copy_to_device(d.g2.get(), t_rowptr.data(), t_rowptr.size() * sizeof(int64_t)));
+    BNA_RETURN_IF_ERROR(upload_i32(d.g3, t_rows.data(), t_rows.size()));
     plan.reason += " [cuda gather, one warp per row]";
   }
-  if (plan.path != Path::kPermuteWindow) {  // forward: no workspace; backward: the row-list kernel's
+  if (plan.path != Path::kPermuteWindow) {  // forward: no workspace; backward: the row statistics
     cuda::AttnArgs a;
     a.B = s.B; a.Hq = s.Hq; a.Hkv = s.Hkv; a.T = s.Tk; a.dh = s.dh; a.dtype = s.dtype;
-    plan.workspace_bytes = cuda::attn_bwd_workspace_bytes(a);
+    plan.workspace_bytes = cuda::graph_bwd_workspace_bytes(a, 1);
   }
   return {};
 }
@@ -242,8 +255,13 @@ Status cuda_run_backward(const Plan& plan, const TensorView& q, const TensorView
   switch (plan.path) {
     case Path::kDense: st = cuda::dense_causal_bwd(a); break;
     case Path::kStreams: st = cuda::streams_bwd(a, d.W, d.S, d.extra.as<int32_t>(), d.C); break;
-    case Path::kGather: st = cuda::gather_bwd(a, d.g0.as<int32_t>(), d.D); break;
-    case Path::kBlockSparse: st = cuda::block_sparse_bwd(a, d.Bs, d.N, d.g0.as<int32_t>(), d.g1.as<int32_t>()); break;
+    case Path::kGather:
+      st = cuda::gather_bwd(a, d.g0.as<int32_t>(), d.D, d.g2.as<int64_t>(), d.g3.as<int32_t>());
+      break;
+    case Path::kBlockSparse:
+      st = cuda::block_sparse_bwd(a, d.Bs, d.N, d.g0.as<int32_t>(), d.g1.as<int32_t>(), d.g2.as<int32_t>(),
+                                  d.g3.as<int32_t>());
+      break;
     case Path::kPermuteWindow: {
       cuda::PermuteWindowArgs pw;
       pw.perm = d.g0.as<int32_t>();
