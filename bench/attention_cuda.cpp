@@ -3,7 +3,8 @@
 // and split-K decode (Tq = 1 query per head against a Tk-key cache) at Tk in {32k, 128k}.
 // Graph paths (forward, same shapes): block-sparse with the butterfly layout (Bs = 64, layer 1, 4 local
 // blocks, 1 partner, 1 sink), permute-window (one random cycle per head, w = 32 and 64) and gather
-// (D = 64: the 32 previous tokens and 32 random earlier keys per row); --paths-only skips the
+// (D = 64: the 32 previous tokens and 32 random earlier keys per row), compressed butterfly (raw tail
+// 1024 + block means routed by the block-sparse layout); --paths-only skips the
 // backward, the A/B and decode runs and keeps streams and dense forward as the in-run baselines.
 // With the backward on, each graph path is also timed forward+backward (<path>_fwd_bwd: the row-list
 // two-pass backward of attn_bwd_rows.cuh).
@@ -135,6 +136,22 @@ bna::Status run_paths(bna::cuda::AttnArgs a, const bna::cuda::AttnBwdArgs* ba, i
                                                                         dtptr.as<int32_t>(), dtind.as<int32_t>()); },
                                {{"Bs", Bs}, {"layout", "butterfly layer 1, local 4, partner 1, sink 1"},
                                 {"blocks_per_row", static_cast<double>(L.indices.size()) / static_cast<double>(H * N)}}));
+    // Compressed butterfly on the same layout as routing: raw tail L = 1024 + routed block means.
+    const int64_t tail = 1024;
+    double cpairs = 0;
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t i = 0; i < T; ++i) {
+        const int64_t cut = std::max<int64_t>(0, i - tail + 1);
+        cpairs += static_cast<double>(i - cut + 1);
+        for (const int32_t* kb = L.row_begin(h, i / Bs); kb != L.row_end(h, i / Bs); ++kb) cpairs += (*kb + 1) * Bs <= cut;
+      }
+    DeviceBuffer cws;
+    BNA_RETURN_IF_ERROR(cws.allocate(bna::cuda::compressed_workspace_bytes(a, Bs)));
+    bna::cuda::CompressedArgs ca;
+    ca.tail = tail; ca.Bs = Bs; ca.N = N; ca.indptr = dptr.as<int32_t>(); ca.indices = dind.as<int32_t>();
+    ca.routing_heads = H; ca.workspace = cws.get(); ca.workspace_bytes = cws.bytes();
+    BNA_RETURN_IF_ERROR(record1("compressed_L1024", cpairs, 4.0, [&] { return bna::cuda::compressed_fwd(a, ca); },
+                                {{"Bs", Bs}, {"tail", tail}, {"routing", "butterfly layer 1 (the block-sparse layout)"}}));
   }
   // ---- permute-window, one random cycle per head ----
   {

@@ -37,6 +37,9 @@ struct CudaPlanData {
   cuda::DeviceBuffer g0, g1, g2, g3;
   int64_t Bs = 0, N = 0, D = 0, num_cycles = 1, w = 0;
   bool circular = false, union_mode = false;
+  // compressed: g0 = routing indptr [H_r, N + 1] (absolute), g1 = indices; Bs, N, tail, routing_heads
+  bool compressed = false;
+  int64_t tail = 0, routing_heads = 1;
 };
 
 Status upload_i32(cuda::DeviceBuffer& buf, const int32_t* host, size_t n) {
@@ -51,6 +54,28 @@ Status finish_graph_path(Plan& plan, PlanState& st, CudaPlanData& d) {
   if (s.Tq != s.Tk || s.q_offset != 0)
     return unimplemented(std::string("attention: backend cuda: ") + path_name(plan.path) + " with Tq=" + S(s.Tq) +
                          " Tk=" + S(s.Tk) + " q_offset=" + S(s.q_offset) + "; the CUDA kernel takes Tq == Tk only");
+  if (plan.path == Path::kCompressed) {
+    const topo::BlockSparseLayout& L = *st.src.blocks;
+    d.compressed = true;
+    d.Bs = L.block_size;
+    d.N = L.n_blocks;
+    d.tail = plan.options.compressed_tail;
+    d.routing_heads = L.H;
+    std::vector<int32_t> indptr(static_cast<size_t>(L.H * (L.n_blocks + 1)));
+    for (int64_t h = 0; h < L.H; ++h)
+      for (int64_t b = 0; b <= L.n_blocks; ++b) {
+        const int64_t x = L.head_base[h] + L.indptr[h * (L.n_blocks + 1) + b];
+        if (x > INT32_MAX) return invalid_argument("attention: backend cuda: routing layout with " + S(x) + " entries, expected < 2^31");
+        indptr[static_cast<size_t>(h * (L.n_blocks + 1) + b)] = static_cast<int32_t>(x);
+      }
+    BNA_RETURN_IF_ERROR(upload_i32(d.g0, indptr.data(), indptr.size()));
+    BNA_RETURN_IF_ERROR(upload_i32(d.g1, L.indices.data(), L.indices.size()));
+    cuda::AttnArgs a;
+    a.B = s.B; a.Hq = s.Hq; a.Hkv = s.Hkv; a.T = s.Tk; a.dh = s.dh; a.dtype = s.dtype;
+    plan.workspace_bytes = cuda::compressed_workspace_bytes(a, d.Bs);
+    plan.reason += " [cuda compressed: streams band W=tail-1 on tensor cores + summary merge, one warp per row]";
+    return {};
+  }
   if (plan.path == Path::kBlockSparse) {
     const topo::BlockSparseLayout& L = *st.src.blocks;
     d.Bs = L.block_size;
@@ -149,11 +174,11 @@ struct CallWorkspace {
 
 Status cuda_finish_plan(Plan& plan, PlanState& st) {
   const Shape& s = plan.shape;
-  const bool graph_path =
-      plan.path == Path::kBlockSparse || plan.path == Path::kPermuteWindow || plan.path == Path::kGather;
+  const bool graph_path = plan.path == Path::kBlockSparse || plan.path == Path::kPermuteWindow ||
+                          plan.path == Path::kGather || plan.path == Path::kCompressed;
   if (plan.path != Path::kDense && plan.path != Path::kStreams && !graph_path)
     return unimplemented(std::string("attention: backend cuda has no ") + path_name(plan.path) +
-                         " kernel yet (dense, streams, block_sparse, permute_window and gather only)");
+                         " kernel yet (dense, streams, block_sparse, permute_window, gather and compressed only)");
   if (s.dtype != DType::kBF16 && s.dtype != DType::kF16)
     return invalid_argument(std::string("attention: backend cuda: dtype ") + dtype_name(s.dtype) + ", expected bf16 or f16");
   if (s.dh != 64 && s.dh != 128)
@@ -217,6 +242,21 @@ Status cuda_run(const Plan& plan, const TensorView& q, const TensorView& k, cons
     return ws.release();
   }
   const cuda::AttnArgs a = fwd_args(plan, q, k, v, out, lse);
+  if (plan.path == Path::kCompressed) {
+    CallWorkspace ws;
+    BNA_RETURN_IF_ERROR(ws.acquire(workspace, plan.workspace_bytes));
+    cuda::CompressedArgs c;
+    c.tail = d.tail;
+    c.Bs = d.Bs;
+    c.N = d.N;
+    c.indptr = d.g0.as<int32_t>();
+    c.indices = d.g1.as<int32_t>();
+    c.routing_heads = d.routing_heads;
+    c.workspace = ws.ptr;
+    c.workspace_bytes = plan.workspace_bytes;
+    BNA_RETURN_IF_ERROR(cuda::compressed_fwd(a, c));
+    return ws.release();
+  }
   if (plan.path == Path::kBlockSparse) return cuda::block_sparse_fwd(a, d.Bs, d.N, d.g0.as<int32_t>(), d.g1.as<int32_t>());
   if (plan.path == Path::kGather) return cuda::gather_fwd(a, d.g0.as<int32_t>(), d.D);
   if (plan.path == Path::kPermuteWindow) {
@@ -244,6 +284,7 @@ Status cuda_run_backward(const Plan& plan, const TensorView& q, const TensorView
   if (!plan.state->cuda) return invalid_argument("attention: plan was not made for backend cuda");
   const CudaPlanData& d = data_of(plan);
   if (d.decode) return unimplemented("attention: backend cuda: no backward for decode plans (Tq < Tk)");
+  if (d.compressed) return unimplemented("attention: backend cuda: the compressed path has no backward (as on the CPU)");
   CallWorkspace ws;
   BNA_RETURN_IF_ERROR(ws.acquire(workspace, plan.workspace_bytes));
   cuda::AttnBwdArgs a;

@@ -142,6 +142,28 @@ Status permute_window_fwd(const AttnArgs& a, const PermuteWindowArgs& pw, void* 
 // Errors: as dense_causal_fwd, plus D < 1, null neigh_idx.
 Status gather_fwd(const AttnArgs& a, const int32_t* neigh_idx, int64_t D, void* stream = nullptr);
 
+// ---- compressed butterfly (forward, Tq == Tk) ------------------------------------------------------
+// The CPU path's semantics (src/attention/cpu/compressed.hpp): query i attends the raw keys [c, i],
+// c = max(0, i - tail + 1), plus the means of the routed complete blocks j with (j + 1) * Bs <= c,
+// as one softmax. Routing: BSR rows of block size Bs, indptr DEVICE int32 [routing_heads, N + 1]
+// (absolute offsets into indices; routing_heads = 1 serves every KV head), N >= ceil(T / Bs); a row
+// is a multiset. Summaries (f32 block means) are computed into the workspace
+// (compressed_workspace_bytes, 256-byte aligned); the raw band runs on the streams kernel.
+struct CompressedArgs {
+  int64_t tail = 1024;
+  int64_t Bs = 64;
+  int64_t N = 0;
+  const int32_t* indptr = nullptr;
+  const int32_t* indices = nullptr;
+  int64_t routing_heads = 1;
+  void* workspace = nullptr;
+  size_t workspace_bytes = 0;
+};
+size_t compressed_workspace_bytes(const AttnArgs& a, int64_t Bs);
+// Errors: as dense_causal_fwd, plus tail < 1, Bs < 1, routing_heads not 1 or Hkv, N too small, null
+// routing arrays, a missing or short workspace.
+Status compressed_fwd(const AttnArgs& a, const CompressedArgs& c, void* stream = nullptr);
+
 // ---- graph paths: backward ---------------------------------------------------------------------
 // Gradients of gather_fwd / permute_window_fwd / block_sparse_fwd (attn_bwd_rows.cuh), in two passes
 // on CUDA cores with no atomics: one warp per query row writes dQ and the row's softmax statistics,
