@@ -3,10 +3,11 @@
 // and split-K decode (Tq = 1 query per head against a Tk-key cache) at Tk in {32k, 128k}.
 // Graph paths (forward, same shapes): block-sparse with the butterfly layout (Bs = 64, layer 1, 4 local
 // blocks, 1 partner, 1 sink), permute-window (one random cycle per head, w = 32 and 64) and gather
-// (D = 64: the 32 previous tokens and 32 random earlier keys per row); --paths-only skips the
+// (D = 64: the 32 previous tokens and 32 random earlier keys per row), compressed butterfly (raw tail
+// 1024 + block means routed by the block-sparse layout); --paths-only skips the
 // backward, the A/B and decode runs and keeps streams and dense forward as the in-run baselines.
 // With the backward on, each graph path is also timed forward+backward (<path>_fwd_bwd: the row-list
-// backward kernel of attn_bwd_rows.cuh).
+// two-pass backward of attn_bwd_rows.cuh).
 // Timing: CUDA events around each call, warm-up first, median (and min/max) of the repeats.
 // Useful TFLOP/s counts only allowed (query, key) pairs: 4*dh flops each forward, 10*dh (2.5x, the
 // FlashAttention convention) forward+backward. Decode reports ms per token (all heads).
@@ -121,12 +122,36 @@ bna::Status run_paths(bna::cuda::AttnArgs a, const bna::cuda::AttnBwdArgs* ba, i
     BNA_RETURN_IF_ERROR(bna::cuda::copy_to_device(dptr.get(), indptr.data(), indptr.size() * 4));
     BNA_RETURN_IF_ERROR(dind.allocate(L.indices.size() * 4));
     BNA_RETURN_IF_ERROR(bna::cuda::copy_to_device(dind.get(), L.indices.data(), L.indices.size() * 4));
+    std::vector<int32_t> tptr, tind;
+    BNA_RETURN_IF_ERROR(bna::cuda::transpose_block_sparse(indptr.data(), L.indices.data(), H, L.n_blocks, tptr, tind));
+    DeviceBuffer dtptr, dtind;
+    BNA_RETURN_IF_ERROR(dtptr.allocate(tptr.size() * 4));
+    BNA_RETURN_IF_ERROR(bna::cuda::copy_to_device(dtptr.get(), tptr.data(), tptr.size() * 4));
+    BNA_RETURN_IF_ERROR(dtind.allocate(std::max<size_t>(tind.size(), 1) * 4));
+    BNA_RETURN_IF_ERROR(bna::cuda::copy_to_device(dtind.get(), tind.data(), tind.size() * 4));
     const int64_t N = L.n_blocks;
     BNA_RETURN_IF_ERROR(record("block_sparse_bfly", pairs,
                                [&] { return bna::cuda::block_sparse_fwd(a, Bs, N, dptr.as<int32_t>(), dind.as<int32_t>()); },
-                               [&] { return bna::cuda::block_sparse_bwd(*ba, Bs, N, dptr.as<int32_t>(), dind.as<int32_t>()); },
+                               [&] { return bna::cuda::block_sparse_bwd(*ba, Bs, N, dptr.as<int32_t>(), dind.as<int32_t>(),
+                                                                        dtptr.as<int32_t>(), dtind.as<int32_t>()); },
                                {{"Bs", Bs}, {"layout", "butterfly layer 1, local 4, partner 1, sink 1"},
                                 {"blocks_per_row", static_cast<double>(L.indices.size()) / static_cast<double>(H * N)}}));
+    // Compressed butterfly on the same layout as routing: raw tail L = 1024 + routed block means.
+    const int64_t tail = 1024;
+    double cpairs = 0;
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t i = 0; i < T; ++i) {
+        const int64_t cut = std::max<int64_t>(0, i - tail + 1);
+        cpairs += static_cast<double>(i - cut + 1);
+        for (const int32_t* kb = L.row_begin(h, i / Bs); kb != L.row_end(h, i / Bs); ++kb) cpairs += (*kb + 1) * Bs <= cut;
+      }
+    DeviceBuffer cws;
+    BNA_RETURN_IF_ERROR(cws.allocate(bna::cuda::compressed_workspace_bytes(a, Bs)));
+    bna::cuda::CompressedArgs ca;
+    ca.tail = tail; ca.Bs = Bs; ca.N = N; ca.indptr = dptr.as<int32_t>(); ca.indices = dind.as<int32_t>();
+    ca.routing_heads = H; ca.workspace = cws.get(); ca.workspace_bytes = cws.bytes();
+    BNA_RETURN_IF_ERROR(record1("compressed_L1024", cpairs, 4.0, [&] { return bna::cuda::compressed_fwd(a, ca); },
+                                {{"Bs", Bs}, {"tail", tail}, {"routing", "butterfly layer 1 (the block-sparse layout)"}}));
   }
   // ---- permute-window, one random cycle per head ----
   {
@@ -173,8 +198,16 @@ bna::Status run_paths(bna::cuda::AttnArgs a, const bna::cuda::AttnBwdArgs* ba, i
     DeviceBuffer dnb;
     BNA_RETURN_IF_ERROR(dnb.allocate(nb.size() * 4));
     BNA_RETURN_IF_ERROR(bna::cuda::copy_to_device(dnb.get(), nb.data(), nb.size() * 4));
+    std::vector<int64_t> trp;
+    std::vector<int32_t> trows;
+    BNA_RETURN_IF_ERROR(bna::cuda::transpose_gather(nb.data(), H, T, D, trp, trows));
+    DeviceBuffer dtrp, dtrows;
+    BNA_RETURN_IF_ERROR(dtrp.allocate(trp.size() * 8));
+    BNA_RETURN_IF_ERROR(bna::cuda::copy_to_device(dtrp.get(), trp.data(), trp.size() * 8));
+    BNA_RETURN_IF_ERROR(dtrows.allocate(std::max<size_t>(trows.size(), 1) * 4));
+    BNA_RETURN_IF_ERROR(bna::cuda::copy_to_device(dtrows.get(), trows.data(), trows.size() * 4));
     BNA_RETURN_IF_ERROR(record("gather_D64", pairs, [&] { return bna::cuda::gather_fwd(a, dnb.as<int32_t>(), D); },
-                               [&] { return bna::cuda::gather_bwd(*ba, dnb.as<int32_t>(), D); },
+                               [&] { return bna::cuda::gather_bwd(*ba, dnb.as<int32_t>(), D, dtrp.as<int64_t>(), dtrows.as<int32_t>()); },
                                {{"D", D}}));
   }
   return bna::Status::ok();

@@ -32,9 +32,14 @@ struct CudaPlanData {
   //   block-sparse: g0 = indptr [Hkv, N + 1] (absolute offsets), g1 = indices; Bs, N
   //   permute-window: g0 = perm, g1 = inv [Hkv, num_cycles, T]; w, circular, union_mode, num_cycles
   //   gather: g0 = neigh_idx [Hkv, T, D]; D
-  cuda::DeviceBuffer g0, g1;
+  // and, for the backward, the transposed graph (launch.hpp): block-sparse g2 = t_indptr, g3 =
+  // t_indices; gather g2 = t_rowptr (int64), g3 = t_rows.
+  cuda::DeviceBuffer g0, g1, g2, g3;
   int64_t Bs = 0, N = 0, D = 0, num_cycles = 1, w = 0;
   bool circular = false, union_mode = false;
+  // compressed: g0 = routing indptr [H_r, N + 1] (absolute), g1 = indices; Bs, N, tail, routing_heads
+  bool compressed = false;
+  int64_t tail = 0, routing_heads = 1;
 };
 
 Status upload_i32(cuda::DeviceBuffer& buf, const int32_t* host, size_t n) {
@@ -49,6 +54,28 @@ Status finish_graph_path(Plan& plan, PlanState& st, CudaPlanData& d) {
   if (s.Tq != s.Tk || s.q_offset != 0)
     return unimplemented(std::string("attention: backend cuda: ") + path_name(plan.path) + " with Tq=" + S(s.Tq) +
                          " Tk=" + S(s.Tk) + " q_offset=" + S(s.q_offset) + "; the CUDA kernel takes Tq == Tk only");
+  if (plan.path == Path::kCompressed) {
+    const topo::BlockSparseLayout& L = *st.src.blocks;
+    d.compressed = true;
+    d.Bs = L.block_size;
+    d.N = L.n_blocks;
+    d.tail = plan.options.compressed_tail;
+    d.routing_heads = L.H;
+    std::vector<int32_t> indptr(static_cast<size_t>(L.H * (L.n_blocks + 1)));
+    for (int64_t h = 0; h < L.H; ++h)
+      for (int64_t b = 0; b <= L.n_blocks; ++b) {
+        const int64_t x = L.head_base[h] + L.indptr[h * (L.n_blocks + 1) + b];
+        if (x > INT32_MAX) return invalid_argument("attention: backend cuda: routing layout with " + S(x) + " entries, expected < 2^31");
+        indptr[static_cast<size_t>(h * (L.n_blocks + 1) + b)] = static_cast<int32_t>(x);
+      }
+    BNA_RETURN_IF_ERROR(upload_i32(d.g0, indptr.data(), indptr.size()));
+    BNA_RETURN_IF_ERROR(upload_i32(d.g1, L.indices.data(), L.indices.size()));
+    cuda::AttnArgs a;
+    a.B = s.B; a.Hq = s.Hq; a.Hkv = s.Hkv; a.T = s.Tk; a.dh = s.dh; a.dtype = s.dtype;
+    plan.workspace_bytes = cuda::compressed_workspace_bytes(a, d.Bs);
+    plan.reason += " [cuda compressed: streams band W=tail-1 on tensor cores + summary merge, one warp per row]";
+    return {};
+  }
   if (plan.path == Path::kBlockSparse) {
     const topo::BlockSparseLayout& L = *st.src.blocks;
     d.Bs = L.block_size;
@@ -62,6 +89,10 @@ Status finish_graph_path(Plan& plan, PlanState& st, CudaPlanData& d) {
       }
     BNA_RETURN_IF_ERROR(upload_i32(d.g0, indptr.data(), indptr.size()));
     BNA_RETURN_IF_ERROR(upload_i32(d.g1, L.indices.data(), L.indices.size()));
+    std::vector<int32_t> t_indptr, t_indices;
+    BNA_RETURN_IF_ERROR(cuda::transpose_block_sparse(indptr.data(), L.indices.data(), L.H, L.n_blocks, t_indptr, t_indices));
+    BNA_RETURN_IF_ERROR(upload_i32(d.g2, t_indptr.data(), t_indptr.size()));
+    BNA_RETURN_IF_ERROR(upload_i32(d.g3, t_indices.data(), t_indices.size()));
     plan.reason += " [cuda block-sparse, tensor cores]";
   } else if (plan.path == Path::kPermuteWindow) {
     const topo::PermsOnly& P = *st.src.perms;
@@ -73,19 +104,26 @@ Status finish_graph_path(Plan& plan, PlanState& st, CudaPlanData& d) {
     BNA_RETURN_IF_ERROR(upload_i32(d.g1, P.inv.data(), P.inv.size()));  // union forward and every backward
     cuda::AttnArgs a;
     a.B = s.B; a.Hq = s.Hq; a.Hkv = s.Hkv; a.T = s.Tk; a.dh = s.dh; a.dtype = s.dtype;
+    const bool average = !d.union_mode && d.num_cycles > 1;
     plan.workspace_bytes = std::max(cuda::permute_window_workspace_bytes(a, d.num_cycles, d.union_mode),
-                                    cuda::attn_bwd_workspace_bytes(a));
+                                    cuda::graph_bwd_workspace_bytes(a, average ? d.num_cycles : 1));
     plan.reason += d.union_mode ? " [cuda permute-window union, one warp per row]" : " [cuda permute-window, tensor cores]";
   } else {
     const graph::GraphAbi& g = *st.src.abi;
     d.D = g.D;
     BNA_RETURN_IF_ERROR(upload_i32(d.g0, g.neigh_idx.data(), g.neigh_idx.size()));
+    std::vector<int64_t> t_rowptr;
+    std::vector<int32_t> t_rows;
+    BNA_RETURN_IF_ERROR(cuda::transpose_gather(g.neigh_idx.data(), g.H, g.T, g.D, t_rowptr, t_rows));
+    BNA_RETURN_IF_ERROR(d.g2.allocate(t_rowptr.size() * sizeof(int64_t)));
+    BNA_RETURN_IF_ERROR(cuda::copy_to_device(d.g2.get(), t_rowptr.data(), t_rowptr.size() * sizeof(int64_t)));
+    BNA_RETURN_IF_ERROR(upload_i32(d.g3, t_rows.data(), t_rows.size()));
     plan.reason += " [cuda gather, one warp per row]";
   }
-  if (plan.path != Path::kPermuteWindow) {  // forward: no workspace; backward: the row-list kernel's
+  if (plan.path != Path::kPermuteWindow) {  // forward: no workspace; backward: the row statistics
     cuda::AttnArgs a;
     a.B = s.B; a.Hq = s.Hq; a.Hkv = s.Hkv; a.T = s.Tk; a.dh = s.dh; a.dtype = s.dtype;
-    plan.workspace_bytes = cuda::attn_bwd_workspace_bytes(a);
+    plan.workspace_bytes = cuda::graph_bwd_workspace_bytes(a, 1);
   }
   return {};
 }
@@ -136,11 +174,11 @@ struct CallWorkspace {
 
 Status cuda_finish_plan(Plan& plan, PlanState& st) {
   const Shape& s = plan.shape;
-  const bool graph_path =
-      plan.path == Path::kBlockSparse || plan.path == Path::kPermuteWindow || plan.path == Path::kGather;
+  const bool graph_path = plan.path == Path::kBlockSparse || plan.path == Path::kPermuteWindow ||
+                          plan.path == Path::kGather || plan.path == Path::kCompressed;
   if (plan.path != Path::kDense && plan.path != Path::kStreams && !graph_path)
     return unimplemented(std::string("attention: backend cuda has no ") + path_name(plan.path) +
-                         " kernel yet (dense, streams, block_sparse, permute_window and gather only)");
+                         " kernel yet (dense, streams, block_sparse, permute_window, gather and compressed only)");
   if (s.dtype != DType::kBF16 && s.dtype != DType::kF16)
     return invalid_argument(std::string("attention: backend cuda: dtype ") + dtype_name(s.dtype) + ", expected bf16 or f16");
   if (s.dh != 64 && s.dh != 128)
@@ -204,6 +242,21 @@ Status cuda_run(const Plan& plan, const TensorView& q, const TensorView& k, cons
     return ws.release();
   }
   const cuda::AttnArgs a = fwd_args(plan, q, k, v, out, lse);
+  if (plan.path == Path::kCompressed) {
+    CallWorkspace ws;
+    BNA_RETURN_IF_ERROR(ws.acquire(workspace, plan.workspace_bytes));
+    cuda::CompressedArgs c;
+    c.tail = d.tail;
+    c.Bs = d.Bs;
+    c.N = d.N;
+    c.indptr = d.g0.as<int32_t>();
+    c.indices = d.g1.as<int32_t>();
+    c.routing_heads = d.routing_heads;
+    c.workspace = ws.ptr;
+    c.workspace_bytes = plan.workspace_bytes;
+    BNA_RETURN_IF_ERROR(cuda::compressed_fwd(a, c));
+    return ws.release();
+  }
   if (plan.path == Path::kBlockSparse) return cuda::block_sparse_fwd(a, d.Bs, d.N, d.g0.as<int32_t>(), d.g1.as<int32_t>());
   if (plan.path == Path::kGather) return cuda::gather_fwd(a, d.g0.as<int32_t>(), d.D);
   if (plan.path == Path::kPermuteWindow) {
@@ -231,6 +284,7 @@ Status cuda_run_backward(const Plan& plan, const TensorView& q, const TensorView
   if (!plan.state->cuda) return invalid_argument("attention: plan was not made for backend cuda");
   const CudaPlanData& d = data_of(plan);
   if (d.decode) return unimplemented("attention: backend cuda: no backward for decode plans (Tq < Tk)");
+  if (d.compressed) return unimplemented("attention: backend cuda: the compressed path has no backward (as on the CPU)");
   CallWorkspace ws;
   BNA_RETURN_IF_ERROR(ws.acquire(workspace, plan.workspace_bytes));
   cuda::AttnBwdArgs a;
@@ -242,8 +296,13 @@ Status cuda_run_backward(const Plan& plan, const TensorView& q, const TensorView
   switch (plan.path) {
     case Path::kDense: st = cuda::dense_causal_bwd(a); break;
     case Path::kStreams: st = cuda::streams_bwd(a, d.W, d.S, d.extra.as<int32_t>(), d.C); break;
-    case Path::kGather: st = cuda::gather_bwd(a, d.g0.as<int32_t>(), d.D); break;
-    case Path::kBlockSparse: st = cuda::block_sparse_bwd(a, d.Bs, d.N, d.g0.as<int32_t>(), d.g1.as<int32_t>()); break;
+    case Path::kGather:
+      st = cuda::gather_bwd(a, d.g0.as<int32_t>(), d.D, d.g2.as<int64_t>(), d.g3.as<int32_t>());
+      break;
+    case Path::kBlockSparse:
+      st = cuda::block_sparse_bwd(a, d.Bs, d.N, d.g0.as<int32_t>(), d.g1.as<int32_t>(), d.g2.as<int32_t>(),
+                                  d.g3.as<int32_t>());
+      break;
     case Path::kPermuteWindow: {
       cuda::PermuteWindowArgs pw;
       pw.perm = d.g0.as<int32_t>();

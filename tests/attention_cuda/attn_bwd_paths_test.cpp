@@ -244,10 +244,10 @@ TEST(AttnBwdPathsCudaArgs, RejectsBadArguments) {
   a.fwd.T = 64;
   a.fwd.dh = 64;
   // Null tensors are named first.
-  EXPECT_FALSE(bna::cuda::gather_bwd(a, nullptr, 4).is_ok());
+  EXPECT_FALSE(bna::cuda::gather_bwd(a, nullptr, 4, nullptr, nullptr).is_ok());
   bna::cuda::PermuteWindowArgs pw;
   EXPECT_FALSE(bna::cuda::permute_window_bwd(a, pw).is_ok());
-  EXPECT_FALSE(bna::cuda::block_sparse_bwd(a, 64, 1, nullptr, nullptr).is_ok());
+  EXPECT_FALSE(bna::cuda::block_sparse_bwd(a, 64, 1, nullptr, nullptr, nullptr, nullptr).is_ok());
   // With plausible device pointers, the graph arguments are checked before any launch.
   alignas(256) static char fake[1 << 16];
   a.fwd.q = a.fwd.k = a.fwd.v = fake;
@@ -255,10 +255,14 @@ TEST(AttnBwdPathsCudaArgs, RejectsBadArguments) {
   a.fwd.lse = reinterpret_cast<float*>(fake);
   a.dout = a.dq = a.dk = a.dv = fake;
   a.workspace = fake;
-  a.workspace_bytes = bna::cuda::attn_bwd_workspace_bytes(a.fwd);
-  const bna::Status s1 = bna::cuda::gather_bwd(a, nullptr, 4);
+  a.workspace_bytes = bna::cuda::graph_bwd_workspace_bytes(a.fwd, 1);
+  const auto* i32 = reinterpret_cast<const int32_t*>(fake);
+  const auto* i64 = reinterpret_cast<const int64_t*>(fake);
+  const bna::Status s1 = bna::cuda::gather_bwd(a, nullptr, 4, i64, i32);
   EXPECT_NE(s1.message().find("neigh_idx is null"), std::string::npos) << s1.to_string();
-  const bna::Status s2 = bna::cuda::gather_bwd(a, reinterpret_cast<const int32_t*>(fake), 0);
+  const bna::Status s2 = bna::cuda::gather_bwd(a, i32, 0, i64, i32);
+  const bna::Status s2b = bna::cuda::gather_bwd(a, i32, 4, nullptr, i32);
+  EXPECT_NE(s2b.message().find("transpose"), std::string::npos) << s2b.to_string();
   EXPECT_NE(s2.message().find("D=0"), std::string::npos) << s2.to_string();
   pw.perm = reinterpret_cast<const int32_t*>(fake);
   const bna::Status s3 = bna::cuda::permute_window_bwd(a, pw);
@@ -267,10 +271,15 @@ TEST(AttnBwdPathsCudaArgs, RejectsBadArguments) {
   pw.w = -1;
   const bna::Status s4 = bna::cuda::permute_window_bwd(a, pw);
   EXPECT_NE(s4.message().find("w=-1"), std::string::npos) << s4.to_string();
-  const bna::Status s5 = bna::cuda::block_sparse_bwd(a, 16, 3, pw.perm, pw.perm);
+  const bna::Status s5 = bna::cuda::block_sparse_bwd(a, 16, 3, i32, i32, i32, i32);
   EXPECT_NE(s5.message().find("N=3, expected ceil(T/Bs)=4"), std::string::npos) << s5.to_string();
+  // Average mode over 3 cycles needs 3 statistics per row.
+  pw.w = 4;
+  pw.num_cycles = 3;
+  const bna::Status s7 = bna::cuda::permute_window_bwd(a, pw);
+  EXPECT_NE(s7.message().find("graph_bwd_workspace_bytes"), std::string::npos) << s7.to_string();
   a.workspace_bytes = 16;
-  const bna::Status s6 = bna::cuda::gather_bwd(a, pw.perm, 4);
+  const bna::Status s6 = bna::cuda::gather_bwd(a, i32, 4, i64, i32);
   EXPECT_NE(s6.message().find("workspace"), std::string::npos) << s6.to_string();
 }
 

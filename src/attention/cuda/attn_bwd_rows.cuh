@@ -1,19 +1,24 @@
-// Row-list backward on CUDA cores for the graph paths: gather (neigh_idx rows), permute-window (every
-// mode: one cycle, union, average) and block-sparse (BSR rows expanded block by block). One warp per
-// query row (b, hq, i), the forward's row-list layout (attn_fwd_gather.cuh): lane owns dh/32
-// consecutive elements of q, dO, dQ and of every K/V row it reads; keys are taken 4 at a time.
+// Backward on CUDA cores for the graph paths: gather (neigh_idx rows), permute-window (every mode:
+// one cycle, union, average) and block-sparse (BSR rows expanded block by block), in two passes with
+// no atomics, both in the forward's row-list layout (attn_fwd_gather.cuh: one warp per row, each lane
+// owning dh/32 consecutive elements, keys or queries taken 4 at a time):
+//   A. rows_dq_kernel, one warp per query row (b, hq, i): dQ in registers, written once; and the
+//      row's softmax statistics (lse in log2 units, D) per segment into the workspace.
+//   B. keys_dkdv_kernel, one warp per key row (b, hkv, j): walks the queries whose rows list j (the
+//      transposed graph: the permute band is symmetric in cycle order; gather and block-sparse take a
+//      transposed list built at plan time) over the G query heads of the KV head; dK and dV stay in
+//      registers and are written once in the dtype.
 // Decisions a reader must know:
 //  - A row is one or more softmax segments. Gather, block-sparse, one cycle and union are one segment
-//    whose lse is the forward's and D = rowsum(dO * O) is computed here from the forward's output.
+//    whose lse is the forward's and D = rowsum(dO * O) is computed from the forward's output.
 //    Average mode (out = mean over cycles of each cycle's softmax output) has one segment per cycle:
-//    the forward's single lse cannot give the per-cycle softmaxes, so a first pass over the segment
-//    recomputes its lse_c and D_c = (1/C) sum_j p_j (dO . v_j) = dO_c . o_c with dO_c = dO / C.
-//  - dQ stays in registers and is written once; dK/dV are scattered into f32 accumulators (workspace,
-//    zeroed first) with float2/float4 atomics (sm_90), then converted by bwd_convert_kernel. Rows are
-//    multisets: a repeated entry contributes one term per copy, as in the forward.
+//    the forward's single lse cannot give the per-cycle softmaxes, so pass A first recomputes each
+//    cycle's lse_c and D_c = (1/C) sum_j p_j (dO . v_j) = dO_c . o_c with dO_c = dO / C.
+//  - Rows are multisets: a repeated entry is one term per copy in both passes (the transposed list
+//    repeats the query; the permute band visits each (cycle, offset)).
 //  - f32 throughout (P and dS are not rounded to the dtype), matching the forward's row-list kernels.
-//    Throughput is bounded by the atomics (2 dh per (row, key) pair); the tensor-core streams and
-//    dense backward stay the training paths (docs/kernels.md has the measured numbers).
+//    Each pair's scores are computed twice (once per pass), the price of no atomics (a first version
+//    sent 2 dh f32 atomics per pair through L2 and ran 2-4x slower; docs/kernels.md).
 #pragma once
 
 #include "attention/cuda/attn_fwd_gather.cuh"
@@ -26,20 +31,23 @@ struct BwdRowsParams {
   GatherParams g;  // q, k, v, o (forward output), lse, shapes, scale_log2; neigh/D; perm/inv/ncyc/w/circular
   const uint16_t* dout;
   uint16_t* dq;
-  float* dk_acc;  // [B, Hkv, T, dh] f32, zeroed
-  float* dv_acc;
-  float scale;  // natural units
-  int average;  // permute-window: one softmax per cycle (ncyc > 1)
-  const int32_t* indptr;  // block-sparse: [Hkv, N + 1] absolute offsets into indices
+  uint16_t* dk;  // [B, Hkv, T, dh], written by pass B
+  uint16_t* dv;
+  float2* stats;  // [B*Hq*T, nseg]: (lse in log2 units, D) per row and segment; written by pass A
+  int nseg;       // ncyc in average mode, else 1
+  float scale;    // natural units
+  int average;    // permute-window: one softmax per cycle (ncyc > 1)
+  // block-sparse: indptr [Hkv, N + 1] (absolute offsets into indices) and the transpose
+  // t_indptr [Hkv, N + 1] into t_indices (the query blocks listing each key block)
+  const int32_t* indptr;
   const int32_t* indices;
+  const int32_t* t_indptr;
+  const int32_t* t_indices;
   int Bs, N;
+  // gather transpose: t_rowptr [Hkv, T + 1] (absolute) into t_rows (query i per occurrence of key j)
+  const int64_t* t_rowptr;
+  const int32_t* t_rows;
 };
-
-template <int EPL>
-__device__ __forceinline__ void atomic_add_part(float* dst, const float (&x)[EPL]) {
-  if constexpr (EPL == 4) atomicAdd(reinterpret_cast<float4*>(dst), make_float4(x[0], x[1], x[2], x[3]));
-  else atomicAdd(reinterpret_cast<float2*>(dst), make_float2(x[0], x[1]));
-}
 
 // Entry e of row i of KV head hkv as a key, or -1 when it is padding, out of range or after i.
 template <RowSrc SRC>
@@ -60,13 +68,12 @@ struct RowEntries {
       nrow = nullptr;
       n = pp.g.ncyc * (2 * pp.g.w + 1);
     } else {
-      const int qb = i / pp.Bs;
-      const int at = hkv * (pp.N + 1) + qb;
+      const int at = hkv * (pp.N + 1) + i / pp.Bs;
       nrow = pp.indices + pp.indptr[at];
       n = (pp.indptr[at + 1] - pp.indptr[at]) * pp.Bs;
     }
   }
-  __device__ int key(int e) const {
+  __device__ int at(int e) const {
     const int T = p->g.T;
     if constexpr (SRC == RowSrc::kGather) {
       const int k = nrow[e];
@@ -87,25 +94,78 @@ struct RowEntries {
   }
 };
 
-// Calls fn(key[4]) for the valid keys of entries [e0, e1), up to 4 at a time (key[g] = -1 pads the
-// last group; key[0] is always valid). Warp-uniform: every lane sees the same groups.
+// Entry e of the transposed row of key j of KV head hkv: a query i whose row lists j (i >= j), or
+// -1. The permute band is symmetric in cycle order: cycle c, offset o gives the query at rank
+// inv_c[j] - o, exactly once per (cycle, offset) as in the forward. seg(e): the entry's segment.
+template <RowSrc SRC>
+struct KeyEntries {
+  const BwdRowsParams* p;
+  int j, hkv;
+  const int32_t* list;  // gather: queries; block-sparse: query blocks
+  int n;
+  __device__ void init(const BwdRowsParams& pp, int key, int kv_head) {
+    p = &pp;
+    j = key;
+    hkv = kv_head;
+    const int T = pp.g.T;
+    if constexpr (SRC == RowSrc::kGather) {
+      const int64_t b0 = pp.t_rowptr[static_cast<int64_t>(hkv) * (T + 1) + j];
+      list = pp.t_rows + b0;
+      n = static_cast<int>(pp.t_rowptr[static_cast<int64_t>(hkv) * (T + 1) + j + 1] - b0);
+    } else if constexpr (SRC == RowSrc::kPermute) {
+      list = nullptr;
+      n = pp.g.ncyc * (2 * pp.g.w + 1);
+    } else {
+      const int at = hkv * (pp.N + 1) + j / pp.Bs;
+      list = pp.t_indices + pp.t_indptr[at];
+      n = (pp.t_indptr[at + 1] - pp.t_indptr[at]) * pp.Bs;
+    }
+  }
+  __device__ int at(int e) const {
+    const int T = p->g.T;
+    if constexpr (SRC == RowSrc::kGather) {
+      return list[e];  // built with i >= j
+    } else if constexpr (SRC == RowSrc::kPermute) {
+      const int span = 2 * p->g.w + 1;
+      const int c = e / span, off = e % span - p->g.w;
+      const int64_t base = (static_cast<int64_t>(hkv) * p->g.ncyc + c) * T;
+      int r = p->g.inv[base + j] - off;
+      if (p->g.circular) r = ((r % T) + T) % T;
+      else if (r < 0 || r >= T) return -1;
+      const int q = p->g.perm[base + r];
+      return q >= j ? q : -1;
+    } else {
+      const int q = list[e / p->Bs] * p->Bs + e % p->Bs;
+      return q < T && q >= j ? q : -1;
+    }
+  }
+  __device__ int seg(int e) const {
+    if constexpr (SRC == RowSrc::kPermute) return p->average ? e / (2 * p->g.w + 1) : 0;
+    else return 0;
+  }
+};
+
+// Calls fn(idx[4], ent[4]) for the valid entries (at(e) >= 0) of [e0, e1), up to 4 at a time
+// (idx[g] = -1 pads the last group; idx[0] is always valid). Warp-uniform.
 template <class Entries, class Fn>
-__device__ __forceinline__ void for_each_key_group(const Entries& ent, int e0, int e1, int lane, Fn&& fn) {
+__device__ __forceinline__ void for_each_group(const Entries& ent, int e0, int e1, int lane, Fn&& fn) {
   for (int c0 = e0; c0 < e1; c0 += 32) {
-    const int my = c0 + lane < e1 ? ent.key(c0 + lane) : -1;
+    const int my = c0 + lane < e1 ? ent.at(c0 + lane) : -1;
     unsigned valid = __ballot_sync(0xffffffffu, my >= 0);
     while (valid != 0u) {
-      int key[4];
+      int idx[4], eid[4];
 #pragma unroll
       for (int g = 0; g < 4; ++g) {
-        key[g] = -1;
+        idx[g] = -1;
+        eid[g] = 0;
         if (valid != 0u) {
           const int src = __ffs(valid) - 1;
           valid &= valid - 1u;
-          key[g] = __shfl_sync(0xffffffffu, my, src);
+          idx[g] = __shfl_sync(0xffffffffu, my, src);
+          eid[g] = c0 + src;
         }
       }
-      fn(key);
+      fn(idx, eid);
     }
   }
 }
@@ -119,8 +179,21 @@ __device__ __forceinline__ void warp_sum(float (&x)[N]) {
   }
 }
 
+template <int EPL, bool BF16>
+__device__ __forceinline__ void store_row_part(uint16_t* dst, const float (&x)[EPL]) {
+  if constexpr (EPL == 4) {
+    uint2 u;
+    u.x = pack2<BF16>(x[0], x[1]);
+    u.y = pack2<BF16>(x[2], x[3]);
+    *reinterpret_cast<uint2*>(dst) = u;
+  } else {
+    *reinterpret_cast<unsigned*>(dst) = pack2<BF16>(x[0], x[1]);
+  }
+}
+
+// ---- A. dQ and the row statistics, one warp per query row --------------------------------------
 template <int DH, bool BF16, RowSrc SRC>
-__global__ void __launch_bounds__(kGatherWarps * 32) attn_bwd_rows_kernel(const BwdRowsParams p) {
+__global__ void __launch_bounds__(kGatherWarps * 32) rows_dq_kernel(const BwdRowsParams p) {
   constexpr int EPL = DH / 32;
   const GatherParams& gp = p.g;
   const int lane = threadIdx.x & 31;
@@ -133,8 +206,6 @@ __global__ void __launch_bounds__(kGatherWarps * 32) attn_bwd_rows_kernel(const 
   const int64_t kv0 = (static_cast<int64_t>(b) * gp.Hkv + hkv) * T * DH + lane * EPL;
   const uint16_t* kg = gp.k + kv0;
   const uint16_t* vg = gp.v + kv0;
-  float* dkg = p.dk_acc + kv0;
-  float* dvg = p.dv_acc + kv0;
 
   float q[EPL], dO[EPL], dq[EPL];
   load_row_part<EPL, BF16>(gp.q + row * DH + lane * EPL, q);
@@ -145,13 +216,12 @@ __global__ void __launch_bounds__(kGatherWarps * 32) attn_bwd_rows_kernel(const 
   RowEntries<SRC> ent;
   ent.init(p, i, hkv);
   const bool average = SRC == RowSrc::kPermute && p.average != 0;
-  const int nseg = average ? gp.ncyc : 1;
   const int seg_len = average ? 2 * gp.w + 1 : ent.n;
   const float wseg = average ? 1.0f / static_cast<float>(gp.ncyc) : 1.0f;
 
-  // Scores, dO . v and the loaded rows of one group of 4 keys.
-  float kx[4][EPL], vx[4][EPL], s[4], dpv[4];
+  float kx[4][EPL], s[4], dpv[4];
   auto load_group = [&](const int (&key)[4]) {
+    float vx[4][EPL];
 #pragma unroll
     for (int g = 0; g < 4; ++g) {
       const int64_t off = static_cast<int64_t>(key[g] >= 0 ? key[g] : 0) * DH;
@@ -175,12 +245,11 @@ __global__ void __launch_bounds__(kGatherWarps * 32) attn_bwd_rows_kernel(const 
     for (int g = 0; g < 4; ++g) s[g] = key[g] >= 0 ? s[g] * gp.scale_log2 : -INFINITY;  // log2 units
   };
 
-  for (int seg = 0; seg < nseg; ++seg) {
+  for (int seg = 0; seg < p.nseg; ++seg) {
     const int e0 = seg * seg_len, e1 = e0 + seg_len;
     float lse2, D;
     if (!average) {
       lse2 = gp.lse[row] * 1.4426950408889634f;
-      if (lse2 == -INFINITY) break;  // empty row: no key, zero gradients
       float o[EPL];
       load_row_part<EPL, BF16>(gp.o + row * DH + lane * EPL, o);
       float d[1] = {0.0f};
@@ -189,9 +258,9 @@ __global__ void __launch_bounds__(kGatherWarps * 32) attn_bwd_rows_kernel(const 
       warp_sum(d);
       D = d[0];
     } else {
-      // Pass 1: this cycle's lse and sum_j p_j (dO . v_j), online.
+      // This cycle's lse and sum_j p_j (dO . v_j), online.
       float m = -INFINITY, l = 0.0f, t = 0.0f;
-      for_each_key_group(ent, e0, e1, lane, [&](const int (&key)[4]) {
+      for_each_group(ent, e0, e1, lane, [&](const int (&key)[4], const int (&)[4]) {
         load_group(key);
         float mx = m;
 #pragma unroll
@@ -207,42 +276,88 @@ __global__ void __launch_bounds__(kGatherWarps * 32) attn_bwd_rows_kernel(const 
         }
         m = mx;
       });
-      if (l == 0.0f) continue;  // an empty cycle band contributes nothing
-      lse2 = m + __log2f(l);
-      D = wseg * t / l;
+      lse2 = l > 0.0f ? m + __log2f(l) : -INFINITY;  // an empty cycle band contributes nothing
+      D = l > 0.0f ? wseg * t / l : 0.0f;
     }
-    // Pass 2: P, dS, and the three gradients.
-    for_each_key_group(ent, e0, e1, lane, [&](const int (&key)[4]) {
+    if (lane == 0) p.stats[row * p.nseg + seg] = make_float2(lse2, D);
+    if (lse2 == -INFINITY) continue;  // empty row or segment: no key
+    for_each_group(ent, e0, e1, lane, [&](const int (&key)[4], const int (&)[4]) {
       load_group(key);
 #pragma unroll
       for (int g = 0; g < 4; ++g) {
         if (key[g] < 0) continue;
-        const float pg = fast_exp2(s[g] - lse2);
-        const float ds = pg * (wseg * dpv[g] - D) * p.scale;
-        const float pv = pg * wseg;
-        float gk[EPL], gv[EPL];
+        const float ds = fast_exp2(s[g] - lse2) * (wseg * dpv[g] - D) * p.scale;
 #pragma unroll
-        for (int e = 0; e < EPL; ++e) {
-          dq[e] = fmaf(ds, kx[g][e], dq[e]);
-          gk[e] = ds * q[e];
-          gv[e] = pv * dO[e];
-        }
-        const int64_t off = static_cast<int64_t>(key[g]) * DH;
-        atomic_add_part<EPL>(dkg + off, gk);
-        atomic_add_part<EPL>(dvg + off, gv);
+        for (int e = 0; e < EPL; ++e) dq[e] = fmaf(ds, kx[g][e], dq[e]);
       }
     });
   }
+  store_row_part<EPL, BF16>(p.dq + row * DH + lane * EPL, dq);
+}
 
-  uint16_t* dqrow = p.dq + row * DH + lane * EPL;
-  if constexpr (EPL == 4) {
-    uint2 u;
-    u.x = pack2<BF16>(dq[0], dq[1]);
-    u.y = pack2<BF16>(dq[2], dq[3]);
-    *reinterpret_cast<uint2*>(dqrow) = u;
-  } else {
-    *reinterpret_cast<unsigned*>(dqrow) = pack2<BF16>(dq[0], dq[1]);
+// ---- B. dK and dV, one warp per key row (b, hkv, j) over the G query heads ---------------------
+template <int DH, bool BF16, RowSrc SRC>
+__global__ void __launch_bounds__(kGatherWarps * 32) keys_dkdv_kernel(const BwdRowsParams p) {
+  constexpr int EPL = DH / 32;
+  const GatherParams& gp = p.g;
+  const int lane = threadIdx.x & 31;
+  const int T = gp.T;
+  const int64_t krow = static_cast<int64_t>(blockIdx.x) * kGatherWarps + (threadIdx.x >> 5);
+  const int64_t nkrows = gp.rows / gp.group;  // B * Hkv * T
+  if (krow >= nkrows) return;
+  const int j = static_cast<int>(krow % T);
+  const int64_t bkv = krow / T;
+  const int b = static_cast<int>(bkv / gp.Hkv), hkv = static_cast<int>(bkv % gp.Hkv);
+  float k[EPL], v[EPL], dk[EPL], dv[EPL];
+  load_row_part<EPL, BF16>(gp.k + krow * DH + lane * EPL, k);
+  load_row_part<EPL, BF16>(gp.v + krow * DH + lane * EPL, v);
+#pragma unroll
+  for (int e = 0; e < EPL; ++e) dk[e] = dv[e] = 0.0f;
+  const float wseg = SRC == RowSrc::kPermute && p.average != 0 ? 1.0f / static_cast<float>(gp.ncyc) : 1.0f;
+
+  KeyEntries<SRC> ent;
+  ent.init(p, j, hkv);
+  for (int gq = 0; gq < gp.group; ++gq) {
+    const int64_t qrow0 = (static_cast<int64_t>(b) * gp.Hq + hkv * gp.group + gq) * T;  // row of query 0
+    for_each_group(ent, 0, ent.n, lane, [&](const int (&qi)[4], const int (&eid)[4]) {
+      float qx[4][EPL], ox[4][EPL], s[4], dpv[4];
+      float2 st[4];
+#pragma unroll
+      for (int g = 0; g < 4; ++g) {
+        const int64_t r = qrow0 + (qi[g] >= 0 ? qi[g] : 0);
+        load_row_part<EPL, BF16>(gp.q + r * DH + lane * EPL, qx[g]);
+        load_row_part<EPL, BF16>(p.dout + r * DH + lane * EPL, ox[g]);
+        st[g] = p.stats[r * p.nseg + ent.seg(eid[g])];
+      }
+#pragma unroll
+      for (int g = 0; g < 4; ++g) {
+        float a = 0.0f, d = 0.0f;
+#pragma unroll
+        for (int e = 0; e < EPL; ++e) {
+          a = fmaf(qx[g][e], k[e], a);
+          d = fmaf(ox[g][e], v[e], d);
+        }
+        s[g] = a;
+        dpv[g] = d;
+      }
+      warp_sum(s);
+      warp_sum(dpv);
+#pragma unroll
+      for (int g = 0; g < 4; ++g) {
+        if (qi[g] < 0 || st[g].x == -INFINITY) continue;
+        const float pg = fast_exp2(s[g] * gp.scale_log2 - st[g].x);
+        const float ds = pg * (wseg * dpv[g] - st[g].y) * p.scale;
+        const float pw = pg * wseg;
+#pragma unroll
+        for (int e = 0; e < EPL; ++e) {
+          dk[e] = fmaf(ds, qx[g][e], dk[e]);
+          dv[e] = fmaf(pw, ox[g][e], dv[e]);
+        }
+      }
+    });
   }
+  store_row_part<EPL, BF16>(p.dk + krow * DH + lane * EPL, dk);
+  store_row_part<EPL, BF16>(p.dv + krow * DH + lane * EPL, dv);
 }
 
 }  // namespace bna::cuda::detail

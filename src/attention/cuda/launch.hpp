@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "bna/dtype.hpp"
 #include "bna/status.hpp"
@@ -141,15 +142,53 @@ Status permute_window_fwd(const AttnArgs& a, const PermuteWindowArgs& pw, void* 
 // Errors: as dense_causal_fwd, plus D < 1, null neigh_idx.
 Status gather_fwd(const AttnArgs& a, const int32_t* neigh_idx, int64_t D, void* stream = nullptr);
 
+// ---- compressed butterfly (forward, Tq == Tk) ------------------------------------------------------
+// The CPU path's semantics (src/attention/cpu/compressed.hpp): query i attends the raw keys [c, i],
+// c = max(0, i - tail + 1), plus the means of the routed complete blocks j with (j + 1) * Bs <= c,
+// as one softmax. Routing: BSR rows of block size Bs, indptr DEVICE int32 [routing_heads, N + 1]
+// (absolute offsets into indices; routing_heads = 1 serves every KV head), N >= ceil(T / Bs); a row
+// is a multiset. Summaries (f32 block means) are computed into the workspace
+// (compressed_workspace_bytes, 256-byte aligned); the raw band runs on the streams kernel.
+struct CompressedArgs {
+  int64_t tail = 1024;
+  int64_t Bs = 64;
+  int64_t N = 0;
+  const int32_t* indptr = nullptr;
+  const int32_t* indices = nullptr;
+  int64_t routing_heads = 1;
+  void* workspace = nullptr;
+  size_t workspace_bytes = 0;
+};
+size_t compressed_workspace_bytes(const AttnArgs& a, int64_t Bs);
+// Errors: as dense_causal_fwd, plus tail < 1, Bs < 1, routing_heads not 1 or Hkv, N too small, null
+// routing arrays, a missing or short workspace.
+Status compressed_fwd(const AttnArgs& a, const CompressedArgs& c, void* stream = nullptr);
+
 // ---- graph paths: backward ---------------------------------------------------------------------
-// Gradients of gather_fwd / permute_window_fwd / block_sparse_fwd with the same graph arguments and
-// the AttnBwdArgs of streams_bwd (fwd.out and fwd.lse from the forward, attn_bwd_workspace_bytes of
-// workspace). One warp per query row on CUDA cores (attn_bwd_rows.cuh): f32 math, dK/dV through f32
-// atomics. permute_window_bwd needs pw.inv in every mode and no permute-window workspace; average
-// mode recomputes each cycle's lse. Errors: as streams_bwd, plus the forward's graph checks.
-Status gather_bwd(const AttnBwdArgs& a, const int32_t* neigh_idx, int64_t D, void* stream = nullptr);
+// Gradients of gather_fwd / permute_window_fwd / block_sparse_fwd (attn_bwd_rows.cuh), in two passes
+// on CUDA cores with no atomics: one warp per query row writes dQ and the row's softmax statistics,
+// then one warp per key row walks the queries that list it (the transposed graph) and writes dK, dV.
+// AttnBwdArgs as for streams_bwd (fwd.out and fwd.lse from the forward), except the workspace: at
+// least graph_bwd_workspace_bytes(fwd, segments) bytes, segments = num_cycles in permute-window
+// average mode, else 1. f32 math. Errors: as streams_bwd, plus the forward's graph checks.
+size_t graph_bwd_workspace_bytes(const AttnArgs& a, int64_t segments);
+// Gather needs the transpose of neigh_idx: t_rowptr DEVICE int64 [Hkv, T + 1] (absolute offsets) into
+// t_rows DEVICE int32, the queries i >= j listing key j, one per occurrence (transpose_gather).
+Status gather_bwd(const AttnBwdArgs& a, const int32_t* neigh_idx, int64_t D, const int64_t* t_rowptr,
+                  const int32_t* t_rows, void* stream = nullptr);
+// Permute-window needs pw.inv in every mode; the band's transpose is the band itself.
 Status permute_window_bwd(const AttnBwdArgs& a, const PermuteWindowArgs& pw, void* stream = nullptr);
+// Block-sparse needs the transposed layout: t_indptr DEVICE int32 [Hkv, N + 1] (absolute) into
+// t_indices DEVICE int32, the query blocks qb >= kb listing key block kb (transpose_block_sparse).
 Status block_sparse_bwd(const AttnBwdArgs& a, int64_t Bs, int64_t N, const int32_t* indptr, const int32_t* indices,
-                        void* stream = nullptr);
+                        const int32_t* t_indptr, const int32_t* t_indices, void* stream = nullptr);
+
+// Host-side transposes for the two calls above (HOST arrays in and out; plan() does this once).
+// neigh_idx: [Hkv, T, D]; entries outside [0, i] are skipped. indptr (absolute) / indices: the BSR
+// layout as block_sparse_fwd takes it; key blocks after the query block are skipped.
+Status transpose_gather(const int32_t* neigh_idx, int64_t Hkv, int64_t T, int64_t D, std::vector<int64_t>& t_rowptr,
+                        std::vector<int32_t>& t_rows);
+Status transpose_block_sparse(const int32_t* indptr, const int32_t* indices, int64_t Hkv, int64_t N,
+                              std::vector<int32_t>& t_indptr, std::vector<int32_t>& t_indices);
 
 }  // namespace bna::cuda
