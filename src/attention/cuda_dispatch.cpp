@@ -48,6 +48,20 @@ Status upload_i32(cuda::DeviceBuffer& buf, const int32_t* host, size_t n) {
   return cuda::copy_to_device(buf.get(), host, n * sizeof(int32_t));
 }
 
+// Uploads a BSR layout as the kernels take it: g0 = indptr [H, N + 1] with ABSOLUTE offsets (head_base
+// added), g1 = indices. indptr_out keeps the host copy for the caller.
+Status upload_layout(const topo::BlockSparseLayout& L, CudaPlanData& d, std::vector<int32_t>& indptr) {
+  indptr.assign(static_cast<size_t>(L.H * (L.n_blocks + 1)), 0);
+  for (int64_t h = 0; h < L.H; ++h)
+    for (int64_t b = 0; b <= L.n_blocks; ++b) {
+      const int64_t x = L.head_base[h] + L.indptr[h * (L.n_blocks + 1) + b];
+      if (x > INT32_MAX) return invalid_argument("attention: backend cuda: block layout with " + S(x) + " entries, expected < 2^31");
+      indptr[static_cast<size_t>(h * (L.n_blocks + 1) + b)] = static_cast<int32_t>(x);
+    }
+  BNA_RETURN_IF_ERROR(upload_i32(d.g0, indptr.data(), indptr.size()));
+  return upload_i32(d.g1, L.indices.data(), L.indices.size());
+}
+
 // Uploads the graph of a block-sparse / permute-window / gather plan (Tq == Tk only).
 Status finish_graph_path(Plan& plan, PlanState& st, CudaPlanData& d) {
   const Shape& s = plan.shape;
@@ -61,15 +75,8 @@ Status finish_graph_path(Plan& plan, PlanState& st, CudaPlanData& d) {
     d.N = L.n_blocks;
     d.tail = plan.options.compressed_tail;
     d.routing_heads = L.H;
-    std::vector<int32_t> indptr(static_cast<size_t>(L.H * (L.n_blocks + 1)));
-    for (int64_t h = 0; h < L.H; ++h)
-      for (int64_t b = 0; b <= L.n_blocks; ++b) {
-        const int64_t x = L.head_base[h] + L.indptr[h * (L.n_blocks + 1) + b];
-        if (x > INT32_MAX) return invalid_argument("attention: backend cuda: routing layout with " + S(x) + " entries, expected < 2^31");
-        indptr[static_cast<size_t>(h * (L.n_blocks + 1) + b)] = static_cast<int32_t>(x);
-      }
-    BNA_RETURN_IF_ERROR(upload_i32(d.g0, indptr.data(), indptr.size()));
-    BNA_RETURN_IF_ERROR(upload_i32(d.g1, L.indices.data(), L.indices.size()));
+    std::vector<int32_t> indptr;
+    BNA_RETURN_IF_ERROR(upload_layout(L, d, indptr));
     cuda::AttnArgs a;
     a.B = s.B; a.Hq = s.Hq; a.Hkv = s.Hkv; a.T = s.Tk; a.dh = s.dh; a.dtype = s.dtype;
     plan.workspace_bytes = cuda::compressed_workspace_bytes(a, d.Bs);
@@ -80,15 +87,8 @@ Status finish_graph_path(Plan& plan, PlanState& st, CudaPlanData& d) {
     const topo::BlockSparseLayout& L = *st.src.blocks;
     d.Bs = L.block_size;
     d.N = L.n_blocks;
-    std::vector<int32_t> indptr(static_cast<size_t>(L.H * (L.n_blocks + 1)));
-    for (int64_t h = 0; h < L.H; ++h)
-      for (int64_t b = 0; b <= L.n_blocks; ++b) {
-        const int64_t x = L.head_base[h] + L.indptr[h * (L.n_blocks + 1) + b];
-        if (x > INT32_MAX) return invalid_argument("attention: backend cuda: block layout with " + S(x) + " entries, expected < 2^31");
-        indptr[static_cast<size_t>(h * (L.n_blocks + 1) + b)] = static_cast<int32_t>(x);
-      }
-    BNA_RETURN_IF_ERROR(upload_i32(d.g0, indptr.data(), indptr.size()));
-    BNA_RETURN_IF_ERROR(upload_i32(d.g1, L.indices.data(), L.indices.size()));
+    std::vector<int32_t> indptr;
+    BNA_RETURN_IF_ERROR(upload_layout(L, d, indptr));
     std::vector<int32_t> t_indptr, t_indices;
     BNA_RETURN_IF_ERROR(cuda::transpose_block_sparse(indptr.data(), L.indices.data(), L.H, L.n_blocks, t_indptr, t_indices));
     BNA_RETURN_IF_ERROR(upload_i32(d.g2, t_indptr.data(), t_indptr.size()));

@@ -157,13 +157,7 @@ TEST_P(AttnBwdCuda, MatchesFloat64Reference) {
   // Phase 1 (rows in parallel): P and dS per allowed pair in both precisions, and dq.
   const double scale = 1.0 / std::sqrt(static_cast<double>(dh));
   const float scalef = static_cast<float>(scale);
-  struct Pair {
-    int32_t j;
-    uint8_t tag;
-    double p64, ds64;
-    float plp, dslp;
-  };
-  std::vector<std::vector<Pair>> pairs(rows);
+  std::vector<std::vector<PairGrad>> pairs(rows);
   std::vector<double> dq64(nq), dqlp(nq);
   bna::parallel_for_dynamic(0, static_cast<int64_t>(rows), 8, [&](int64_t row) {
     const int64_t i = row % T, bh = row / T, hq = bh % p.Hq, b = bh / p.Hq, hkv = hq / c.group;
@@ -225,7 +219,7 @@ TEST_P(AttnBwdCuda, MatchesFloat64Reference) {
         dsl = bna::round_to(c.dtype, dsl);
         plr = bna::round_to(c.dtype, pl);
       }
-      pr[x] = {static_cast<int32_t>(keys[x]), tag[x], pe, ds, plr, dsl};
+      pr[x] = {static_cast<int32_t>(keys[x]), pe, ds, plr, dsl};
       const float* kr = &k.f[kvb + static_cast<size_t>(keys[x] * dh)];
       for (int64_t d = 0; d < dh; ++d) {
         q64[d] += scale * ds * kr[d];
@@ -234,31 +228,9 @@ TEST_P(AttnBwdCuda, MatchesFloat64Reference) {
     }
     for (int64_t d = 0; d < dh; ++d) qlp[d] = bna::round_to(c.dtype, scalef * acc[static_cast<size_t>(d)]);
   });
-  // Phase 2 ((b, hkv, d) in parallel): dk, dv.
-  std::vector<double> dk64(nk, 0.0), dv64(nk, 0.0), dklp(nk), dvlp(nk);
-  bna::parallel_for_dynamic(0, p.B * p.Hkv * dh, 1, [&](int64_t task) {
-    const int64_t d = task % dh, bkv = task / dh, b = bkv / p.Hkv, hkv = bkv % p.Hkv;
-    std::vector<float> k32(static_cast<size_t>(T), 0.0f), v32(static_cast<size_t>(T), 0.0f);
-    for (int64_t g = 0; g < c.group; ++g) {
-      const int64_t hq = hkv * c.group + g;
-      for (int64_t i = 0; i < T; ++i) {
-        const int64_t row = (b * p.Hq + hq) * T + i;
-        const double qd = q.f[static_cast<size_t>(row * dh + d)], od = dO.f[static_cast<size_t>(row * dh + d)];
-        for (const Pair& e : pairs[static_cast<size_t>(row)]) {
-          const size_t at = static_cast<size_t>((bkv * T + e.j) * dh + d);
-          dk64[at] += scale * e.ds64 * qd;
-          dv64[at] += e.p64 * od;
-          k32[static_cast<size_t>(e.j)] += scalef * e.dslp * static_cast<float>(qd);
-          v32[static_cast<size_t>(e.j)] += e.plp * static_cast<float>(od);
-        }
-      }
-    }
-    for (int64_t j = 0; j < T; ++j) {
-      const size_t at = static_cast<size_t>((bkv * T + j) * dh + d);
-      dklp[at] = bna::round_to(c.dtype, k32[static_cast<size_t>(j)]);
-      dvlp[at] = bna::round_to(c.dtype, v32[static_cast<size_t>(j)]);
-    }
-  });
+  // Phase 2: dk, dv from the pairs.
+  std::vector<double> dk64, dv64, dklp, dvlp;
+  kv_grads_from_pairs(pairs, q, dO, p.B, p.Hq, p.Hkv, T, dh, c.dtype, scale, dk64, dv64, dklp, dvlp);
   const std::string msg = check("dq", c.dtype, gq_h, dq64, dqlp) + check("dk", c.dtype, gk_h, dk64, dklp) +
                           check("dv", c.dtype, gv_h, dv64, dvlp);
   EXPECT_TRUE(msg.empty()) << name << ": " << msg;

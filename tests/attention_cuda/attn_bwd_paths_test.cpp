@@ -48,15 +48,7 @@ TEST_P(AttnBwdPathsCuda, MatchesFloat64Reference) {
 
   attn::GraphSource src;
   attn::Options opt;
-  opt.backend = attn::Backend::kCuda;
-  if (c.kind == Kind::kBlockButterfly || c.kind == Kind::kBlockRandom) src.blocks = &g.blocks;
-  else if (c.kind == Kind::kGather) src.abi = &g.abi, opt.force_path = attn::Path::kGather;
-  else {
-    src.perms = &g.perms;
-    opt.permute_window = c.w;
-    opt.circular = c.circular;
-    opt.multi_cycle_mode = c.union_mode ? attn::MultiCycleMode::kUnionLogMultiplicity : attn::MultiCycleMode::kAverage;
-  }
+  plan_inputs(c, g, src, opt);
   attn::Shape shape;
   shape.B = B; shape.Hq = Hq; shape.Hkv = Hkv; shape.Tq = shape.Tk = T; shape.dh = dh; shape.dtype = c.dtype;
   auto plan = attn::plan(src, shape, opt);
@@ -97,12 +89,7 @@ TEST_P(AttnBwdPathsCuda, MatchesFloat64Reference) {
   // precisions, and dq.
   const double scale = 1.0 / std::sqrt(static_cast<double>(dh));
   const float scalef = static_cast<float>(scale);
-  struct Pair {
-    int32_t j;
-    double p64, ds64;  // p64 already times the component weight (the dV coefficient)
-    float plp, dslp;
-  };
-  std::vector<std::vector<Pair>> pairs(rows);
+  std::vector<std::vector<PairGrad>> pairs(rows);
   std::vector<double> dq64(nq, 0.0), dqlp(nq);
   bna::parallel_for_dynamic(0, static_cast<int64_t>(rows), 8, [&](int64_t row) {
     const int64_t i = row % T, bh = row / T, hqi = bh % Hq, b = bh / Hq, hkv = hqi / c.group;
@@ -179,31 +166,9 @@ TEST_P(AttnBwdPathsCuda, MatchesFloat64Reference) {
     double* qlp = &dqlp[static_cast<size_t>(row * dh)];
     for (int64_t d = 0; d < dh; ++d) qlp[d] = bna::round_to(c.dtype, scalef * acc[static_cast<size_t>(d)]);
   });
-  // Phase 2 ((b, hkv, d) in parallel): dk, dv.
-  std::vector<double> dk64(nk, 0.0), dv64(nk, 0.0), dklp(nk), dvlp(nk);
-  bna::parallel_for_dynamic(0, B * Hkv * dh, 1, [&](int64_t task) {
-    const int64_t d = task % dh, bkv = task / dh, b = bkv / Hkv, hkv = bkv % Hkv;
-    std::vector<float> k32(static_cast<size_t>(T), 0.0f), v32(static_cast<size_t>(T), 0.0f);
-    for (int64_t gi = 0; gi < c.group; ++gi) {
-      const int64_t hq = hkv * c.group + gi;
-      for (int64_t i = 0; i < T; ++i) {
-        const int64_t row = (b * Hq + hq) * T + i;
-        const double qd = q.f[static_cast<size_t>(row * dh + d)], od = dO.f[static_cast<size_t>(row * dh + d)];
-        for (const Pair& e : pairs[static_cast<size_t>(row)]) {
-          const size_t at = static_cast<size_t>((bkv * T + e.j) * dh + d);
-          dk64[at] += scale * e.ds64 * qd;
-          dv64[at] += e.p64 * od;
-          k32[static_cast<size_t>(e.j)] += scalef * e.dslp * static_cast<float>(qd);
-          v32[static_cast<size_t>(e.j)] += e.plp * static_cast<float>(od);
-        }
-      }
-    }
-    for (int64_t j = 0; j < T; ++j) {
-      const size_t at = static_cast<size_t>((bkv * T + j) * dh + d);
-      dklp[at] = bna::round_to(c.dtype, k32[static_cast<size_t>(j)]);
-      dvlp[at] = bna::round_to(c.dtype, v32[static_cast<size_t>(j)]);
-    }
-  });
+  // Phase 2: dk, dv from the pairs.
+  std::vector<double> dk64, dv64, dklp, dvlp;
+  kv_grads_from_pairs(pairs, q, dO, B, Hq, Hkv, T, dh, c.dtype, scale, dk64, dv64, dklp, dvlp);
   const std::string msg = check("dq", c.dtype, gq_h, dq64, dqlp) + check("dk", c.dtype, gk_h, dk64, dklp) +
                           check("dv", c.dtype, gv_h, dv64, dvlp);
   EXPECT_TRUE(msg.empty()) << name << ": " << msg;

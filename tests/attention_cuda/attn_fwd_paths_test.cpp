@@ -50,15 +50,7 @@ TEST_P(AttnFwdPathsCuda, MatchesFloat64Reference) {
 
   attn::GraphSource src;
   attn::Options opt;
-  opt.backend = attn::Backend::kCuda;
-  if (c.kind == Kind::kBlockButterfly || c.kind == Kind::kBlockRandom) src.blocks = &g.blocks;
-  else if (c.kind == Kind::kGather) src.abi = &g.abi, opt.force_path = attn::Path::kGather;
-  else {
-    src.perms = &g.perms;
-    opt.permute_window = c.w;
-    opt.circular = c.circular;
-    opt.multi_cycle_mode = c.union_mode ? attn::MultiCycleMode::kUnionLogMultiplicity : attn::MultiCycleMode::kAverage;
-  }
+  plan_inputs(c, g, src, opt);
   attn::Shape shape;
   shape.B = B; shape.Hq = Hq; shape.Hkv = Hkv; shape.Tq = shape.Tk = T; shape.dh = dh; shape.dtype = c.dtype;
   auto plan = attn::plan(src, shape, opt);

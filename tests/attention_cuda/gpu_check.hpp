@@ -15,6 +15,7 @@
 #include "attention/cuda/device_memory.hpp"
 #include "bna/dtype.hpp"
 #include "bna/rng.hpp"
+#include "bna/threads.hpp"
 
 namespace bna::test::cuda_bwd {
 
@@ -77,6 +78,52 @@ inline std::string check(const char* what, DType dt, const std::vector<uint16_t>
   if (!(gsum / n <= 2 * lsum / n + floor / 4))
     msg += std::string(what) + " mean error " + std::to_string(gsum / n) + " > 2*" + std::to_string(lsum / n) + " + " + std::to_string(floor / 4) + "; ";
   return msg;
+}
+
+// One allowed (query row, key) pair of a backward reference: key j, the dV coefficient p and dS, in
+// float64 and in the kernels' low precision.
+struct PairGrad {
+  int32_t j;
+  double p64, ds64;
+  float plp, dslp;
+};
+
+// dK[j] += scale * dS * q_row and dV[j] += p * dO_row over every row's pairs (rows [B, Hq, T]; key
+// rows [B, Hkv, T], G = Hq / Hkv query heads per KV head): float64, and f32 sums rounded to the dtype.
+inline void kv_grads_from_pairs(const std::vector<std::vector<PairGrad>>& pairs, const HostTensor& q,
+                                const HostTensor& dO, int64_t B, int64_t Hq, int64_t Hkv, int64_t T, int64_t dh, DType dt,
+                                double scale, std::vector<double>& dk64, std::vector<double>& dv64,
+                                std::vector<double>& dklp, std::vector<double>& dvlp) {
+  const size_t nk = static_cast<size_t>(B * Hkv * T * dh);
+  const int64_t G = Hq / Hkv;
+  const float scalef = static_cast<float>(scale);
+  dk64.assign(nk, 0.0);
+  dv64.assign(nk, 0.0);
+  dklp.assign(nk, 0.0);
+  dvlp.assign(nk, 0.0);
+  bna::parallel_for_dynamic(0, B * Hkv * dh, 1, [&](int64_t task) {
+    const int64_t d = task % dh, bkv = task / dh, b = bkv / Hkv, hkv = bkv % Hkv;
+    std::vector<float> k32(static_cast<size_t>(T), 0.0f), v32(static_cast<size_t>(T), 0.0f);
+    for (int64_t g = 0; g < G; ++g) {
+      const int64_t hq = hkv * G + g;
+      for (int64_t i = 0; i < T; ++i) {
+        const int64_t row = (b * Hq + hq) * T + i;
+        const double qd = q.f[static_cast<size_t>(row * dh + d)], od = dO.f[static_cast<size_t>(row * dh + d)];
+        for (const PairGrad& e : pairs[static_cast<size_t>(row)]) {
+          const size_t at = static_cast<size_t>((bkv * T + e.j) * dh + d);
+          dk64[at] += scale * e.ds64 * qd;
+          dv64[at] += e.p64 * od;
+          k32[static_cast<size_t>(e.j)] += scalef * e.dslp * static_cast<float>(qd);
+          v32[static_cast<size_t>(e.j)] += e.plp * static_cast<float>(od);
+        }
+      }
+    }
+    for (int64_t j = 0; j < T; ++j) {
+      const size_t at = static_cast<size_t>((bkv * T + j) * dh + d);
+      dklp[at] = bna::round_to(dt, k32[static_cast<size_t>(j)]);
+      dvlp[at] = bna::round_to(dt, v32[static_cast<size_t>(j)]);
+    }
+  });
 }
 
 }  // namespace bna::test::cuda_bwd

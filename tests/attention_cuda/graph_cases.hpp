@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include "bna/attention.hpp"
 #include "bna/block_layout.hpp"
 #include "bna/butterfly.hpp"
 #include "bna/dtype.hpp"
@@ -159,6 +160,20 @@ inline void row_keys(const Case& c, const Graph& g, int64_t h, int64_t i, std::v
         if (perm[rk] <= i) comps.back().push_back(perm[rk]);
       }
     }
+  }
+}
+
+// The plan() inputs of a case on the CUDA backend: the graph source and the path options.
+inline void plan_inputs(const Case& c, const Graph& g, bna::attn::GraphSource& src, bna::attn::Options& opt) {
+  namespace attn = bna::attn;
+  opt.backend = attn::Backend::kCuda;
+  if (c.kind == Kind::kBlockButterfly || c.kind == Kind::kBlockRandom) src.blocks = &g.blocks;
+  else if (c.kind == Kind::kGather) src.abi = &g.abi, opt.force_path = attn::Path::kGather;
+  else {
+    src.perms = &g.perms;
+    opt.permute_window = c.w;
+    opt.circular = c.circular;
+    opt.multi_cycle_mode = c.union_mode ? attn::MultiCycleMode::kUnionLogMultiplicity : attn::MultiCycleMode::kAverage;
   }
 }
 
