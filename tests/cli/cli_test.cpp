@@ -4,10 +4,15 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <sstream>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -125,6 +130,53 @@ TEST(Cli, DemoPassesItsChecksOnASmallProblem) {
   EXPECT_EQ(passes, 2u) << r.out;  // butterfly and dense, both against the float64 oracle
   expect_bad_input("demo --T 1024 --dh -3", "--dh -3");
   expect_bad_input("demo --T 1024 --backend tpu", "--backend tpu");
+}
+
+// `bna demo --train` with tiny settings: the four variants in one table, every number finite, a
+// reading line; the JSON form holds the same four.
+TEST(Cli, DemoTrainPrintsFourVariantsWithFiniteNumbers) {
+  const Result r = bna("demo --train --steps 2 --train-T 32 --train-batch 2");
+  ASSERT_EQ(r.code, 0) << r.out;
+  for (const char* name : {"dense ", "window ", "window+landmarks ", "butterfly "}) {
+    size_t at = std::string::npos;
+    for (size_t p = r.out.find(std::string("\n") + name); p != std::string::npos;
+         p = r.out.find(std::string("\n") + name, p + 1))
+      at = p + 1;  // the table row is the last line that starts with the name
+    ASSERT_NE(at, std::string::npos) << name << " row missing\n" << r.out;
+    std::istringstream row(r.out.substr(at, r.out.find('\n', at) - at));
+    std::vector<std::string> cols{std::istream_iterator<std::string>(row), {}};
+    ASSERT_EQ(cols.size(), 8u) << "variant, spec, path, train loss, val loss, accuracy, tok/s, wall s expected\n" << r.out;
+    for (size_t c = 3; c < cols.size(); ++c) {
+      char* end = nullptr;
+      const double x = std::strtod(cols[c].c_str(), &end);
+      EXPECT_TRUE(end && *end == '\0' && std::isfinite(x)) << name << " column " << c << " = '" << cols[c] << "'\n" << r.out;
+    }
+    EXPECT_NE(cols[2], "") << r.out;
+  }
+  EXPECT_NE(r.out.find("graph:w=2,s=0,c=0"), std::string::npos) << "W = T/16 = 2\n" << r.out;
+  EXPECT_NE(r.out.find("graph:w=2,s=2,c=1"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\nreading: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("chance 0.100"), std::string::npos) << r.out;
+
+  const Result j = bna("demo --train --task recall --steps 1 --train-T 32 --train-batch 2 --json 2>/dev/null; exit $?");  // stdout only
+  ASSERT_EQ(j.code, 0) << j.out;
+  EXPECT_EQ(j.out.find("step "), std::string::npos) << "progress must not go to stdout with --json\n" << j.out;
+  size_t names = 0;
+  for (size_t p = j.out.find("\"name\""); p != std::string::npos; p = j.out.find("\"name\"", p + 1)) ++names;
+  EXPECT_EQ(names, 4u) << j.out;
+  EXPECT_NE(j.out.find("\"task\": \"recall\""), std::string::npos) << j.out;
+}
+
+TEST(Cli, DemoTrainBadValuesExitTwoAndNameTheValue) {
+  expect_bad_input("demo --train --steps 0", "--steps 0");
+  expect_bad_input("demo --train --steps -5", "--steps -5");
+  expect_bad_input("demo --train --train-T 4", "--train-T 4");
+  expect_bad_input("demo --train --train-T 64 --train-window 64", "--train-window 64");
+  expect_bad_input("demo --train --train-batch 0", "--train-batch 0");
+  expect_bad_input("demo --train --task bogus", "bogus");
+  expect_bad_input("demo --train --task copy", "--task copy");
+  expect_bad_input("demo --steps 10", "--train");    // a training flag without --train
+  expect_bad_input("demo --train --T 128", "--T");  // the graph's T; training uses --train-T
 }
 
 }  // namespace

@@ -3,7 +3,8 @@
 // and graph quality; then runs Butterfly attention (the planned path, normally streams) at full T,
 // times it against dense causal attention, checks sampled rows of both against the float64 oracle of
 // docs/numerics.md, and reports memory. On the GPU (when present) it uses bf16, dh=128 and runs
-// dense at full T too. Exit code 1 when validation or a check fails.
+// dense at full T too. Exit code 1 when validation or a check fails. `bna demo --train` instead trains
+// one small GPT with four attention graphs (demo_train.cpp).
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -20,6 +21,7 @@
 #include "bna/threads.hpp"
 #include "bna/topology.hpp"
 #include "cli.hpp"
+#include "demo_train.hpp"
 
 namespace bna::cli {
 namespace {
@@ -33,6 +35,8 @@ struct DemoFlags {
   int64_t dense_T = 16384;  // CPU only: dense causal is O(T^2), on 2 cores 64k takes minutes
   int64_t check_rows = 64;
   bool no_attention = false;
+  bool train = false;
+  DemoTrainFlags train_flags;
 };
 
 double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
@@ -320,7 +324,12 @@ BNA_CLI_COMMAND([](CLI::App& root) {
       ->capture_default_str();
   sub->add_option("--check-rows", f->check_rows, "query rows checked against the float64 oracle")->capture_default_str();
   sub->add_flag("--no-attention", f->no_attention, "only build and check the graph");
-  sub->callback([f] { run_demo(*f); });
+  auto* train = sub->add_flag("--train", f->train,
+                              "instead: train one small GPT with dense, window, window+landmarks and butterfly "
+                              "attention and compare (about 2 minutes on 2 cores)");
+  sub->get_option("--T")->excludes(train);  // the graph's T; the training length is --train-T
+  add_demo_train_flags(sub, train, f->train_flags);
+  sub->callback([f] { f->train ? run_demo_train(f->train_flags) : run_demo(*f); });
 });
 
 }  // namespace
