@@ -130,7 +130,7 @@ struct DataSpec {
   std::string kind = "task";      // task | text | tokens
   data::TaskOptions task;         // kind == task (task.T is the sequence length)
   std::string path;               // text file (UTF-8) or token file (.bin)
-  std::string tokenizer = "byte"; // text: byte | char
+  std::string tokenizer = "byte"; // text: byte | char | json:<path> (a Hugging Face tokenizer.json, e.g. GPT-2 BPE)
   double val_fraction = 0.1;      // text and tokens: the last fraction is validation
 };
 std::string data_spec_to_json(const DataSpec& d);
@@ -140,7 +140,7 @@ struct DataStreams {
   int64_t vocab_size = 0;
   bool is_task = false;
   std::unique_ptr<tok::Tokenizer> tokenizer;  // text only
-  std::string tokenizer_state;                // "byte", "char:<the vocabulary's characters>", "" (none)
+  std::string tokenizer_state;                // "byte", "char:<the vocabulary's characters>", "json:<file text>", "" (none)
   std::shared_ptr<data::TokenSource> train, val;
   BatchFn train_fn, eval_fn;  // batches of B sequences of T tokens; eval uses a separate seed stream
 };

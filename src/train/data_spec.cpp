@@ -1,5 +1,6 @@
 // Data specs: task / text / token-file sources turned into deterministic train and eval batch streams.
-// Text is tokenized once in memory (byte or char tokenizer) and split contiguously (validation last).
+// Text is tokenized once in memory (byte, char, or a Hugging Face tokenizer.json such as GPT-2's
+// byte-level BPE) and split contiguously (validation last).
 #include <nlohmann/json.hpp>
 
 #include "bna/io.hpp"
@@ -59,7 +60,9 @@ Expected<DataSpec> data_spec_from_json(std::string_view text) {
 Expected<std::unique_ptr<tok::Tokenizer>> tokenizer_from_state(std::string_view state) {
   if (state == "byte") return tok::byte_tokenizer();
   if (state.substr(0, 5) == "char:") return tok::char_tokenizer(state.substr(5));
-  return invalid_argument("tokenizer state '" + std::string(state.substr(0, 16)) + "', expected byte or char:<chars>");
+  if (state.substr(0, 5) == "json:") return tok::parse_tokenizer_json(state.substr(5));
+  return invalid_argument("tokenizer state '" + std::string(state.substr(0, 16)) +
+                          "', expected byte, char:<chars> or json:<tokenizer.json text>");
 }
 
 Expected<DataStreams> open_data(const DataSpec& d, int64_t B, int64_t T, uint64_t seed) {
@@ -88,10 +91,15 @@ Expected<DataStreams> open_data(const DataSpec& d, int64_t B, int64_t T, uint64_
       std::string chars;
       for (int32_t id = 0; id < ds.tokenizer->vocab_size(); ++id) chars += ds.tokenizer->decode(std::vector<int32_t>{id});
       ds.tokenizer_state = "char:" + chars;
+    } else if (d.tokenizer.rfind("json:", 0) == 0) {
+      // The file's text becomes the state, so a checkpoint carries its own tokenizer.
+      BNA_ASSIGN_OR_RETURN(std::string json_text, io::read_file(d.tokenizer.substr(5)));
+      BNA_ASSIGN_OR_RETURN(ds.tokenizer, tok::parse_tokenizer_json(json_text));
+      ds.tokenizer_state = "json:" + json_text;
     } else {
-      return invalid_argument("data: tokenizer '" + d.tokenizer + "', expected byte or char");
+      return invalid_argument("data: tokenizer '" + d.tokenizer + "', expected byte, char or json:<path to tokenizer.json>");
     }
-    tokens = ds.tokenizer->encode(text);
+    BNA_ASSIGN_OR_RETURN(tokens, ds.tokenizer->try_encode(text));
     ds.vocab_size = ds.tokenizer->vocab_size();
   } else if (d.kind == "tokens") {
     BNA_ASSIGN_OR_RETURN(auto src, data::open_token_file(d.path));

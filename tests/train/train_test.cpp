@@ -9,6 +9,7 @@
 
 #include "bna/io.hpp"
 #include "bna/threads.hpp"
+#include "bna/tokenizer.hpp"
 #include "bna/train.hpp"
 
 namespace bna::train {
@@ -150,6 +151,52 @@ TEST(Checkpoint, BadFilesAndMismatchesAreErrors) {
   other.d_model = 32;
   auto m2 = model::Gpt::create(other);
   EXPECT_FALSE(load_checkpoint(d + "/w.safetensors", &*m2));  // config mismatch
+  std::filesystem::remove_all(d);
+}
+
+// Text data through a Hugging Face tokenizer.json (the GPT-2 fixture's byte-level BPE): the vocabulary
+// is the tokenizer's, the tokens decode back to the text, the state rebuilds the same tokenizer (a
+// checkpoint carries it), and a missing or broken file is an error naming it.
+TEST(DataSpec, TextWithATokenizerJson) {
+  const std::string d = tmpdir("bpe");
+  std::filesystem::create_directories(d);
+  std::string text;
+  for (int r = 0; r < 40; ++r) text += "The quick brown fox jumps over the lazy dog " + std::to_string(r * 37) + ".\n";
+  ASSERT_TRUE(io::write_file_atomic(d + "/corpus.txt", text).is_ok());
+  DataSpec ds;
+  ds.kind = "text";
+  ds.path = d + "/corpus.txt";
+  ds.tokenizer = std::string("json:") + BNA_FIXTURES_DIR + "/hf/gpt2/tokenizer.json";
+  auto st = open_data(ds, 2, 16, 7);
+  ASSERT_TRUE(st) << st.status().to_string();
+  auto direct = tok::load_tokenizer_json(std::string(BNA_FIXTURES_DIR) + "/hf/gpt2/tokenizer.json");
+  ASSERT_TRUE(direct) << direct.status().to_string();
+  EXPECT_EQ(st->vocab_size, (*direct)->vocab_size());
+  auto ids = (*direct)->try_encode(text);
+  ASSERT_TRUE(ids);
+  EXPECT_EQ((*direct)->decode(*ids), text);
+  ASSERT_EQ(st->tokenizer_state.rfind("json:", 0), 0u);
+  auto again = tokenizer_from_state(st->tokenizer_state);
+  ASSERT_TRUE(again) << again.status().to_string();
+  EXPECT_EQ((*again)->encode(text), *ids);
+  data::Batch b;
+  ASSERT_TRUE(st->train_fn(0, b).is_ok());
+  ASSERT_EQ(b.x.size(), 2u * 16u);
+  for (int32_t x : b.x) EXPECT_LT(x, st->vocab_size);
+  // Byte-level BPE needs fewer tokens than bytes on English text.
+  EXPECT_LT(ids->size(), text.size());
+
+  ds.tokenizer = "json:" + d + "/missing.json";
+  auto missing = open_data(ds, 2, 16, 7);
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.status().message().find("missing.json"), std::string::npos) << missing.status().message();
+  ASSERT_TRUE(io::write_file_atomic(d + "/broken.json", "{\"model\": 3").is_ok());
+  ds.tokenizer = "json:" + d + "/broken.json";
+  EXPECT_FALSE(open_data(ds, 2, 16, 7));
+  ds.tokenizer = "bpe";
+  auto unknown = open_data(ds, 2, 16, 7);
+  ASSERT_FALSE(unknown);
+  EXPECT_NE(unknown.status().message().find("'bpe'"), std::string::npos) << unknown.status().message();
   std::filesystem::remove_all(d);
 }
 
