@@ -107,7 +107,7 @@ void setup(CLI::App& root) {
   sub->add_option("--task", f->task, "synthetic task: passkey, recall, copy");
   sub->add_option("--text", f->text, "UTF-8 text file (split 90/10 into train/validation)");
   sub->add_option("--tokens", f->tokens, "token file (.bin, docs/formats.md)");
-  sub->add_option("--tokenizer", f->tokenizer, "text tokenizer: byte or char")->capture_default_str();
+  sub->add_option("--tokenizer", f->tokenizer, "text tokenizer: byte, char, or json:PATH (a Hugging Face tokenizer.json, e.g. GPT-2 BPE)")->capture_default_str();
   sub->add_option("--digits", f->digits, "passkey digits")->capture_default_str();
   sub->add_option("--pairs", f->pairs, "recall: key-value pairs")->capture_default_str();
   sub->add_option("--queries", f->queries, "recall: queries")->capture_default_str();
