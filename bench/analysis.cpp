@@ -2,7 +2,7 @@
 // spectral gaps (adjacency, normalised, Laplacian) on the implicit banded graph (and on the explicit CSR
 // with --csr) and bitset causal reachability (window + cycle, and window only) — min, median and max of
 // `--repeats` runs after one warm-up. Plain main (no Google Benchmark): each case takes seconds.
-// Usage: bna_analysis [--T 65536,1048576] [--repeats 3] [--layers 16] [--reach-max-T 65536] [--csr] [--json]
+// Usage: bna_analysis [--T 65536,1048576] [--repeats 3] [--layers 16] [--reach-max-T 65536] [--cases anl] [--csr] [--json]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -60,6 +60,7 @@ int main(int argc, char** argv) {
   int repeats = 3;
   bool json = false, csr = false;
   int64_t reach_max_T = 65536, reach_layers = 16, fiedler_max_T = 16384, full_reorth_max_T = -1, max_matvecs = -1;
+  std::string cases = "anl";  // a: adjacency gap, n: normalised gap, l: Fiedler
   double tol = -1;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--json")) json = true;
@@ -71,6 +72,7 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--fiedler-max-T") && i + 1 < argc) fiedler_max_T = std::atoll(argv[++i]);
     else if (!std::strcmp(argv[i], "--max-matvecs") && i + 1 < argc) max_matvecs = std::atoll(argv[++i]);
     else if (!std::strcmp(argv[i], "--tol") && i + 1 < argc) tol = std::atof(argv[++i]);
+    else if (!std::strcmp(argv[i], "--cases") && i + 1 < argc) cases = argv[++i];
     else if (!std::strcmp(argv[i], "--T") && i + 1 < argc) {
       Ts.clear();
       std::stringstream ss(argv[++i]);
@@ -79,7 +81,7 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "error: unknown argument %s\nhint: bna_analysis [--T a,b,c] [--repeats n] [--layers n] "
-                   "[--reach-max-T n] [--full-reorth-max-T n] [--fiedler-max-T n] [--max-matvecs n] [--tol x] [--csr] [--json]\n", argv[i]);
+                   "[--reach-max-T n] [--full-reorth-max-T n] [--fiedler-max-T n] [--max-matvecs n] [--tol x] [--cases a,n,l] [--csr] [--json]\n", argv[i]);
       return 2;
     }
   }
@@ -114,17 +116,22 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
     };
     report("banded_from_perms", build_s, 0, static_cast<double>(bg.num_edges()), true);
+    auto want = [&](char c) { return cases.find(c) != std::string::npos; };
     analysis::AdjacencySpectrum a;
+    if (want('a')) {
     auto sa = time_runs(repeats, [&] { a = *analysis::adjacency_spectrum(bg, o); });
     report("adjacency_gap_lanczos", sa, a.info.matvecs, a.spectral_gap, a.info.converged, a.gap_error_bound,
            a.info.max_residual);
     if (!json) std::printf("    lambda1 %.12g lambda2 %.12g lambda_min %.12g residual %.3g\n", a.lambda1, a.lambda2,
                            a.lambda_min, a.info.max_residual);
+    }
     analysis::NormalizedSpectrum n;
+    if (want('n')) {
     auto sn = time_runs(repeats, [&] { n = *analysis::normalized_spectrum(bg, o); });
     report("normalized_gap_lanczos", sn, n.info.matvecs, n.spectral_gap, n.info.converged, n.gap_error_bound,
            n.info.max_residual);
-    if (T <= fiedler_max_T) {
+    }
+    if (T <= fiedler_max_T && want('l')) {
       analysis::LaplacianSpectrum l;
       auto sl = time_runs(repeats, [&] { l = *analysis::laplacian_spectrum(bg, o); });
       report("fiedler_lanczos", sl, l.info.matvecs, l.fiedler_value, l.info.converged, l.fiedler_error_bound,

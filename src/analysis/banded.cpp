@@ -140,51 +140,84 @@ std::pair<double, double> banded_step_impl(const BandedGraph& g, const BandedPla
     else for (int64_t ch = 0; ch < nch; ++ch) scale(ch);
     src = t;
   }
-  auto val = [&](int64_t j) { return src[j]; };
   const int64_t nchunks = (n + kChunk - 1) / kChunk;
-  auto chunk = [&](int64_t ch, double& dx, double& dq) {
-    const int64_t r0 = ch * kChunk, r1 = std::min(n, r0 + kChunk);
-    double S = 0, ax = 0, aq = 0;
-    int64_t until_reset = 0;
-    for (int64_t i = r0; i < r1; ++i) {
-      // S = sum of val over [max(0, i - b), min(n - 1, i + b)].
-      if (until_reset == 0) {
+  // Rows [i0, i1) of a chunk; kInterior: the window [i - b - 1, i + b] and the prefetch row lie inside
+  // [0, n), so the loop carries no bound checks; kSlots: 2 (one cycle: two fixed slots, the common
+  // case), -1 (num_slots fixed slots) or 0 (CSR offsets). Locals with __restrict keep the pointers in
+  // registers (the stores to u could otherwise alias the closure); the arithmetic, and so every rounding,
+  // is the same in every variant.
+  auto rows = [&]<bool kInterior, int kSlots>(int64_t i0, int64_t i1, double& S, int64_t& until_reset, double& ax,
+                                              double& aq) {
+    const double* __restrict sv = src;
+    const double* __restrict xs = x;
+    const double* __restrict qs = q;
+    const double* __restrict dv = kOp == Operator::kNormalized ? dsc : deg;
+    const int32_t* __restrict sl = slots;
+    double* __restrict us = u;
+    const int64_t kpf = kPrefetchRows, kss = kSlots == 2 ? 2 : ks;
+    double s_ = S, ax_ = ax, aq_ = aq;
+    int64_t left = until_reset;
+    for (int64_t i = i0; i < i1; ++i) {
+      // s_ = sum of src over [max(0, i - b), min(n - 1, i + b)].
+      if (left == 0) {
         const int64_t lo = std::max<int64_t>(0, i - b), hi = std::min<int64_t>(n - 1, i + b);
         // Four partial sums: a single chain of 2b adds every 2b + 1 rows would cost ~4 cycles a row.
         double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
         int64_t j = lo;
-        for (; j + 3 <= hi; j += 4) { s0 += val(j); s1 += val(j + 1); s2 += val(j + 2); s3 += val(j + 3); }
-        for (; j <= hi; ++j) s0 += val(j);
-        S = (s0 + s1) + (s2 + s3);
-        until_reset = L;
-      } else {  // one dependent add per row: the entering and leaving terms are combined first
-        S += (i + b < n ? val(i + b) : 0.0) - (i - b - 1 >= 0 ? val(i - b - 1) : 0.0);
-      }
-      --until_reset;
-      double nb = S - val(i);
-      if (slots) {  // fixed slots per row, -1 padded: no offsets to stream
-        if (i + kPrefetchRows < n)
-          for (int64_t e = (i + kPrefetchRows) * ks; e < (i + kPrefetchRows + 1) * ks; ++e)
-            if (slots[e] >= 0) __builtin_prefetch(src + slots[e]);
-        for (int64_t e = i * ks; e < (i + 1) * ks; ++e)
-          if (slots[e] >= 0) nb += val(slots[e]);
+        for (; j + 3 <= hi; j += 4) { s0 += sv[j]; s1 += sv[j + 1]; s2 += sv[j + 2]; s3 += sv[j + 3]; }
+        for (; j <= hi; ++j) s0 += sv[j];
+        s_ = (s0 + s1) + (s2 + s3);
+        left = L;
+      } else if constexpr (kInterior) {  // one dependent add per row: entering and leaving terms first
+        s_ += sv[i + b] - sv[i - b - 1];
       } else {
-        if (i + kPrefetchRows < n)
-          for (int64_t e = off[i + kPrefetchRows]; e < off[i + kPrefetchRows + 1]; ++e) __builtin_prefetch(src + ex[e]);
-        for (int64_t e = off[i]; e < off[i + 1]; ++e) nb += val(ex[e]);
+        s_ += (i + b < n ? sv[i + b] : 0.0) - (i - b - 1 >= 0 ? sv[i - b - 1] : 0.0);
+      }
+      --left;
+      double nb = s_ - sv[i];
+      if constexpr (kSlots != 0) {  // fixed slots per row, -1 padded: no offsets to stream
+        if (kInterior || i + kpf < n)
+          for (int64_t e = (i + kpf) * kss; e < (i + kpf + 1) * kss; ++e)
+            if (sl[e] >= 0) __builtin_prefetch(sv + sl[e]);
+        for (int64_t e = i * kss; e < (i + 1) * kss; ++e)
+          if (sl[e] >= 0) nb += sv[sl[e]];
+      } else {
+        if (kInterior || i + kpf < n)
+          for (int64_t e = off[i + kpf]; e < off[i + kpf + 1]; ++e) __builtin_prefetch(sv + ex[e]);
+        for (int64_t e = off[i]; e < off[i + 1]; ++e) nb += sv[ex[e]];
       }
       double opx;
       if constexpr (kOp == Operator::kAdjacency) opx = nb;
-      else if constexpr (kOp == Operator::kNormalized) opx = dsc[i] * nb;
-      else opx = deg[i] * x[i] - nb;
+      else if constexpr (kOp == Operator::kNormalized) opx = dv[i] * nb;
+      else opx = dv[i] * xs[i] - nb;
       double ui = sx * opx;
-      if constexpr (kAxpy) ui -= cu * u[i];
-      u[i] = ui;
-      ax += x[i] * ui;
-      if constexpr (kQ) aq += q[i] * ui;
+      if constexpr (kAxpy) ui -= cu * us[i];
+      us[i] = ui;
+      ax_ += xs[i] * ui;
+      if constexpr (kQ) aq_ += qs[i] * ui;
     }
+    S = s_;
+    until_reset = left;
+    ax = ax_;
+    aq = aq_;
+  };
+  // Interior rows: i - b - 1 >= 0 and i + max(b, prefetch distance) < n.
+  const int64_t in_lo = b + 1, in_hi = n - std::max<int64_t>(b, kPrefetchRows) - 1;
+  auto chunk_as = [&]<int kSlots>(int64_t r0, int64_t r1, double& dx, double& dq) {
+    double S = 0, ax = 0, aq = 0;
+    int64_t until_reset = 0;
+    const int64_t a0 = std::clamp(in_lo, r0, r1), a1 = std::clamp(in_hi, a0, r1);
+    rows.template operator()<false, kSlots>(r0, a0, S, until_reset, ax, aq);
+    rows.template operator()<true, kSlots>(a0, a1, S, until_reset, ax, aq);
+    rows.template operator()<false, kSlots>(a1, r1, S, until_reset, ax, aq);
     dx = ax;
     dq = aq;
+  };
+  auto chunk = [&](int64_t ch, double& dx, double& dq) {
+    const int64_t r0 = ch * kChunk, r1 = std::min(n, r0 + kChunk);
+    if (!slots) chunk_as.template operator()<0>(r0, r1, dx, dq);
+    else if (ks == 2) chunk_as.template operator()<2>(r0, r1, dx, dq);
+    else chunk_as.template operator()<-1>(r0, r1, dx, dq);
   };
   if (nchunks == 1) {
     double dx, dq;

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <string>
 
+#include "analysis/operators.hpp"
 #include "bna/analysis.hpp"
 #include "bna/rng.hpp"
 #include "bna/topology.hpp"
@@ -58,6 +59,36 @@ INSTANTIATE_TEST_SUITE_P(Analysis, BandedVsCsr,
                                            Case{65, 64, 1}, Case{130, 64, 1}, Case{1000, 3, 2}, Case{1001, 64, 1},
                                            Case{70000, 64, 1}, Case{70001, 17, 3}),
                          [](const auto& info) { return name(info.param); });
+
+// The fused step with the per-solve plan (fixed slots: the two-slot and the general slot loops, the
+// interior rows without bound checks) against the plain CSR-offset loop: the same additions in the same
+// order, so the results must agree exactly, for every operator and with and without the axpy and q terms.
+TEST(BandedStep, SlotPathsEqualOffsetPath) {
+  for (const auto& [T, k] : {std::pair<int64_t, int>{70001, 1}, {70001, 3}, {1500, 1}, {900, 2}}) {
+    const auto cycles = random_cycles(T, k, 13 + T);
+    auto bg = banded_from_perms(cycles, T, 64);
+    ASSERT_TRUE(bg.has_value());
+    Rng rng(9);
+    std::vector<double> x(T), u0(T), q(T);
+    for (double& v : x) v = rng.uniform01() - 0.5;
+    for (double& v : u0) v = rng.uniform01() - 0.5;
+    for (double& v : q) v = rng.uniform01() - 0.5;
+    for (Operator op : {Operator::kAdjacency, Operator::kNormalized, Operator::kLaplacian}) {
+      const detail::BandedPlan plan = detail::make_banded_plan(*bg, op);
+      ASSERT_EQ(plan.num_slots, 2 * k) << "T=" << T << " k=" << k;  // no cycle edge collapsed into the band here
+      detail::BandedPlan offsets_only = plan;
+      offsets_only.slots.clear();
+      for (const double cu : {0.0, 0.75}) {
+        std::vector<double> a = u0, b = u0;
+        const auto ra = detail::banded_step(*bg, op, &plan, x.data(), 1.25, a.data(), cu, q.data());
+        const auto rb = detail::banded_step(*bg, op, &offsets_only, x.data(), 1.25, b.data(), cu, q.data());
+        EXPECT_EQ(ra, rb) << "T=" << T << " k=" << k << " op=" << static_cast<int>(op) << " cu=" << cu;
+        for (int64_t i = 0; i < T; ++i)
+          ASSERT_EQ(a[i], b[i]) << "T=" << T << " k=" << k << " op=" << static_cast<int>(op) << " cu=" << cu << " i=" << i;
+      }
+    }
+  }
+}
 
 TEST(Banded, SpectraEqualTheCsrPath) {
   const int64_t T = 3001;
