@@ -1,6 +1,7 @@
 // End-to-end checks of the bna CLI contract: bad input exits 2 with an "error:" line that names the
 // value, a failed check exits 1, and the main job (`bna demo`) passes its own checks on a small
-// problem. Runs the built binary (BNA_CLI_PATH) through the shell.
+// problem, and `bna demo --train` prints its four variants with finite numbers on tiny settings. Runs
+// the built binary (BNA_CLI_PATH) through the shell.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
