@@ -171,8 +171,9 @@ Expected<BenchReport> bench_cpu(const BenchOptions& opt);
 // ---- CUDA backend (Options::backend = Backend::kCuda; src/attention/cuda_dispatch.cpp) -------------
 // plan() picks the path as for the CPU, then checks that a CUDA kernel covers it: bf16/f16, dh
 // 64/128, no edge bias; dense and streams with Tq == Tk (forward and backward) or decode (q_offset =
-// Tk - Tq, G*Tq <= 64: split-K, forward only); block-sparse, permute-window and gather forward with
-// Tq == Tk. The graph (streams extras, BSR arrays, perms, neigh_idx) is uploaded once at plan time. Every TensorView given to run()/run_backward() then holds a DEVICE pointer (16-byte aligned),
+// Tk - Tq, G*Tq <= 64: split-K, forward only); block-sparse, permute-window and gather with Tq == Tk
+// (forward and backward); compressed (force_path, Tq == Tk, forward only). The graph (streams extras,
+// BSR arrays and their transpose, perms, neigh_idx and its transpose, routing) is uploaded once at plan time. Every TensorView given to run()/run_backward() then holds a DEVICE pointer (16-byte aligned),
 // and plan.workspace_bytes counts DEVICE bytes (a 256-byte aligned device buffer, or nullptr to
 // allocate one per call). Launches go to the default stream; run() returns after queueing them.
 // In a build without CUDA, plan() with backend cuda and the helpers below return kUnavailable
