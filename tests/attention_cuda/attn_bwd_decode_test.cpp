@@ -168,26 +168,12 @@ TEST_P(AttnBwdCuda, MatchesFloat64Reference) {
     const float* dor = &dO.f[static_cast<size_t>(row * dh)];
     const size_t kvb = static_cast<size_t>((b * p.Hkv + hkv) * T * dh);
     const size_t n = keys.size();
-    std::vector<double> s64(n), dp64(n);
-    std::vector<float> s32(n), dp32(n);
-    double m = -std::numeric_limits<double>::infinity();
-    for (size_t x = 0; x < n; ++x) {
-      const float* kr = &k.f[kvb + static_cast<size_t>(keys[x] * dh)];
-      const float* vr = &v.f[kvb + static_cast<size_t>(keys[x] * dh)];
-      double a64 = 0, d64 = 0;
-      float a32 = 0, d32 = 0;
-      for (int64_t d = 0; d < dh; ++d) {
-        a64 += static_cast<double>(qr[d]) * kr[d];
-        d64 += static_cast<double>(dor[d]) * vr[d];
-        a32 += qr[d] * kr[d];
-        d32 += dor[d] * vr[d];
-      }
-      s64[x] = a64 * scale;
-      dp64[x] = d64;
-      s32[x] = a32 * scalef;
-      dp32[x] = d32;
-      m = std::max(m, s64[x]);
-    }
+    const RowDots rd = row_dots(qr, dor, k, v, kvb, keys, dh, scale);
+    const std::vector<double>& s64 = rd.s64;
+    const std::vector<double>& dp64 = rd.dp64;
+    const std::vector<float>& s32 = rd.s32;
+    const std::vector<float>& dp32 = rd.dp32;
+    const double m = rd.max64;
     double l = 0;
     for (size_t x = 0; x < n; ++x) l += std::exp(s64[x] - m);
     const double lse64 = m + std::log(l);

@@ -107,28 +107,13 @@ TEST_P(AttnBwdPathsCuda, MatchesFloat64Reference) {
     for (const auto& keys : comps) {
       const size_t n = keys.size();
       if (n == 0) continue;
-      std::vector<double> s64(n), dp64(n);
-      std::vector<float> s32(n), dp32(n);
-      double m = -std::numeric_limits<double>::infinity();
-      float m32 = -std::numeric_limits<float>::infinity();
-      for (size_t x = 0; x < n; ++x) {
-        const float* kr = &k.f[kvb + static_cast<size_t>(keys[x] * dh)];
-        const float* vr = &v.f[kvb + static_cast<size_t>(keys[x] * dh)];
-        double a64 = 0, d64 = 0;
-        float a32 = 0, d32 = 0;
-        for (int64_t d = 0; d < dh; ++d) {
-          a64 += static_cast<double>(qr[d]) * kr[d];
-          d64 += static_cast<double>(dor[d]) * vr[d];
-          a32 += qr[d] * kr[d];
-          d32 += dor[d] * vr[d];
-        }
-        s64[x] = a64 * scale;
-        dp64[x] = d64;
-        s32[x] = a32 * scalef;
-        dp32[x] = d32;
-        m = std::max(m, s64[x]);
-        m32 = std::max(m32, s32[x]);
-      }
+      const RowDots rd = row_dots(qr, dor, k, v, kvb, keys, dh, scale);
+      const std::vector<double>& s64 = rd.s64;
+      const std::vector<double>& dp64 = rd.dp64;
+      const std::vector<float>& s32 = rd.s32;
+      const std::vector<float>& dp32 = rd.dp32;
+      const double m = rd.max64;
+      const float m32 = rd.max32;
       double l = 0, D64 = 0;
       float l32 = 0, t32 = 0;
       for (size_t x = 0; x < n; ++x) {

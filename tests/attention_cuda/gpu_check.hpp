@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -78,6 +79,41 @@ inline std::string check(const char* what, DType dt, const std::vector<uint16_t>
   if (!(gsum / n <= 2 * lsum / n + floor / 4))
     msg += std::string(what) + " mean error " + std::to_string(gsum / n) + " > 2*" + std::to_string(lsum / n) + " + " + std::to_string(floor / 4) + "; ";
   return msg;
+}
+
+// Scores (scale * q.k) and dO.v of one query row against keys (rows of the [.., T, dh] K/V at
+// offset kvb), in float64 and in f32 (sums in d order), with the row maxima of both.
+struct RowDots {
+  std::vector<double> s64, dp64;
+  std::vector<float> s32, dp32;
+  double max64 = -std::numeric_limits<double>::infinity();
+  float max32 = -std::numeric_limits<float>::infinity();
+};
+inline RowDots row_dots(const float* qr, const float* dor, const HostTensor& k, const HostTensor& v, size_t kvb,
+                        const std::vector<int64_t>& keys, int64_t dh, double scale) {
+  const size_t n = keys.size();
+  const float scalef = static_cast<float>(scale);
+  RowDots r;
+  r.s64.resize(n); r.dp64.resize(n); r.s32.resize(n); r.dp32.resize(n);
+  for (size_t x = 0; x < n; ++x) {
+    const float* kr = &k.f[kvb + static_cast<size_t>(keys[x] * dh)];
+    const float* vr = &v.f[kvb + static_cast<size_t>(keys[x] * dh)];
+    double a64 = 0, d64 = 0;
+    float a32 = 0, d32 = 0;
+    for (int64_t d = 0; d < dh; ++d) {
+      a64 += static_cast<double>(qr[d]) * kr[d];
+      d64 += static_cast<double>(dor[d]) * vr[d];
+      a32 += qr[d] * kr[d];
+      d32 += dor[d] * vr[d];
+    }
+    r.s64[x] = a64 * scale;
+    r.dp64[x] = d64;
+    r.s32[x] = a32 * scalef;
+    r.dp32[x] = d32;
+    r.max64 = std::max(r.max64, r.s64[x]);
+    r.max32 = std::max(r.max32, r.s32[x]);
+  }
+  return r;
 }
 
 // One allowed (query row, key) pair of a backward reference: key j, the dV coefficient p and dS, in
