@@ -65,6 +65,10 @@ class DecodeGraph {
   // length. Same entries, order and types as row i of to_abi(). Requires 0 <= h < heads(),
   // 0 <= i < size() (asserted). Thread-safe against other const calls.
   int64_t row(int64_t h, int64_t i, int32_t* idx, uint8_t* type) const;
+  // prev and next of node i in cycle c of head h as the graph holds them now. Right after token i was
+  // appended they are its cycle neighbours in its decode row (both < i, or i itself for i = 0); later
+  // appends may change them. Requires valid h, c and 0 <= i < size() (asserted).
+  void cycle_neighbours(int64_t h, int64_t c, int64_t i, int32_t* prev, int32_t* next) const;
   // Cycle c of head h in cycle order starting at node 0 (perm[pos] = node).
   Perm cycle(int64_t h, int64_t c) const;
   // The ABI graph at the current size (graph::build_heads on cycle()); error when size() == 0.

@@ -185,7 +185,11 @@ Expected<QualityReport> compare_quality(Model& m, std::span<const int32_t> ids, 
 // "qwen-tiny" (hidden 256, 4 layers, 4 heads / 2 KV, dh 64, I 704, V 4096) or "qwen-0.5b-like"
 // (Qwen2.5-0.5B's shape: hidden 896, 24 layers, 14 heads / 2 KV, dh 64, I 4864, V 151936).
 // Errors: an unknown name (listing the known ones).
+// "qwen-1b-like": Qwen3-1.7B's attention shape (hidden 2048, 16 heads / 8 KV, dh 128, I 6144, V 151936)
+// with 16 layers (about 1.4B parameters with the untied head).
 Expected<Config> preset_config(const std::string& name);
+// Parameters of a config (embeddings, head untied, every layer's weights and biases).
+int64_t count_params(const Config& c);
 
 struct ModelBenchOptions {
   std::vector<int64_t> contexts = {1024, 2048};
@@ -206,12 +210,14 @@ struct ModelBenchRecord {
   bool peak_rss_reset = false;   // whether VmHWM could be reset before the record
   size_t kv_bytes = 0;           // retained KV cache (capacity context + decode_tokens)
   size_t graph_bytes = 0;        // retained Butterfly graph state
+  size_t device_bytes = 0;       // CUDA backend: device bytes the model held after the record (all of them)
 };
 
 struct ModelBenchReport {
   Config config;
   int64_t params = 0;
   int threads = 1;
+  std::string device = "cpu";    // "cpu", or the CUDA device's name
   std::vector<ModelBenchRecord> records;
 };
 

@@ -43,14 +43,15 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
+
+}  // namespace
+
 int64_t count_params(const Config& c) {
   const int64_t C = c.hidden, dh = c.head_dim, I = c.intermediate;
   int64_t per_layer = C * c.n_heads * dh * 2 + C * c.n_kv_heads * dh * 2 + 2 * C + (c.gelu_mlp ? 2 : 3) * C * I;
   if (c.qkv_bias) per_layer += (c.n_heads + 2 * c.n_kv_heads) * dh;
   return c.layers * per_layer + 2 * c.vocab * C + C;
 }
-
-}  // namespace
 
 Expected<Config> preset_config(const std::string& name) {
   Config c;
@@ -66,8 +67,13 @@ Expected<Config> preset_config(const std::string& name) {
   } else if (name == "qwen-0.5b-like") {
     c.vocab = 151936; c.hidden = 896; c.layers = 24; c.n_heads = 14; c.n_kv_heads = 2; c.head_dim = 64;
     c.intermediate = 4864;
+  } else if (name == "qwen-1b-like") {
+    // Qwen3-1.7B's attention shape (hidden 2048, 16 heads / 8 KV, dh 128) with 16 layers: 1.43B params
+    // with the untied head, so long-context attention and the KV cache weigh as in the 1-2B class.
+    c.vocab = 151936; c.hidden = 2048; c.layers = 16; c.n_heads = 16; c.n_kv_heads = 8; c.head_dim = 128;
+    c.intermediate = 6144;
   } else {
-    return invalid_argument("bench model: preset '" + name + "', expected one of qwen-tiny, qwen-0.5b-like");
+    return invalid_argument("bench model: preset '" + name + "', expected one of qwen-tiny, qwen-0.5b-like, qwen-1b-like");
   }
   c.rotary_dim = c.head_dim;
   return c;

@@ -128,6 +128,13 @@ int64_t DecodeGraph::row(int64_t h, int64_t i, int32_t* idx, uint8_t* type) cons
   return len;
 }
 
+void DecodeGraph::cycle_neighbours(int64_t h, int64_t c, int64_t i, int32_t* prev, int32_t* next) const {
+  BNA_ASSERT(h >= 0 && h < opt_.n_heads && c >= 0 && c < opt_.num_cycles && i >= 0 && i < T_);
+  const size_t k = static_cast<size_t>(h * opt_.num_cycles + c);
+  *prev = prev_[k][static_cast<size_t>(i)];
+  *next = next_[k][static_cast<size_t>(i)];
+}
+
 Perm DecodeGraph::cycle(int64_t h, int64_t c) const {
   BNA_ASSERT(h >= 0 && h < opt_.n_heads && c >= 0 && c < opt_.num_cycles);
   const std::vector<int32_t>& nx = next_[static_cast<size_t>(h * opt_.num_cycles + c)];

@@ -1,9 +1,11 @@
 // bna bench model [--preset qwen-tiny|qwen-0.5b-like] [--layers N --hidden N --heads N --kv-heads N
 //                 --head-dim N --intermediate N --vocab N] [--context T ...] [--decode-tokens N]
-//                 [--window W --landmark-stride S --cycles C] [--repeats N] [--json] [--out FILE]
+//                 [--window W --landmark-stride S --cycles C] [--repeats N] [--backend cpu|cuda]
+//                 [--json] [--out FILE]
 // A llama-bench-like table of hf::bench_model: prefill tokens/s, time to first token, decode
 // tokens/s, peak RSS, retained KV and graph bytes, dense against Butterfly, on a Qwen-like config with
-// random weights built in memory. --json prints one document (machine, threads, commit from
+// random weights built in memory (--backend cuda: on the GPU in bf16, hf::CudaModel; the record's
+// device_bytes is the model's whole device footprint). --json prints one document (machine, threads, commit from
 // $BNA_COMMIT, build type, config, records); --out writes it atomically to FILE as well.
 #include <cstdio>
 #include <cstdlib>
@@ -13,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bna/hf.hpp"
+#include "bna/hf_cuda.hpp"
 #include "bna/io.hpp"
 #include "cli.hpp"
 
@@ -20,7 +23,7 @@ namespace bna::cli {
 namespace {
 
 struct BenchModelFlags {
-  std::string preset = "qwen-tiny", out, note;
+  std::string preset = "qwen-tiny", out, note, backend = "cpu";
   int64_t layers = 0, hidden = 0, heads = 0, kv_heads = 0, head_dim = 0, intermediate = 0, vocab = 0;
   std::vector<int64_t> contexts;
   int64_t decode_tokens = 32, chunk = 0, window = 64, landmark_stride = 64, cycles = 1;
@@ -49,8 +52,8 @@ int run_bench_model(const BenchModelFlags& f) {
     if (flag > 0) *dst = flag;
   }
   c.rotary_dim = c.head_dim;
-  auto m = hf::Model::random(c, f.seed);
-  if (!m) return fail(m.status());
+  if (f.backend != "cpu" && f.backend != "cuda") return fail_usage("--backend " + f.backend + ", expected cpu or cuda");
+  const bool gpu = f.backend == "cuda";
   hf::ModelBenchOptions o;
   if (!f.contexts.empty()) o.contexts = f.contexts;
   o.decode_tokens = f.decode_tokens;
@@ -62,11 +65,21 @@ int run_bench_model(const BenchModelFlags& f) {
   o.butterfly.landmark_stride = f.landmark_stride;
   o.butterfly.num_cycles = f.cycles;
   o.butterfly.seed = f.seed;
-  auto rep = hf::bench_model(*m, o);
+  Expected<hf::ModelBenchReport> rep = unavailable("bench model: not run");
+  if (gpu) {
+    auto m = hf::CudaModel::random(c, f.seed);
+    if (!m) return fail(m.status());
+    rep = hf::bench_model_cuda(*m, o);
+  } else {
+    auto m = hf::Model::random(c, f.seed);
+    if (!m) return fail(m.status());
+    rep = hf::bench_model(*m, o);
+  }
   if (!rep) return fail(rep.status());
+  const std::string machine = gpu ? rep->device : cpu_model_name();
   const hf::Config& k = rep->config;
   nlohmann::json j;
-  j["machine"] = cpu_model_name();
+  j["machine"] = machine;
   j["threads"] = rep->threads;
   const char* commit = std::getenv("BNA_COMMIT");
   j["commit"] = commit ? commit : "unknown";
@@ -75,12 +88,12 @@ int run_bench_model(const BenchModelFlags& f) {
 #else
   j["build_type"] = "Debug";
 #endif
-  j["dtype"] = "f32";
-  j["backend"] = "cpu";
+  j["dtype"] = gpu ? "bf16" : "f32";
+  j["backend"] = f.backend;
   j["note"] = f.note;
   j["config"] = {{"preset", f.preset}, {"architecture", k.architecture}, {"layers", k.layers}, {"hidden", k.hidden},
                  {"heads", k.n_heads}, {"kv_heads", k.n_kv_heads}, {"head_dim", k.head_dim},
-                 {"intermediate", k.intermediate}, {"vocab", k.vocab}, {"params", rep->params}};
+                 {"intermediate", k.intermediate}, {"vocab", k.vocab}, {"params", hf::count_params(k)}};
   j["butterfly"] = {{"window", f.window}, {"landmark_stride", f.landmark_stride}, {"cycles", f.cycles},
                     {"graph", "decode graph, random insertion"}};
   j["decode_tokens"] = f.decode_tokens;
@@ -91,7 +104,7 @@ int run_bench_model(const BenchModelFlags& f) {
     j["records"].push_back({{"attention", r.attention}, {"context", r.context}, {"prefill_s", r.prefill_s},
                             {"prefill_tok_s", r.prefill_tok_s}, {"ttft_s", r.ttft_s}, {"decode_tok_s", r.decode_tok_s},
                             {"peak_rss_bytes", r.peak_rss_bytes}, {"peak_rss_reset", r.peak_rss_reset},
-                            {"kv_bytes", r.kv_bytes}, {"graph_bytes", r.graph_bytes}});
+                            {"kv_bytes", r.kv_bytes}, {"graph_bytes", r.graph_bytes}, {"device_bytes", r.device_bytes}});
   }
   if (!f.out.empty()) {
     if (Status st = io::write_file_atomic(f.out, j.dump(2) + "\n"); !st.is_ok()) return fail(st);
@@ -100,18 +113,19 @@ int run_bench_model(const BenchModelFlags& f) {
     std::cout << j.dump(2) << "\n";
     return 0;
   }
-  std::printf("machine: %s, %d threads, f32; %s: %lld layers, hidden %lld, heads %lld/%lld, dh %lld, I %lld, V %lld, "
+  std::printf("machine: %s, %d threads, %s; %s: %lld layers, hidden %lld, heads %lld/%lld, dh %lld, I %lld, V %lld, "
               "%.1fM params; Butterfly W=%lld S=%lld cycles=%lld\n",
-              cpu_model_name().c_str(), rep->threads, f.preset.c_str(), (long long)k.layers, (long long)k.hidden,
+              machine.c_str(), rep->threads, gpu ? "bf16" : "f32", f.preset.c_str(), (long long)k.layers, (long long)k.hidden,
               (long long)k.n_heads, (long long)k.n_kv_heads, (long long)k.head_dim, (long long)k.intermediate,
-              (long long)k.vocab, rep->params / 1e6, (long long)f.window, (long long)f.landmark_stride,
+              (long long)k.vocab, hf::count_params(k) / 1e6, (long long)f.window, (long long)f.landmark_stride,
               (long long)f.cycles);
   std::printf("| %-9s | %7s | %12s | %9s | %11s | %10s | %10s | %10s |\n", "attention", "context", "prefill t/s",
-              "TTFT s", "decode t/s", "peak RSS", "KV bytes", "graph B");
+              "TTFT s", "decode t/s", gpu ? "device mem" : "peak RSS", "KV bytes", "graph B");
   std::printf("|-----------|---------|--------------|-----------|-------------|------------|------------|------------|\n");
   for (const auto& r : rep->records) {
     std::printf("| %-9s | %7lld | %12.1f | %9.3f | %11.2f | %7.1f MiB | %6.1f MiB | %6.1f KiB |\n", r.attention.c_str(),
-                (long long)r.context, r.prefill_tok_s, r.ttft_s, r.decode_tok_s, r.peak_rss_bytes / 1048576.0,
+                (long long)r.context, r.prefill_tok_s, r.ttft_s, r.decode_tok_s,
+                (gpu ? static_cast<double>(r.device_bytes) : static_cast<double>(r.peak_rss_bytes)) / 1048576.0,
                 r.kv_bytes / 1048576.0, r.graph_bytes / 1024.0);
   }
   return 0;
@@ -121,7 +135,8 @@ BNA_CLI_COMMAND([](CLI::App& root) {
   auto* f = new BenchModelFlags();  // lives for the process
   auto* bench = ensure_subcommand(&root, "bench", "benchmarks");
   auto* sub = bench->add_subcommand("model", "prefill/decode speed and memory of a random Qwen-like model, dense vs Butterfly");
-  sub->add_option("--preset", f->preset, "qwen-tiny | qwen-0.5b-like")->capture_default_str();
+  sub->add_option("--preset", f->preset, "qwen-tiny | qwen-0.5b-like | qwen-1b-like")->capture_default_str();
+  sub->add_option("--backend", f->backend, "cpu | cuda (bf16 on the GPU)")->capture_default_str();
   sub->add_option("--layers", f->layers, "override the preset's layer count");
   sub->add_option("--hidden", f->hidden, "override hidden size");
   sub->add_option("--heads", f->heads, "override query heads");

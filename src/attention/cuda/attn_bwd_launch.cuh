@@ -22,6 +22,7 @@ inline size_t bwd_workspace(const AttnArgs& a) {
 inline Status validate_bwd(const char* who, const AttnBwdArgs& a) {
   const std::string w(who);
   BNA_RETURN_IF_ERROR(validate(who, a.fwd));
+  BNA_RETURN_IF_ERROR(reject_kv_rows(who, a.fwd));
   if (!a.dout || !a.dq || !a.dk || !a.dv)
     return invalid_argument(w + ": dout, dq, dk and dv must be non-null device pointers");
   if (!aligned16(a.dout) || !aligned16(a.dq) || !aligned16(a.dk) || !aligned16(a.dv))
@@ -75,6 +76,7 @@ Status launch_bwd(const AttnBwdArgs& a, int W, int S, const int32_t* extra, int 
   p.o = static_cast<uint16_t*>(f.out);
   p.lse = f.lse;
   p.T = static_cast<int>(f.T);
+  p.kv_rows = p.T;
   p.Hq = static_cast<int>(f.Hq);
   p.Hkv = static_cast<int>(f.Hkv);
   p.group = static_cast<int>(f.Hq / f.Hkv);

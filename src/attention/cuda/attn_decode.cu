@@ -23,6 +23,7 @@ void geometry(const DecodeArgs& a, bool dense, int64_t W, int64_t S, int64_t C, 
   p.G = static_cast<int>(a.Hq / std::max<int64_t>(1, a.Hkv));
   p.Tq = static_cast<int>(a.Tq);
   p.Tk = static_cast<int>(a.Tk);
+  p.kv_rows = static_cast<int>(a.kv_rows > 0 ? a.kv_rows : a.Tk);
   p.R = p.G * p.Tq;
   p.dense = dense;
   W = std::min(W, a.Tk);
@@ -74,6 +75,9 @@ Status validate(const char* who, const DecodeArgs& a) {
   if (a.Tk < 1 || a.Tk > (int64_t{1} << 30) || a.Tq < 1 || a.Tq > a.Tk)
     return invalid_argument(w + ": Tq=" + std::to_string(a.Tq) + " Tk=" + std::to_string(a.Tk) +
                             ", expected 1 <= Tq <= Tk <= 2^30");
+  if (a.kv_rows != 0 && (a.kv_rows < a.Tk || a.kv_rows > (int64_t{1} << 30)))
+    return invalid_argument(w + ": kv_rows=" + std::to_string(a.kv_rows) + ", expected 0 or Tk=" + std::to_string(a.Tk) +
+                            " <= kv_rows <= 2^30");
   if ((a.Hq / a.Hkv) * a.Tq > 64)
     return invalid_argument(w + ": G*Tq=" + std::to_string((a.Hq / a.Hkv) * a.Tq) +
                             " query rows per KV head, expected <= 64 (use the forward kernels for longer chunks)");

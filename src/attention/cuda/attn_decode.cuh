@@ -33,6 +33,7 @@ struct DecParams {
   uint16_t* o;
   float* lse;
   int Hq, Hkv, G, Tq, Tk;
+  int kv_rows;  // rows between KV heads in k, v and extra (>= Tk)
   int R;                // G * Tq rows per KV head (row r: query head hkv*G + r / Tq, query r % Tq)
   float scale_log2;
   bool dense;
@@ -67,11 +68,11 @@ __global__ void __launch_bounds__(kDecThreads) decode_partial_kernel(const DecPa
   const int gsub = warp * KPW + sub;
   const int chunk_id = blockIdx.x, bkv = blockIdx.y;
   const int b = bkv / p.Hkv, hkv = bkv % p.Hkv;
-  const int64_t kvbase = static_cast<int64_t>(bkv) * p.Tk * DH;
+  const int64_t kvbase = static_cast<int64_t>(bkv) * p.kv_rows * DH;
   const int c_beg = chunk_id * p.chunk;
   const int c_end = min(p.n_cand, c_beg + p.chunk);
   const int minpos = p.Tk - p.Tq;
-  const int32_t* ext = p.extra != nullptr ? p.extra + static_cast<int64_t>(hkv) * p.Tk * p.C : nullptr;
+  const int32_t* ext = p.extra != nullptr ? p.extra + static_cast<int64_t>(hkv) * p.kv_rows * p.C : nullptr;
 
   for (int r0 = 0; r0 < p.R; r0 += kRowsPerPass) {
     __syncthreads();

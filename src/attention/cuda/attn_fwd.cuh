@@ -49,6 +49,7 @@ struct FwdParams {
   uint16_t* o;
   float* lse;
   int T;
+  int kv_rows;         // rows between KV heads in k, v and extra (>= T)
   int Hq, Hkv, group;  // group = Hq / Hkv
   int BH;              // B * Hq
   int n_qtiles;
@@ -205,9 +206,9 @@ __device__ __forceinline__ FwdItem make_fwd_item(const FwdParams& p, int it) {
   const int b = x.bh / p.Hq, hq = x.bh % p.Hq;
   x.hkv = hq / p.group;
   x.qg = p.q + (static_cast<int64_t>(x.bh) * T) * DH;
-  x.kg = p.k + (static_cast<int64_t>(b) * p.Hkv + x.hkv) * T * DH;
-  x.vg = p.v + (static_cast<int64_t>(b) * p.Hkv + x.hkv) * T * DH;
-  x.ext = p.extra != nullptr ? p.extra + static_cast<int64_t>(x.hkv) * T * p.C : nullptr;
+  x.kg = p.k + (static_cast<int64_t>(b) * p.Hkv + x.hkv) * p.kv_rows * DH;
+  x.vg = p.v + (static_cast<int64_t>(b) * p.Hkv + x.hkv) * p.kv_rows * DH;
+  x.ext = p.extra != nullptr ? p.extra + static_cast<int64_t>(x.hkv) * p.kv_rows * p.C : nullptr;
   return x;
 }
 

@@ -44,7 +44,17 @@ inline Status validate(const char* who, const AttnArgs& a) {
     return invalid_argument(w + ": fwd_variant=" + std::to_string(a.fwd_variant) + ", expected 0, 1 or 2");
   if (!(a.scale >= 0.0f) || !std::isfinite(a.scale))
     return invalid_argument(w + ": scale=" + std::to_string(a.scale) + ", expected finite >= 0 (0 = 1/sqrt(dh))");
+  if (a.kv_rows != 0 && (a.kv_rows < a.T || a.kv_rows > (int64_t{1} << 30)))
+    return invalid_argument(w + ": kv_rows=" + std::to_string(a.kv_rows) + ", expected 0 or T=" + std::to_string(a.T) +
+                            " <= kv_rows <= 2^30");
   return Status::ok();
+}
+
+// For the kernels that index K/V with row stride T only (everything but dense and streams forward).
+inline Status reject_kv_rows(const char* who, const AttnArgs& a) {
+  if (a.kv_rows == 0 || a.kv_rows == a.T) return Status::ok();
+  return invalid_argument(std::string(who) + ": kv_rows=" + std::to_string(a.kv_rows) +
+                          ", expected 0 or T (only dense_causal_fwd and streams_fwd read a strided KV cache)");
 }
 
 // Grid: one CTA per item, or (persistent kernels) as many CTAs as fit on the device at once
@@ -91,6 +101,7 @@ Status launch_fwd(const AttnArgs& a, int W, int S, const int32_t* extra, int C, 
   p.o = static_cast<uint16_t*>(a.out);
   p.lse = a.lse;
   p.T = static_cast<int>(a.T);
+  p.kv_rows = static_cast<int>(a.kv_rows > 0 ? a.kv_rows : a.T);
   p.Hq = static_cast<int>(a.Hq);
   p.Hkv = static_cast<int>(a.Hkv);
   p.group = static_cast<int>(a.Hq / a.Hkv);

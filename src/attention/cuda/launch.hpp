@@ -33,6 +33,10 @@ struct AttnArgs {
   // m-tile per warp, persistent grid), 2 = v4 (128-row query tiles, 2 m-tiles per warp),
   // 0 = auto (v3 below T = 16384, v4 from there). Backward ignores it.
   int fwd_variant = 0;
+  // Rows between consecutive KV heads in k, v (and the streams extras): 0 = T (contiguous). A KV
+  // cache of capacity N >= T passes N, so prefill runs on the cache's first T rows in place. Only
+  // dense_causal_fwd and streams_fwd take kv_rows != 0; every other kernel rejects it.
+  int64_t kv_rows = 0;
 };
 
 // True when the CUDA runtime reports at least one device (never an error: false on any failure).
@@ -93,6 +97,7 @@ struct DecodeArgs {
   int64_t B = 1, Hq = 1, Hkv = 1, Tq = 1, Tk = 0, dh = 128;
   DType dtype = DType::kBF16;
   float scale = 0.0f;
+  int64_t kv_rows = 0;  // rows between KV heads in k, v and extra (0 = Tk; a cache passes its capacity)
   void* workspace = nullptr;
   size_t workspace_bytes = 0;
 };

@@ -1,0 +1,74 @@
+// The Hugging Face decoder on the GPU: the same families, switches and attention choices as
+// bna::hf::Model (include/bna/hf.hpp), with bf16 weights and activations on the device.
+//
+// Decisions a reader must know:
+// * Families: the Llama path (Qwen2, Qwen3, Llama 3, GLM-4: RMSNorm, RoPE half-split or GLM's
+//   interleaved partial rotary, q/k/v bias, q/k norm, sandwich norms, SwiGLU). GPT-2 stays on the CPU
+//   backend (kUnimplemented names it). head_dim must be 64 or 128 (the CUDA attention kernels).
+// * Precision: weights bf16 (f32/f16 checkpoints are rounded to bf16 at load); the residual stream,
+//   norm weights, biases, the q/k/v projection output and the logits are f32; GEMM inputs, q, the KV
+//   cache, the attention output and the MLP activations are bf16. GEMMs: cuBLAS, f32 accumulation.
+// * Attention: bna::cuda kernels straight on the cache [Hkv, capacity, dh] (no copy): a call at
+//   position 0 runs the forward kernels (dense causal or streams) over its n tokens; a call after it
+//   runs the split-K decode kernels, which take up to 64 / (Hq / Hkv) tokens per call. A longer call
+//   at a later position (chunked prefill) is kUnimplemented on this backend.
+// * Butterfly: the CPU model's graph exactly: one random-insertion topo::DecodeGraph per KV head
+//   (seed head_seed(seed, h)); token i attends its window, landmarks and the cycle neighbours it got
+//   when it was appended (stored as the streams "extras" row i, uploaded once), in prefill and decode
+//   alike. So CPU and GPU Butterfly attend the same keys, and prefill rows equal decode rows.
+// * Every byte the model holds on the device (weights, cache, graph rows, activations, cuBLAS
+//   workspace) is counted by device_bytes(); nothing is allocated inside a forward once the
+//   activation buffers have grown to the longest call.
+// In a build without CUDA every entry point returns kUnavailable ("built without CUDA").
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "bna/hf.hpp"
+#include "bna/status.hpp"
+
+namespace bna::hf {
+
+class CudaModel {
+ public:
+  // As Model::load, onto device 0. Errors: those of Model::load, GPT-2 or a head_dim the kernels do
+  // not cover (kUnimplemented), no device or out of device memory (kUnavailable / kInternal).
+  static Expected<CudaModel> load(const std::string& dir);
+  // Random weights on the device (speed only): matrices N(0, 0.02) from a counter-based generator,
+  // norm weights 1, biases 0, untied head. Not the same numbers as Model::random.
+  static Expected<CudaModel> random(const Config& c, uint64_t seed);
+  CudaModel(CudaModel&&) noexcept;
+  CudaModel& operator=(CudaModel&&) noexcept;
+  ~CudaModel();
+
+  const Config& config() const;
+  Status set_attention(const AttentionOptions& opt);  // errors as Model::set_attention
+  const AttentionOptions& attention() const;
+  Status reset(int64_t capacity);  // empties the cache; capacity >= 1
+  int64_t position() const;
+  int64_t capacity() const;
+  size_t kv_bytes() const;      // device bytes of the KV cache
+  size_t graph_bytes() const;   // host decode graphs + the device extras rows (0 for dense)
+  size_t device_bytes() const;  // everything the model holds on the device now
+
+  // As Model::forward (logits f32 [n, V] or [1, V], copied to the host; the call synchronises).
+  // Errors: those of Model::forward, plus a chunked prefill (position > 0 and more tokens than one
+  // decode call takes, named).
+  Expected<std::vector<float>> forward(std::span<const int32_t> ids, bool all_logits = false);
+
+  struct Impl;
+
+ private:
+  CudaModel();
+  std::unique_ptr<Impl> impl_;
+};
+
+// bench_model() on the GPU: the same records (prefill is one call; decode one token per call), with
+// peak_rss_bytes the host's and device_bytes the model's device footprint after the record.
+Expected<ModelBenchReport> bench_model_cuda(CudaModel& m, const ModelBenchOptions& opt);
+
+}  // namespace bna::hf

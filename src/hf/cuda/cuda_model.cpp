@@ -1,0 +1,492 @@
+// The CUDA decoder (include/bna/hf_cuda.hpp): weights and cache on the device, one forward per call,
+// the Butterfly graph kept on the host and its new rows uploaded per call.
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "attention/cuda/cuda_check.cuh"
+#include "attention/cuda/device_memory.hpp"
+#include "attention/cuda/launch.hpp"
+#include "bna/decode_graph.hpp"
+#include "bna/hf_cuda.hpp"
+#include "bna/io.hpp"
+#include "bna/safetensors.hpp"
+#include "bna/topology.hpp"
+#include "hf/cuda/blas.hpp"
+#include "hf/cuda/decoder_kernels.hpp"
+
+namespace bna::hf {
+
+using bna::cuda::DeviceBuffer;
+
+namespace {
+
+std::string S(int64_t v) { return std::to_string(v); }
+
+uint16_t to_bf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return 0x7fc0;  // NaN stays NaN
+  u += 0x7fffu + ((u >> 16) & 1u);                     // round to nearest even
+  return static_cast<uint16_t>(u >> 16);
+}
+
+Status upload_bf16(const std::vector<float>& v, DeviceBuffer& d) {
+  std::vector<uint16_t> h(v.size());
+  for (size_t i = 0; i < v.size(); ++i) h[i] = to_bf16(v[i]);
+  BNA_RETURN_IF_ERROR(d.allocate(h.size() * 2));
+  return bna::cuda::copy_to_device(d.get(), h.data(), h.size() * 2);
+}
+
+Status upload_f32(const std::vector<float>& v, DeviceBuffer& d) {
+  if (v.empty()) return Status::ok();
+  BNA_RETURN_IF_ERROR(d.allocate(v.size() * 4));
+  return bna::cuda::copy_to_device(d.get(), v.data(), v.size() * 4);
+}
+
+// Grow-only device buffer.
+Status ensure(DeviceBuffer& d, size_t bytes) {
+  if (d.get() != nullptr && d.bytes() >= bytes) return Status::ok();
+  return d.allocate(std::max<size_t>(bytes, 256));
+}
+
+Status check_config(const Config& c) {
+  if (c.family == Family::kGpt2 || c.layer_norm || c.learned_pos || c.gelu_mlp || c.mlp_bias)
+    return unimplemented(std::string("cuda model: ") + c.architecture +
+                         " (LayerNorm / learned positions / GELU MLP) runs on the CPU backend only; the CUDA "
+                         "backend covers Qwen2ForCausalLM, Qwen3ForCausalLM, LlamaForCausalLM and Glm4ForCausalLM");
+  if (c.head_dim != 64 && c.head_dim != 128)
+    return unimplemented("cuda model: head_dim=" + S(c.head_dim) + ", expected 64 or 128 (the CUDA attention kernels)");
+  if (c.vocab < 1 || c.hidden < 1 || c.layers < 1 || c.n_heads < 1 || c.n_kv_heads < 1 || c.intermediate < 1 ||
+      c.n_heads % c.n_kv_heads != 0)
+    return invalid_argument("cuda model: vocab=" + S(c.vocab) + " hidden=" + S(c.hidden) + " layers=" + S(c.layers) +
+                            " heads=" + S(c.n_heads) + " kv_heads=" + S(c.n_kv_heads) + " intermediate=" +
+                            S(c.intermediate) + ", expected all >= 1 and kv_heads dividing heads");
+  if (c.rotary_dim < 2 || c.rotary_dim % 2 != 0 || c.rotary_dim > c.head_dim)
+    return invalid_argument("cuda model: rotary_dim=" + S(c.rotary_dim) + ", expected even in [2, head_dim=" +
+                            S(c.head_dim) + "]");
+  return Status::ok();
+}
+
+}  // namespace
+
+struct CudaLayer {
+  DeviceBuffer wqkv, wo, w_gu, w_down;              // bf16 [out, in]
+  DeviceBuffer bqkv, bo, q_norm, k_norm;            // f32, empty when the family has none
+  DeviceBuffer ln1, ln2, post_attn, post_mlp;       // f32 [C]
+  DeviceBuffer k_cache, v_cache;                    // bf16 [Hkv, capacity, dh]
+};
+
+struct CudaModel::Impl {
+  Config cfg;
+  AttentionOptions attn;
+  cuda::Blas blas;
+  DeviceBuffer embed, lm_head, norm_w, inv_freq;  // lm_head empty = tied to embed
+  std::vector<CudaLayer> layers;
+  int64_t capacity = 0, pos = 0;
+  // Butterfly: per KV head graph; extras [Hkv, capacity, E] (E = 2 * num_cycles) on host and device.
+  std::vector<topo::DecodeGraph> graphs;
+  std::vector<int32_t> extra_host;
+  DeviceBuffer extra_dev;
+  int64_t E = 0;
+  // Activations, grown to the longest call.
+  DeviceBuffer ids, x, h, qkv, q, o, ot, gu, act, tmp, lse, logits, dec_ws;
+
+  size_t weight_bytes() const {
+    size_t b = embed.bytes() + lm_head.bytes() + norm_w.bytes() + inv_freq.bytes();
+    for (const CudaLayer& l : layers)
+      b += l.wqkv.bytes() + l.wo.bytes() + l.w_gu.bytes() + l.w_down.bytes() + l.bqkv.bytes() + l.bo.bytes() +
+           l.q_norm.bytes() + l.k_norm.bytes() + l.ln1.bytes() + l.ln2.bytes() + l.post_attn.bytes() +
+           l.post_mlp.bytes();
+    return b;
+  }
+  size_t cache_bytes() const {
+    size_t b = 0;
+    for (const CudaLayer& l : layers) b += l.k_cache.bytes() + l.v_cache.bytes();
+    return b;
+  }
+  size_t work_bytes() const {
+    size_t b = 0;
+    for (const DeviceBuffer* d : {&ids, &x, &h, &qkv, &q, &o, &ot, &gu, &act, &tmp, &lse, &logits, &dec_ws})
+      b += d->bytes();
+    return b + blas.workspace_bytes();
+  }
+
+  Status rebuild_graphs();
+  Status append_graph_rows(int64_t p0, int64_t n);
+  Status grow_work(int64_t n, int64_t rows_out);
+  Status attention(CudaLayer& l, bool sparse_layer, int64_t p0, int64_t n);
+};
+
+Status CudaModel::Impl::rebuild_graphs() {
+  graphs.clear();
+  extra_host.clear();
+  E = 0;
+  if (attn.kind != AttnKind::kButterfly || capacity == 0) return Status::ok();
+  E = 2 * attn.num_cycles;
+  for (int64_t h = 0; h < cfg.n_kv_heads; ++h) {
+    topo::DecodeGraphOptions go;
+    go.n_heads = 1;
+    go.num_cycles = attn.num_cycles;
+    go.window = attn.window;
+    go.landmark_stride = attn.landmark_stride;
+    go.rule = topo::AppendRule::kRandomInsertion;
+    go.seed = topo::head_seed(attn.seed, h);
+    BNA_ASSIGN_OR_RETURN(topo::DecodeGraph g, topo::DecodeGraph::create(go));
+    graphs.push_back(std::move(g));
+  }
+  extra_host.assign(static_cast<size_t>(cfg.n_kv_heads * capacity * E), -1);
+  BNA_RETURN_IF_ERROR(extra_dev.allocate(extra_host.size() * sizeof(int32_t)));
+  BNA_RETURN_IF_ERROR(bna::cuda::device_memset(extra_dev.get(), 0xff, extra_dev.bytes()));
+  if (pos > 0) return append_graph_rows(0, pos);
+  return Status::ok();
+}
+
+// Appends tokens p0 .. p0+n-1 to every head's graph and records each token's cycle neighbours at
+// its append (its decode row) that fall outside its band [i-W, i] and its landmarks: exactly the
+// streams extras of the row the CPU model attends. Uploads the new rows.
+Status CudaModel::Impl::append_graph_rows(int64_t p0, int64_t n) {
+  const int64_t W = attn.window, Sd = attn.landmark_stride;
+  for (int64_t hh = 0; hh < cfg.n_kv_heads; ++hh) {
+    topo::DecodeGraph& g = graphs[static_cast<size_t>(hh)];
+    for (int64_t i = p0; i < p0 + n; ++i) {
+      BNA_RETURN_IF_ERROR(g.append());
+      int32_t* row = &extra_host[static_cast<size_t>((hh * capacity + i) * E)];
+      int64_t len = 0;
+      for (int64_t c = 0; c < attn.num_cycles; ++c) {
+        int32_t nb[2];
+        g.cycle_neighbours(0, c, i, &nb[0], &nb[1]);
+        for (int32_t j : nb) {
+          const bool in_band = j >= i - W && j <= i;
+          const bool landmark = Sd > 0 && j % Sd == 0 && j < i - W;
+          if (in_band || landmark || std::find(row, row + len, j) != row + len) continue;
+          row[len++] = j;
+        }
+      }
+    }
+  }
+  // Rows [p0, p0 + n) of every head in one strided copy.
+  const size_t off = static_cast<size_t>(p0 * E), pitch = static_cast<size_t>(capacity * E) * sizeof(int32_t);
+  BNA_CUDA_TRY(cudaMemcpy2D(extra_dev.as<int32_t>() + off, pitch, &extra_host[off], pitch,
+                            static_cast<size_t>(n * E) * sizeof(int32_t), static_cast<size_t>(cfg.n_kv_heads),
+                            cudaMemcpyHostToDevice));
+  return Status::ok();
+}
+
+Status CudaModel::Impl::grow_work(int64_t n, int64_t rows_out) {
+  const Config& c = cfg;
+  const size_t N = static_cast<size_t>(n);
+  const size_t C = static_cast<size_t>(c.hidden), dh = static_cast<size_t>(c.head_dim);
+  const size_t Hq = static_cast<size_t>(c.n_heads), Hkv = static_cast<size_t>(c.n_kv_heads);
+  const size_t I = static_cast<size_t>(c.intermediate);
+  BNA_RETURN_IF_ERROR(ensure(ids, N * 4));
+  BNA_RETURN_IF_ERROR(ensure(x, N * C * 4));
+  BNA_RETURN_IF_ERROR(ensure(h, N * C * 2));
+  BNA_RETURN_IF_ERROR(ensure(qkv, N * (Hq + 2 * Hkv) * dh * 4));
+  BNA_RETURN_IF_ERROR(ensure(q, N * Hq * dh * 2));
+  BNA_RETURN_IF_ERROR(ensure(o, N * Hq * dh * 2));
+  BNA_RETURN_IF_ERROR(ensure(ot, N * Hq * dh * 2));
+  BNA_RETURN_IF_ERROR(ensure(gu, N * 2 * I * 2));
+  BNA_RETURN_IF_ERROR(ensure(act, N * I * 2));
+  if (c.sandwich_norm || c.o_bias) BNA_RETURN_IF_ERROR(ensure(tmp, N * C * 4));
+  BNA_RETURN_IF_ERROR(ensure(lse, N * Hq * 4));
+  BNA_RETURN_IF_ERROR(ensure(logits, static_cast<size_t>(rows_out) * static_cast<size_t>(c.vocab) * 4));
+  return Status::ok();
+}
+
+Status CudaModel::Impl::attention(CudaLayer& l, bool sparse_layer, int64_t p0, int64_t n) {
+  const Config& c = cfg;
+  const int64_t W = std::min<int64_t>(attn.window, p0 + n), Sd = attn.landmark_stride;
+  if (p0 == 0) {
+    bna::cuda::AttnArgs a;
+    a.q = q.get(); a.k = l.k_cache.get(); a.v = l.v_cache.get(); a.out = o.get(); a.lse = lse.as<float>();
+    a.B = 1; a.Hq = c.n_heads; a.Hkv = c.n_kv_heads; a.T = n; a.dh = c.head_dim; a.dtype = DType::kBF16;
+    a.kv_rows = capacity;
+    return sparse_layer ? bna::cuda::streams_fwd(a, W, Sd, extra_dev.as<int32_t>(), E)
+                        : bna::cuda::dense_causal_fwd(a);
+  }
+  bna::cuda::DecodeArgs a;
+  a.q = q.get(); a.k = l.k_cache.get(); a.v = l.v_cache.get(); a.out = o.get(); a.lse = lse.as<float>();
+  a.B = 1; a.Hq = c.n_heads; a.Hkv = c.n_kv_heads; a.Tq = n; a.Tk = p0 + n; a.dh = c.head_dim; a.dtype = DType::kBF16;
+  a.kv_rows = capacity;
+  const size_t need = bna::cuda::decode_workspace_bytes(a, !sparse_layer, W, Sd, E);
+  BNA_RETURN_IF_ERROR(ensure(dec_ws, need));
+  a.workspace = dec_ws.get();
+  a.workspace_bytes = dec_ws.bytes();
+  return sparse_layer ? bna::cuda::streams_decode(a, W, Sd, extra_dev.as<int32_t>(), E) : bna::cuda::dense_decode(a);
+}
+
+CudaModel::CudaModel() : impl_(std::make_unique<Impl>()) {}
+CudaModel::CudaModel(CudaModel&&) noexcept = default;
+CudaModel& CudaModel::operator=(CudaModel&&) noexcept = default;
+CudaModel::~CudaModel() = default;
+const Config& CudaModel::config() const { return impl_->cfg; }
+const AttentionOptions& CudaModel::attention() const { return impl_->attn; }
+int64_t CudaModel::position() const { return impl_->pos; }
+int64_t CudaModel::capacity() const { return impl_->capacity; }
+size_t CudaModel::kv_bytes() const { return impl_->cache_bytes(); }
+size_t CudaModel::graph_bytes() const {
+  size_t b = impl_->extra_dev.bytes();
+  for (const auto& g : impl_->graphs) b += static_cast<size_t>(g.options().num_cycles * g.size()) * 2 * sizeof(int32_t);
+  return b;
+}
+size_t CudaModel::device_bytes() const {
+  return impl_->weight_bytes() + impl_->cache_bytes() + impl_->extra_dev.bytes() + impl_->work_bytes();
+}
+
+Expected<CudaModel> CudaModel::random(const Config& c, uint64_t seed) {
+  BNA_RETURN_IF_ERROR(check_config(c));
+  if (!bna::cuda::device_available()) return unavailable("cuda model: no CUDA device");
+  CudaModel m;
+  Impl& M = *m.impl_;
+  M.cfg = c;
+  BNA_ASSIGN_OR_RETURN(M.blas, cuda::Blas::create());
+  const int64_t C = c.hidden, dh = c.head_dim, Hq = c.n_heads, Hkv = c.n_kv_heads, I = c.intermediate;
+  uint64_t stream_id = 0;
+  auto mat = [&](DeviceBuffer& d, int64_t count) -> Status {
+    BNA_RETURN_IF_ERROR(d.allocate(static_cast<size_t>(count) * 2));
+    return cuda::fill_bf16(d.as<uint16_t>(), count, seed * 1000003ull + (++stream_id << 40), 0.02f, 0.0f, nullptr);
+  };
+  auto vec = [&](DeviceBuffer& d, int64_t count, float value) -> Status {
+    BNA_RETURN_IF_ERROR(d.allocate(static_cast<size_t>(count) * 4));
+    return cuda::fill_f32(d.as<float>(), count, value, nullptr);
+  };
+  BNA_RETURN_IF_ERROR(mat(M.embed, c.vocab * C));
+  BNA_RETURN_IF_ERROR(mat(M.lm_head, c.vocab * C));
+  BNA_RETURN_IF_ERROR(vec(M.norm_w, C, 1.0f));
+  M.layers.resize(static_cast<size_t>(c.layers));
+  for (CudaLayer& l : M.layers) {
+    BNA_RETURN_IF_ERROR(mat(l.wqkv, (Hq + 2 * Hkv) * dh * C));
+    BNA_RETURN_IF_ERROR(mat(l.wo, C * Hq * dh));
+    BNA_RETURN_IF_ERROR(mat(l.w_gu, 2 * I * C));
+    BNA_RETURN_IF_ERROR(mat(l.w_down, C * I));
+    if (c.qkv_bias) BNA_RETURN_IF_ERROR(vec(l.bqkv, (Hq + 2 * Hkv) * dh, 0.0f));
+    if (c.o_bias) BNA_RETURN_IF_ERROR(vec(l.bo, C, 0.0f));
+    if (c.qk_norm) {
+      BNA_RETURN_IF_ERROR(vec(l.q_norm, dh, 1.0f));
+      BNA_RETURN_IF_ERROR(vec(l.k_norm, dh, 1.0f));
+    }
+    BNA_RETURN_IF_ERROR(vec(l.ln1, C, 1.0f));
+    BNA_RETURN_IF_ERROR(vec(l.ln2, C, 1.0f));
+    if (c.sandwich_norm) {
+      BNA_RETURN_IF_ERROR(vec(l.post_attn, C, 1.0f));
+      BNA_RETURN_IF_ERROR(vec(l.post_mlp, C, 1.0f));
+    }
+  }
+  BNA_RETURN_IF_ERROR(upload_f32(rope_inv_freq(c), M.inv_freq));
+  BNA_RETURN_IF_ERROR(bna::cuda::device_synchronize());
+  BNA_RETURN_IF_ERROR(m.reset(std::min<int64_t>(c.max_positions > 0 ? c.max_positions : 2048, 2048)));
+  return m;
+}
+
+Expected<CudaModel> CudaModel::load(const std::string& dir) {
+  BNA_ASSIGN_OR_RETURN(std::string text, io::read_file(dir + "/config.json"));
+  BNA_ASSIGN_OR_RETURN(Config c, parse_config(text));
+  BNA_RETURN_IF_ERROR(check_config(c));
+  if (!bna::cuda::device_available()) return unavailable("cuda model: no CUDA device");
+  BNA_ASSIGN_OR_RETURN(st::Checkpoint ck, st::Checkpoint::open_dir(dir));
+  CudaModel m;
+  Impl& M = *m.impl_;
+  M.cfg = c;
+  BNA_ASSIGN_OR_RETURN(M.blas, cuda::Blas::create());
+  auto read = [&](const std::string& name, const std::vector<int64_t>& shape, std::vector<float>& out) -> Status {
+    const st::TensorInfo* t = ck.find(name);
+    if (t == nullptr) return not_found("cuda model: tensor '" + name + "' is missing from the checkpoint");
+    if (t->shape != shape) {
+      std::string got, want;
+      for (int64_t d : t->shape) got += (got.empty() ? "" : ", ") + S(d);
+      for (int64_t d : shape) want += (want.empty() ? "" : ", ") + S(d);
+      return corrupt("cuda model: tensor '" + name + "' has shape [" + got + "], expected [" + want + "] from config.json");
+    }
+    out.resize(static_cast<size_t>(t->numel()));
+    return st::read_f32(*t, out.data());
+  };
+  // Reads the tensors and concatenates them along rows (the fused projections).
+  auto rows = [&](const std::vector<std::pair<std::string, std::vector<int64_t>>>& parts, std::vector<float>& out) -> Status {
+    out.clear();
+    std::vector<float> one;
+    for (const auto& [name, shape] : parts) {
+      BNA_RETURN_IF_ERROR(read(name, shape, one));
+      out.insert(out.end(), one.begin(), one.end());
+    }
+    return Status::ok();
+  };
+  const int64_t C = c.hidden, dh = c.head_dim, Hq = c.n_heads, Hkv = c.n_kv_heads, I = c.intermediate, V = c.vocab;
+  std::vector<float> buf;
+  BNA_RETURN_IF_ERROR(read("model.embed_tokens.weight", {V, C}, buf));
+  BNA_RETURN_IF_ERROR(upload_bf16(buf, M.embed));
+  BNA_RETURN_IF_ERROR(read("model.norm.weight", {C}, buf));
+  BNA_RETURN_IF_ERROR(upload_f32(buf, M.norm_w));
+  if (ck.find("lm_head.weight") != nullptr) {
+    BNA_RETURN_IF_ERROR(read("lm_head.weight", {V, C}, buf));
+    BNA_RETURN_IF_ERROR(upload_bf16(buf, M.lm_head));
+  }
+  M.layers.resize(static_cast<size_t>(c.layers));
+  for (int64_t li = 0; li < c.layers; ++li) {
+    CudaLayer& l = M.layers[static_cast<size_t>(li)];
+    const std::string p = "model.layers." + S(li) + ".", a = p + "self_attn.";
+    BNA_RETURN_IF_ERROR(rows({{a + "q_proj.weight", {Hq * dh, C}}, {a + "k_proj.weight", {Hkv * dh, C}},
+                              {a + "v_proj.weight", {Hkv * dh, C}}}, buf));
+    BNA_RETURN_IF_ERROR(upload_bf16(buf, l.wqkv));
+    if (c.qkv_bias) {
+      BNA_RETURN_IF_ERROR(rows({{a + "q_proj.bias", {Hq * dh}}, {a + "k_proj.bias", {Hkv * dh}},
+                                {a + "v_proj.bias", {Hkv * dh}}}, buf));
+      BNA_RETURN_IF_ERROR(upload_f32(buf, l.bqkv));
+    }
+    BNA_RETURN_IF_ERROR(read(a + "o_proj.weight", {C, Hq * dh}, buf));
+    BNA_RETURN_IF_ERROR(upload_bf16(buf, l.wo));
+    if (c.o_bias) {
+      BNA_RETURN_IF_ERROR(read(a + "o_proj.bias", {C}, buf));
+      BNA_RETURN_IF_ERROR(upload_f32(buf, l.bo));
+    }
+    if (c.qk_norm) {
+      BNA_RETURN_IF_ERROR(read(a + "q_norm.weight", {dh}, buf));
+      BNA_RETURN_IF_ERROR(upload_f32(buf, l.q_norm));
+      BNA_RETURN_IF_ERROR(read(a + "k_norm.weight", {dh}, buf));
+      BNA_RETURN_IF_ERROR(upload_f32(buf, l.k_norm));
+    }
+    BNA_RETURN_IF_ERROR(read(p + "input_layernorm.weight", {C}, buf));
+    BNA_RETURN_IF_ERROR(upload_f32(buf, l.ln1));
+    BNA_RETURN_IF_ERROR(read(p + "post_attention_layernorm.weight", {C}, buf));
+    BNA_RETURN_IF_ERROR(upload_f32(buf, l.ln2));
+    if (c.sandwich_norm) {
+      BNA_RETURN_IF_ERROR(read(p + "post_self_attn_layernorm.weight", {C}, buf));
+      BNA_RETURN_IF_ERROR(upload_f32(buf, l.post_attn));
+      BNA_RETURN_IF_ERROR(read(p + "post_mlp_layernorm.weight", {C}, buf));
+      BNA_RETURN_IF_ERROR(upload_f32(buf, l.post_mlp));
+    }
+    if (c.fused_gate_up) {
+      BNA_RETURN_IF_ERROR(read(p + "mlp.gate_up_proj.weight", {2 * I, C}, buf));
+    } else {
+      BNA_RETURN_IF_ERROR(rows({{p + "mlp.gate_proj.weight", {I, C}}, {p + "mlp.up_proj.weight", {I, C}}}, buf));
+    }
+    BNA_RETURN_IF_ERROR(upload_bf16(buf, l.w_gu));
+    BNA_RETURN_IF_ERROR(read(p + "mlp.down_proj.weight", {C, I}, buf));
+    BNA_RETURN_IF_ERROR(upload_bf16(buf, l.w_down));
+  }
+  BNA_RETURN_IF_ERROR(upload_f32(rope_inv_freq(c), M.inv_freq));
+  BNA_RETURN_IF_ERROR(m.reset(std::min<int64_t>(c.max_positions > 0 ? c.max_positions : 2048, 2048)));
+  return m;
+}
+
+Status CudaModel::set_attention(const AttentionOptions& o) {
+  if (o.window < 0 || o.landmark_stride < 0 || o.num_cycles < 1 || o.num_cycles > 2048) {
+    return invalid_argument("attention: window=" + S(o.window) + " landmark_stride=" + S(o.landmark_stride) +
+                            " num_cycles=" + S(o.num_cycles) +
+                            ", expected window >= 0, landmark_stride >= 0, 1 <= num_cycles <= 2048");
+  }
+  for (int64_t l : o.dense_layers)
+    if (l < 0 || l >= impl_->cfg.layers)
+      return invalid_argument("attention: dense layer " + S(l) + " out of range [0, " + S(impl_->cfg.layers) + ")");
+  impl_->attn = o;
+  return impl_->rebuild_graphs();
+}
+
+Status CudaModel::reset(int64_t cap) {
+  Impl& M = *impl_;
+  const Config& c = M.cfg;
+  if (cap < 1 || cap > (int64_t{1} << 30))
+    return invalid_argument("model: KV capacity " + S(cap) + ", expected 1 <= capacity <= 2^30");
+  M.pos = 0;
+  if (cap != M.capacity) {
+    M.capacity = 0;
+    for (CudaLayer& l : M.layers) {  // free first: the old and new caches need not fit together
+      l.k_cache = DeviceBuffer();
+      l.v_cache = DeviceBuffer();
+    }
+    const size_t bytes = static_cast<size_t>(c.n_kv_heads * cap * c.head_dim) * 2;
+    for (CudaLayer& l : M.layers) {
+      BNA_RETURN_IF_ERROR(l.k_cache.allocate(bytes));
+      BNA_RETURN_IF_ERROR(l.v_cache.allocate(bytes));
+    }
+    M.capacity = cap;
+  }
+  return M.rebuild_graphs();
+}
+
+Expected<std::vector<float>> CudaModel::forward(std::span<const int32_t> ids, bool all_logits) {
+  Impl& M = *impl_;
+  const Config& c = M.cfg;
+  const int64_t n = static_cast<int64_t>(ids.size());
+  if (n == 0) return invalid_argument("model: forward of 0 tokens");
+  if (M.pos + n > M.capacity)
+    return invalid_argument("model: " + S(n) + " tokens do not fit the KV cache (" + S(M.pos) + " of " +
+                            S(M.capacity) + " used)");
+  for (int64_t i = 0; i < n; ++i)
+    if (ids[i] < 0 || ids[i] >= c.vocab)
+      return invalid_argument("model: token id " + S(ids[i]) + " at " + S(i) + " out of range [0, " + S(c.vocab) + ")");
+  const int64_t G = c.n_heads / c.n_kv_heads, p0 = M.pos, Tk = p0 + n;
+  if (p0 > 0 && G * n > 64)
+    return unimplemented("cuda model: " + S(n) + " tokens at position " + S(p0) +
+                         " (chunked prefill); the CUDA backend takes a prompt in one call at position 0, then at most " +
+                         S(64 / G) + " tokens per call");
+  const int64_t rows_out = all_logits ? n : 1;
+  BNA_RETURN_IF_ERROR(M.grow_work(n, rows_out));
+  const bool butterfly = !M.graphs.empty();
+  // An error after the graphs grew re-syncs them to the cache (the draws depend only on the seed and
+  // the token count), so a failed call never leaves the graph ahead of the cache.
+  struct GraphSync {
+    Impl& M;
+    bool done = false;
+    ~GraphSync() {
+      if (!done && !M.graphs.empty() && M.graphs[0].size() != M.pos) (void)M.rebuild_graphs();
+    }
+  } sync{M};
+  if (butterfly) BNA_RETURN_IF_ERROR(M.append_graph_rows(p0, n));
+  const bool sparse = butterfly && Tk > M.attn.window + 1;
+  const int64_t C = c.hidden, dh = c.head_dim, Hq = c.n_heads, Hkv = c.n_kv_heads, I = c.intermediate;
+  const int64_t QKV = (Hq + 2 * Hkv) * dh;
+  BNA_RETURN_IF_ERROR(bna::cuda::copy_to_device(M.ids.get(), ids.data(), static_cast<size_t>(n) * 4));
+  BNA_RETURN_IF_ERROR(cuda::embed(M.ids.as<int32_t>(), M.embed.as<uint16_t>(), M.x.as<float>(), n, C, nullptr));
+  for (int64_t li = 0; li < c.layers; ++li) {
+    CudaLayer& l = M.layers[static_cast<size_t>(li)];
+    BNA_RETURN_IF_ERROR(cuda::rms_norm(M.x.as<float>(), l.ln1.as<float>(), M.h.as<uint16_t>(), n, C, c.norm_eps, nullptr));
+    BNA_RETURN_IF_ERROR(M.blas.linear(M.h.as<uint16_t>(), l.wqkv.as<uint16_t>(), M.qkv.get(), true, n, C, QKV));
+    cuda::QkvArgs qa;
+    qa.qkv = M.qkv.as<float>();
+    qa.bias = l.bqkv.as<float>();
+    qa.q_norm = l.q_norm.as<float>();
+    qa.k_norm = l.k_norm.as<float>();
+    qa.inv_freq = M.inv_freq.as<float>();
+    qa.q = M.q.as<uint16_t>();
+    qa.k_cache = l.k_cache.as<uint16_t>();
+    qa.v_cache = l.v_cache.as<uint16_t>();
+    qa.n = n; qa.Hq = Hq; qa.Hkv = Hkv; qa.dh = dh; qa.cap = M.capacity; qa.p0 = p0; qa.rotary_dim = c.rotary_dim;
+    qa.interleaved = c.rope_interleaved;
+    qa.eps = c.norm_eps;
+    BNA_RETURN_IF_ERROR(cuda::qkv_rope(qa, nullptr));
+    const bool dense_layer = !sparse || std::find(M.attn.dense_layers.begin(), M.attn.dense_layers.end(), li) !=
+                                            M.attn.dense_layers.end();
+    BNA_RETURN_IF_ERROR(M.attention(l, !dense_layer, p0, n));
+    BNA_RETURN_IF_ERROR(cuda::heads_to_tokens(M.o.as<uint16_t>(), M.ot.as<uint16_t>(), Hq, n, dh, nullptr));
+    if (!c.sandwich_norm && !c.o_bias) {
+      BNA_RETURN_IF_ERROR(M.blas.linear(M.ot.as<uint16_t>(), l.wo.as<uint16_t>(), M.x.get(), true, n, Hq * dh, C, 1.0f));
+    } else {
+      BNA_RETURN_IF_ERROR(M.blas.linear(M.ot.as<uint16_t>(), l.wo.as<uint16_t>(), M.tmp.get(), true, n, Hq * dh, C));
+      BNA_RETURN_IF_ERROR(cuda::add_residual(M.x.as<float>(), M.tmp.as<float>(), l.bo.as<float>(),
+                                             l.post_attn.as<float>(), n, C, c.norm_eps, nullptr));
+    }
+    BNA_RETURN_IF_ERROR(cuda::rms_norm(M.x.as<float>(), l.ln2.as<float>(), M.h.as<uint16_t>(), n, C, c.norm_eps, nullptr));
+    BNA_RETURN_IF_ERROR(M.blas.linear(M.h.as<uint16_t>(), l.w_gu.as<uint16_t>(), M.gu.get(), false, n, C, 2 * I));
+    BNA_RETURN_IF_ERROR(cuda::swiglu(M.gu.as<uint16_t>(), M.act.as<uint16_t>(), n, I, nullptr));
+    if (!c.sandwich_norm) {
+      BNA_RETURN_IF_ERROR(M.blas.linear(M.act.as<uint16_t>(), l.w_down.as<uint16_t>(), M.x.get(), true, n, I, C, 1.0f));
+    } else {
+      BNA_RETURN_IF_ERROR(M.blas.linear(M.act.as<uint16_t>(), l.w_down.as<uint16_t>(), M.tmp.get(), true, n, I, C));
+      BNA_RETURN_IF_ERROR(cuda::add_residual(M.x.as<float>(), M.tmp.as<float>(), nullptr, l.post_mlp.as<float>(), n, C,
+                                             c.norm_eps, nullptr));
+    }
+  }
+  const int64_t r0 = n - rows_out;
+  BNA_RETURN_IF_ERROR(cuda::rms_norm(M.x.as<float>() + r0 * C, M.norm_w.as<float>(), M.h.as<uint16_t>(), rows_out, C,
+                                     c.norm_eps, nullptr));
+  const DeviceBuffer& head = M.lm_head.get() != nullptr ? M.lm_head : M.embed;
+  BNA_RETURN_IF_ERROR(M.blas.linear(M.h.as<uint16_t>(), head.as<uint16_t>(), M.logits.get(), true, rows_out, C, c.vocab));
+  std::vector<float> out(static_cast<size_t>(rows_out * c.vocab));
+  BNA_RETURN_IF_ERROR(bna::cuda::copy_to_host(out.data(), M.logits.get(), out.size() * 4));  // synchronises
+  M.pos = Tk;
+  sync.done = true;
+  return out;
+}
+
+}  // namespace bna::hf

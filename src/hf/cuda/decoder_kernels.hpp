@@ -1,0 +1,59 @@
+// Host launch API of the decoder's element-wise CUDA kernels (src/hf/cuda/decoder_kernels.cu), used
+// by the CUDA model (cuda_model.cpp). No CUDA header: device pointers are void*/float*/int32_t*,
+// bf16 tensors are uint16_t bits, the stream is a cudaStream_t as void* (nullptr = default stream).
+// Shapes use the model's names: n tokens, C hidden, dh head dim, Hq / Hkv heads, cap cache rows.
+// Every launcher checks its launch and returns Status (kInternal naming the CUDA error).
+#pragma once
+
+#include <cstdint>
+
+#include "bna/status.hpp"
+
+namespace bna::hf::cuda {
+
+// x f32 [n, C] = table bf16 [V, C] rows ids[0..n) (ids: DEVICE int32, already range-checked).
+Status embed(const int32_t* ids, const uint16_t* table, float* x, int64_t n, int64_t C, void* stream);
+
+// y bf16 [n, C] = w * x * rsqrt(mean(x^2) + eps), x f32 [n, C], w f32 [C]. Sums in f32 per thread,
+// then a block tree (fixed order: the result does not depend on the launch).
+Status rms_norm(const float* x, const float* w, uint16_t* y, int64_t n, int64_t C, float eps, void* stream);
+
+// x f32 [n, C] += r, where r = t (f32 [n, C]) + bias (f32 [C] or null), RMS-normalised with w (f32 [C])
+// when w is not null (GLM-4's post-attention / post-MLP norm).
+Status add_residual(float* x, const float* t, const float* bias, const float* w, int64_t n, int64_t C, float eps,
+                    void* stream);
+
+// The attention input step. qkv f32 [n, (Hq + 2 Hkv) dh] (q | k | v per token, the fused projection's
+// output) gets the bias (f32 [(Hq + 2 Hkv) dh] or null), the per-head q/k RMS norms (f32 [dh] each or
+// null), then RoPE at positions p0 + t on the first rotary_dim dims (pairs (i, i + rotary_dim/2), or
+// (2i, 2i+1) when interleaved; angle = fp32 inv_freq[i] * fp32 position, cos/sin in double as the CPU
+// model). Writes q bf16 [Hq, n, dh] and k, v bf16 into the cache [Hkv, cap, dh] at rows p0 .. p0+n-1.
+// inv_freq: DEVICE f32 [rotary_dim / 2], or null with rotary_dim = 0 (no RoPE).
+struct QkvArgs {
+  const float* qkv = nullptr;
+  const float* bias = nullptr;
+  const float* q_norm = nullptr;
+  const float* k_norm = nullptr;
+  const float* inv_freq = nullptr;
+  uint16_t* q = nullptr;
+  uint16_t* k_cache = nullptr;
+  uint16_t* v_cache = nullptr;
+  int64_t n = 0, Hq = 0, Hkv = 0, dh = 0, cap = 0, p0 = 0, rotary_dim = 0;
+  bool interleaved = false;
+  float eps = 1e-6f;
+};
+Status qkv_rope(const QkvArgs& a, void* stream);
+
+// o bf16 [H, n, dh] -> y bf16 [n, H * dh] (the attention output in token-major order).
+Status heads_to_tokens(const uint16_t* o, uint16_t* y, int64_t H, int64_t n, int64_t dh, void* stream);
+
+// gu bf16 [n, 2I] (gate | up) -> y bf16 [n, I] = silu(gate) * up, in f32.
+Status swiglu(const uint16_t* gu, uint16_t* y, int64_t n, int64_t I, void* stream);
+
+// dst bf16 [count] = N(0, stddev) from a counter-based generator keyed by (seed, index): the same
+// values for the same seed on any launch geometry. stddev = 0 fills `value` instead.
+Status fill_bf16(uint16_t* dst, int64_t count, uint64_t seed, float stddev, float value, void* stream);
+// dst f32 [count] = value.
+Status fill_f32(float* dst, int64_t count, float value, void* stream);
+
+}  // namespace bna::hf::cuda
