@@ -72,6 +72,7 @@ Expected<Config> preset_config(const std::string& name) {
     // with the untied head, so long-context attention and the KV cache weigh as in the 1-2B class.
     c.vocab = 151936; c.hidden = 2048; c.layers = 16; c.n_heads = 16; c.n_kv_heads = 8; c.head_dim = 128;
     c.intermediate = 6144;
+    c.max_positions = 262144;  // room for 128k contexts plus decode tokens
   } else {
     return invalid_argument("bench model: preset '" + name + "', expected one of qwen-tiny, qwen-0.5b-like, qwen-1b-like");
   }
