@@ -122,7 +122,10 @@ Status CudaModel::Impl::rebuild_graphs() {
   graphs.clear();
   extra_host.clear();
   E = 0;
-  if (attn.kind != AttnKind::kButterfly || capacity == 0) return Status::ok();
+  if (attn.kind != AttnKind::kButterfly || capacity == 0) {
+    extra_dev = DeviceBuffer();
+    return Status::ok();
+  }
   E = 2 * attn.num_cycles;
   for (int64_t h = 0; h < cfg.n_kv_heads; ++h) {
     topo::DecodeGraphOptions go;
