@@ -15,8 +15,14 @@
 //   insertion: window, landmarks, cycles) holding every cached token; token i attends row i of that
 //   graph as it was when i was appended, in one-shot prefill, chunked prefill and decode alike, so a
 //   token sees the same keys however the sequence was fed (docs/hf.md).
-// * KV cache: contiguous [Hkv, capacity, dh] per layer, capacity fixed at reset(); a prompt longer
-//   than the capacity is an error, never a silent truncation.
+// * Compressed butterfly (AttnKind::kCompressed): a query at position pos attends raw keys [c, pos],
+//   c = max(0, pos - L + 1), plus the f32 means of the routed complete blocks ending at or before c
+//   (the runtime's Path::kCompressed rule, docs/numerics.md), the routing being the butterfly block
+//   layout built for the cache capacity (so it never changes as tokens arrive).
+// * KV cache: contiguous [Hkv, capacity, dh] per dense / Butterfly layer; a compressed layer keeps only
+//   two pools (src/hf/compressed_cache.hpp): a raw ring of max(L, Bs) rows and the block means
+//   [Hkv, (capacity - L) / Bs, dh], O(L + T/Bs) rows per KV head. Capacity fixed at reset(); a prompt
+//   longer than the capacity is an error, never a silent truncation.
 #pragma once
 
 #include <cstdint>
@@ -26,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "bna/butterfly.hpp"
 #include "bna/status.hpp"
 
 namespace bna::hf {
@@ -68,14 +75,30 @@ Expected<Config> parse_config(const std::string& json_text);
 // rescaling included); empty for learned positions.
 std::vector<float> rope_inv_freq(const Config& c);
 
-enum class AttnKind { kDense, kButterfly };
-Expected<AttnKind> parse_attn_kind(const std::string& s);  // "dense" | "butterfly"
+enum class AttnKind { kDense, kButterfly, kCompressed };
+Expected<AttnKind> parse_attn_kind(const std::string& s);  // "dense" | "butterfly" | "compressed"
+const char* attn_kind_name(AttnKind k);                    // the inverse of parse_attn_kind
+
+// Compressed butterfly (docs/hf.md): raw tail L, block means of Bs tokens routed by the butterfly
+// block layout of each compressed layer (topo::butterfly_block_layout over the cache capacity, one
+// layout shared by every KV head; stage = the layer's ordinal among the compressed layers, so
+// ceil(log2 N) consecutive compressed layers run every stage).
+struct CompressedOptions {
+  int64_t tail = 1024;   // L >= 1 raw tokens attended exactly (the runtime's compressed_tail)
+  int64_t block = 64;    // Bs >= 1 tokens per summary (the runtime's compressed_block)
+  topo::PartnerRule rule = topo::PartnerRule::kCausalShift;
+  int64_t partner_count = 1, local_blocks = 1, sink_count = 1;  // >= 0 (topo::ButterflyOptions)
+  // Reference mode for tests: compressed layers keep the full contiguous cache and run the runtime's
+  // Path::kCompressed (attn::plan/run) over all of K/V. Same logits, O(T) memory.
+  bool full_kv_reference = false;
+};
 
 struct AttentionOptions {
   AttnKind kind = AttnKind::kDense;
-  std::vector<int64_t> dense_layers;  // layers kept dense when kind is kButterfly
-  int64_t window = 64, landmark_stride = 64, num_cycles = 1;
+  std::vector<int64_t> dense_layers;  // layers kept dense when kind is kButterfly or kCompressed
+  int64_t window = 64, landmark_stride = 64, num_cycles = 1;  // Butterfly graph
   uint64_t seed = 0;
+  CompressedOptions compressed;       // used when kind is kCompressed
 };
 
 struct SamplingOptions {
@@ -98,15 +121,23 @@ class Model {
   ~Model();
 
   const Config& config() const;
-  Status set_attention(const AttentionOptions& opt);  // errors: window/stride/cycles/dense layer out of range
+  // Errors (kInvalidArgument, naming the value): window/stride/cycles/dense layer out of range;
+  // compressed tail L < 1, block Bs < 1, negative partner/local/sink counts, an unknown partner rule.
+  // With tokens in the cache, switching keeps them: Butterfly graphs are rebuilt, full caches are
+  // compressed into the two pools; a compressed layer cannot go back to a full cache (its old raw rows
+  // are gone): kInvalidArgument, reset() first. On any error the options are unchanged.
+  Status set_attention(const AttentionOptions& opt);
   const AttentionOptions& attention() const;
 
-  // Empties the KV cache and sets its capacity in tokens (>= 1; GPT-2: <= max_positions).
+  // Empties the KV cache and sets its capacity in tokens (>= 1; GPT-2: <= max_positions). The
+  // compressed routing layouts are built for this capacity.
   Status reset(int64_t capacity);
   int64_t position() const;  // tokens in the cache
   int64_t capacity() const;
-  size_t kv_bytes() const;   // bytes held by the KV cache
-  size_t graph_bytes() const;  // bytes held by the Butterfly decode graph (0 for dense)
+  // Bytes the KV cache holds: full caches 2*Hkv*capacity*dh f32 per dense / Butterfly layer, and per
+  // compressed layer its two pools, 2*Hkv*(max(L, Bs) + (capacity - L)/Bs)*dh f32 (allocated at reset).
+  size_t kv_bytes() const;
+  size_t graph_bytes() const;  // Butterfly decode graphs and compressed routing layouts (0 for dense)
 
   // A model of config `c` with random weights (no files): matrices N(0, 0.02), norm weights 1,
   // biases 0, untied LM head. For speed measurements only. Errors: invalid sizes in c (named).
@@ -151,7 +182,9 @@ Expected<double> kl_divergence(std::span<const float> p_logits, std::span<const 
 int64_t top_k_overlap(std::span<const float> a, std::span<const float> b, int64_t k);
 
 struct QualityOptions {
-  AttentionOptions butterfly;    // kind is forced to kButterfly
+  // The sparse side compared with dense: kind kButterfly or kCompressed (kDense is taken as
+  // kButterfly, as before compressed existed).
+  AttentionOptions butterfly;
   int64_t top_k = 10;            // for the top-k overlap
   int64_t positions = 256;       // last positions of the text compared by KL / top-k (0 = all)
   int64_t greedy_tokens = 32;    // greedy decode after the text, dense vs Butterfly
@@ -172,7 +205,7 @@ struct QualityReport {
   double greedy_parity = 0;      // agreeing prefix / greedy_tokens (1 = identical)
 };
 
-// Runs the text through the model dense and then with Butterfly attention (each from an empty cache
+// Runs the text through the model dense and then with Butterfly / compressed attention (each from an empty cache
 // of capacity T + greedy_tokens, prefilled in chunks), then decodes greedily from each. Only the
 // dense logits of the compared positions are held ([positions, V] f32). The model's attention options
 // are restored afterwards and its cache is left reset. Errors: fewer than 2 tokens, options out of
@@ -196,20 +229,22 @@ struct ModelBenchOptions {
   int64_t decode_tokens = 32;
   int64_t chunk = 0;             // prefill chunk (0 = one call)
   AttentionOptions butterfly;    // kind is forced to kButterfly
+  AttentionOptions compressed;   // kind is forced to kCompressed (its CompressedOptions are used)
+  std::vector<AttnKind> kinds = {AttnKind::kDense, AttnKind::kButterfly, AttnKind::kCompressed};  // records per context
   int repeats = 1;               // prefill/decode runs per (attention, context); the median is kept
   uint64_t seed = 0;
 };
 
 struct ModelBenchRecord {
-  std::string attention;         // "dense" | "butterfly"
+  std::string attention;         // "dense" | "butterfly" | "compressed"
   int64_t context = 0;
   double prefill_s = 0, prefill_tok_s = 0;  // median over repeats
   double ttft_s = 0;             // prefill + the first sampled token
   double decode_tok_s = 0;       // decode_tokens one at a time after the prefill
   int64_t peak_rss_bytes = 0;    // process VmHWM after this record (reset before it where Linux allows)
   bool peak_rss_reset = false;   // whether VmHWM could be reset before the record
-  size_t kv_bytes = 0;           // retained KV cache (capacity context + decode_tokens)
-  size_t graph_bytes = 0;        // retained Butterfly graph state
+  size_t kv_bytes = 0;           // retained KV cache (capacity context + decode_tokens): full, or the two pools
+  size_t graph_bytes = 0;        // retained Butterfly graph / compressed routing state
   size_t device_bytes = 0;       // CUDA backend: device bytes the model held after the record (all of them)
 };
 
@@ -221,8 +256,9 @@ struct ModelBenchReport {
   std::vector<ModelBenchRecord> records;
 };
 
-// Dense and Butterfly prefill / decode speed of `m` (reset per record) at each context, on random
-// token ids. Errors: contexts < 2 or beyond the config's positions, decode_tokens < 1, repeats < 1.
+// Prefill / decode speed of `m` (reset per record) for each of opt.kinds at each context, on random
+// token ids. Errors: contexts < 2 or beyond the config's positions, decode_tokens < 1, repeats < 1,
+// no kinds, invalid attention options (named).
 Expected<ModelBenchReport> bench_model(Model& m, const ModelBenchOptions& opt);
 
 }  // namespace bna::hf

@@ -1,13 +1,14 @@
-// Model speed, dense against Butterfly (include/bna/hf.hpp): prefill tokens/s, time to first
-// token, decode tokens/s, peak RSS and retained KV / graph bytes, on Qwen-like configs with random
-// weights (speed does not need trained weights).
+// Model speed, dense against Butterfly and compressed butterfly (include/bna/hf.hpp): prefill
+// tokens/s, time to first token, decode tokens/s, peak RSS and retained KV / graph bytes, on
+// Qwen-like configs with random weights (speed does not need trained weights).
 //
 // Decisions a reader must know:
 // * Peak memory is the process's VmHWM from /proc/self/status. Before each record it is reset by
 //   writing "5" to /proc/self/clear_refs (Linux >= 4.0); where that fails the record says so
 //   (peak_rss_reset = false) and the number is the process peak so far.
-// * Retained KV is what the contiguous cache holds (capacity = context + decode tokens). Butterfly
-//   keeps every K/V row (it reads fewer, it does not store fewer); only its graph state is extra.
+// * Retained KV is what the cache holds (capacity = context + decode tokens). Butterfly keeps every
+//   K/V row (it reads fewer, it does not store fewer); only its graph state is extra. Compressed
+//   layers hold only their two pools (raw ring + block means), so their KV bytes are bounded.
 // * Each record's prefill and decode are timed on a fresh cache; with repeats > 1 the median is kept.
 #include <algorithm>
 #include <chrono>
@@ -83,11 +84,12 @@ Expected<Config> preset_config(const std::string& name) {
 Expected<ModelBenchReport> bench_model(Model& m, const ModelBenchOptions& o) {
   using clock = std::chrono::steady_clock;
   const Config& c = m.config();
-  if (o.decode_tokens < 1 || o.repeats < 1 || o.chunk < 0 || o.contexts.empty()) {
+  if (o.decode_tokens < 1 || o.repeats < 1 || o.chunk < 0 || o.contexts.empty() || o.kinds.empty()) {
     return invalid_argument("bench model: decode_tokens=" + std::to_string(o.decode_tokens) + " repeats=" +
                             std::to_string(o.repeats) + " chunk=" + std::to_string(o.chunk) + " contexts=" +
-                            std::to_string(o.contexts.size()) + ", expected decode_tokens >= 1, repeats >= 1, "
-                            "chunk >= 0 and at least one context");
+                            std::to_string(o.contexts.size()) + " kinds=" + std::to_string(o.kinds.size()) +
+                            ", expected decode_tokens >= 1, repeats >= 1, chunk >= 0, at least one context and "
+                            "one attention kind");
   }
   for (int64_t T : o.contexts) {
     if (T < 2 || T + o.decode_tokens > c.max_positions) {
@@ -96,10 +98,14 @@ Expected<ModelBenchReport> bench_model(Model& m, const ModelBenchOptions& o) {
     }
   }
   const AttentionOptions saved = m.attention();
-  AttentionOptions bf = o.butterfly, dense = o.butterfly;
+  AttentionOptions bf = o.butterfly, dense = o.butterfly, cmp = o.compressed;
   bf.kind = AttnKind::kButterfly;
   dense.kind = AttnKind::kDense;
-  BNA_RETURN_IF_ERROR(m.set_attention(bf));  // validates before any timing
+  cmp.kind = AttnKind::kCompressed;
+  std::vector<const AttentionOptions*> runs;
+  for (AttnKind k : o.kinds) runs.push_back(k == AttnKind::kDense ? &dense : k == AttnKind::kButterfly ? &bf : &cmp);
+  BNA_RETURN_IF_ERROR(m.reset(1));
+  for (const AttentionOptions* a : runs) BNA_RETURN_IF_ERROR(m.set_attention(*a));  // validates before any timing
   ModelBenchReport rep;
   rep.config = c;
   rep.params = count_params(c);
@@ -108,12 +114,12 @@ Expected<ModelBenchReport> bench_model(Model& m, const ModelBenchOptions& o) {
   for (int64_t T : o.contexts) {
     std::vector<int32_t> ids(static_cast<size_t>(T));
     for (auto& t : ids) t = static_cast<int32_t>(rng.uniform_below(static_cast<uint64_t>(c.vocab)));
-    for (const AttentionOptions* a : {&dense, &bf}) {
+    for (const AttentionOptions* a : runs) {
+      BNA_RETURN_IF_ERROR(m.reset(1));  // drop the previous record's cache before the peak is reset
       BNA_RETURN_IF_ERROR(m.set_attention(*a));
       ModelBenchRecord r;
-      r.attention = a->kind == AttnKind::kDense ? "dense" : "butterfly";
+      r.attention = attn_kind_name(a->kind);
       r.context = T;
-      BNA_RETURN_IF_ERROR(m.reset(1));  // drop the previous record's cache before the peak is reset
       r.peak_rss_reset = reset_vm_hwm();
       std::vector<double> pre, ttft, dec;
       for (int rep_i = 0; rep_i < o.repeats; ++rep_i) {
@@ -143,6 +149,7 @@ Expected<ModelBenchReport> bench_model(Model& m, const ModelBenchOptions& o) {
       rep.records.push_back(std::move(r));
     }
   }
+  BNA_RETURN_IF_ERROR(m.reset(1));  // a compressed cache cannot turn back into a full one mid-sequence
   BNA_RETURN_IF_ERROR(m.set_attention(saved));
   return rep;
 }

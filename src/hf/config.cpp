@@ -45,7 +45,17 @@ const char* supported_architectures() {
 Expected<AttnKind> parse_attn_kind(const std::string& s) {
   if (s == "dense") return AttnKind::kDense;
   if (s == "butterfly") return AttnKind::kButterfly;
-  return invalid_argument("attention '" + s + "', expected dense or butterfly");
+  if (s == "compressed") return AttnKind::kCompressed;
+  return invalid_argument("attention '" + s + "', expected dense, butterfly or compressed");
+}
+
+const char* attn_kind_name(AttnKind k) {
+  switch (k) {
+    case AttnKind::kDense: return "dense";
+    case AttnKind::kButterfly: return "butterfly";
+    case AttnKind::kCompressed: return "compressed";
+  }
+  return "?";
 }
 
 static Expected<Config> parse_impl(const std::string& text) {

@@ -1,5 +1,5 @@
-// The one decoder path for every supported family (see include/bna/hf.hpp), its KV cache,
-// sampling and generation.
+// The one decoder path for every supported family (see include/bna/hf.hpp), its KV cache (full, or
+// the compressed layers' two pools of src/hf/compressed_cache.hpp), sampling and generation.
 #include <cblas.h>
 
 #include <algorithm>
@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <numeric>
+#include <optional>
 
 #include "bna/attention.hpp"
 #include "bna/decode_graph.hpp"
@@ -17,6 +18,7 @@
 #include "bna/safetensors.hpp"
 #include "bna/tensor.hpp"
 #include "bna/topology.hpp"
+#include "hf/compressed_cache.hpp"
 
 namespace bna::hf {
 
@@ -25,7 +27,11 @@ struct Layer {
   std::vector<float> wq, wk, wv, wo, bq, bk, bv, bo;  // W [out, in]
   std::vector<float> q_norm, k_norm;
   std::vector<float> w_gate, w_up, w_down, b_up, b_down;  // GELU MLP: w_up = c_fc, w_down = c_proj
-  std::vector<float> k_cache, v_cache;                     // [Hkv, capacity, dh]
+  std::vector<float> k_cache, v_cache;                     // [Hkv, capacity, dh]; empty when pooled
+  // Compressed layers: the block routing (H = 1, built for the capacity), and the two pools unless
+  // the options ask for the full-K/V reference mode.
+  topo::BlockSparseLayout routing;
+  std::optional<detail::CompressedPools> pools;
 };
 
 struct ModelWeights {
@@ -189,6 +195,34 @@ Status rebuild_graph(ModelWeights& W) {
   return Status::ok();
 }
 
+bool listed_dense(const AttentionOptions& a, int64_t li) {
+  return std::find(a.dense_layers.begin(), a.dense_layers.end(), li) != a.dense_layers.end();
+}
+bool is_compressed(const AttentionOptions& a, int64_t li) {
+  return a.kind == AttnKind::kCompressed && !listed_dense(a, li);
+}
+bool uses_pools(const AttentionOptions& a, int64_t li) {
+  return is_compressed(a, li) && !a.compressed.full_kv_reference;
+}
+
+// The routing of every compressed layer of `a` for a cache of `cap` tokens (empty for other layers);
+// a layer's stage is its ordinal among the compressed layers.
+Expected<std::vector<topo::BlockSparseLayout>> build_routing(const Config& c, const AttentionOptions& a, int64_t cap) {
+  std::vector<topo::BlockSparseLayout> r(static_cast<size_t>(c.layers));
+  int64_t ordinal = 0;
+  for (int64_t li = 0; li < c.layers; ++li) {
+    if (!is_compressed(a, li)) continue;
+    BNA_ASSIGN_OR_RETURN(r[li], detail::compressed_routing(a.compressed, cap, ordinal));
+    ++ordinal;
+  }
+  return r;
+}
+
+void free_full(Layer& l) {
+  std::vector<float>().swap(l.k_cache);
+  std::vector<float>().swap(l.v_cache);
+}
+
 // Appends tokens p0..Tk-1 to the decode graph and returns the ABI graph [Hkv, Tk, D] whose row i
 // (p0 <= i < Tk) is row i of the decode graph at size i + 1: the row token i gets in decode, so
 // one-shot prefill, chunked prefill and decode attend the same keys. Rows i < p0 are never queried
@@ -248,12 +282,16 @@ int64_t Model::position() const { return w_->pos; }
 int64_t Model::capacity() const { return w_->capacity; }
 size_t Model::kv_bytes() const {
   size_t b = 0;
-  for (const auto& l : w_->layers) b += (l.k_cache.size() + l.v_cache.size()) * sizeof(float);
+  for (const auto& l : w_->layers) {
+    b += (l.k_cache.size() + l.v_cache.size()) * sizeof(float);
+    if (l.pools) b += l.pools->bytes();
+  }
   return b;
 }
 
 size_t Model::graph_bytes() const {
   size_t b = 0;
+  for (const auto& l : w_->layers) b += detail::routing_bytes(l.routing);
   // prev/next int32 per node, per head and cycle.
   for (const auto& g : w_->graphs) b += static_cast<size_t>(g.options().num_cycles * g.size()) * 2 * sizeof(int32_t);
   return b;
@@ -412,8 +450,53 @@ Status Model::set_attention(const AttentionOptions& o) {
                               std::to_string(w_->cfg.layers) + ")");
     }
   }
-  w_->attn = o;
-  return rebuild_graph(*w_);
+  const CompressedOptions& co = o.compressed;
+  if (o.kind == AttnKind::kCompressed) {
+    if (co.tail < 1 || co.block < 1) {
+      return invalid_argument("attention: compressed tail L=" + std::to_string(co.tail) + " block Bs=" +
+                              std::to_string(co.block) + ", expected L >= 1 and Bs >= 1");
+    }
+    if (co.partner_count < 0 || co.local_blocks < 0 || co.sink_count < 0) {
+      return invalid_argument("attention: compressed partner_count=" + std::to_string(co.partner_count) +
+                              " local_blocks=" + std::to_string(co.local_blocks) + " sink_count=" +
+                              std::to_string(co.sink_count) + ", expected all >= 0");
+    }
+    if (static_cast<int>(co.rule) < 0 || static_cast<int>(co.rule) >= topo::kNumPartnerRules) {
+      return invalid_argument("attention: compressed partner rule value " + std::to_string(static_cast<int>(co.rule)) +
+                              ", expected 0.." + std::to_string(topo::kNumPartnerRules - 1));
+    }
+  }
+  ModelWeights& W = *w_;
+  // Everything that can fail is checked before anything changes.
+  BNA_ASSIGN_OR_RETURN(std::vector<topo::BlockSparseLayout> routing, build_routing(W.cfg, o, W.capacity));
+  auto same_pools = [&](const detail::CompressedPools& P) { return P.L == co.tail && P.Bs == co.block; };
+  for (int64_t li = 0; li < W.cfg.layers; ++li) {
+    const Layer& l = W.layers[li];
+    if (W.pos > 0 && l.pools && !(uses_pools(o, li) && same_pools(*l.pools))) {
+      return invalid_argument("attention: layer " + std::to_string(li) + " holds a compressed cache (L=" +
+                                 std::to_string(l.pools->L) + ", Bs=" + std::to_string(l.pools->Bs) + ") of " +
+                                 std::to_string(W.pos) + " tokens whose older raw rows are gone; it cannot become " +
+                                 (uses_pools(o, li) ? "a compressed cache of other L/Bs" : "a full cache") +
+                                 " mid-sequence (reset() first)");
+    }
+  }
+  const Config& c = W.cfg;
+  for (int64_t li = 0; li < c.layers; ++li) {
+    Layer& l = W.layers[li];
+    l.routing = std::move(routing[li]);
+    if (uses_pools(o, li)) {
+      if (l.pools && same_pools(*l.pools)) continue;
+      l.pools = detail::make_pools(c.n_kv_heads, c.head_dim, W.capacity, co);
+      if (W.pos > 0) detail::pools_from_full(*l.pools, l.k_cache.data(), l.v_cache.data(), W.capacity, W.pos);
+      free_full(l);
+    } else if (l.pools) {  // W.pos == 0 here
+      l.pools.reset();
+      l.k_cache.assign(static_cast<size_t>(c.n_kv_heads * W.capacity * c.head_dim), 0.0f);
+      l.v_cache.assign(l.k_cache.size(), 0.0f);
+    }
+  }
+  W.attn = o;
+  return rebuild_graph(W);
 }
 
 Status Model::reset(int64_t cap) {
@@ -423,9 +506,18 @@ Status Model::reset(int64_t cap) {
     return invalid_argument("model: KV capacity " + std::to_string(cap) + " exceeds n_positions=" +
                             std::to_string(c.max_positions));
   }
-  for (Layer& l : w_->layers) {
-    l.k_cache.assign(static_cast<size_t>(c.n_kv_heads * cap * c.head_dim), 0.0f);
-    l.v_cache.assign(l.k_cache.size(), 0.0f);
+  BNA_ASSIGN_OR_RETURN(std::vector<topo::BlockSparseLayout> routing, build_routing(c, w_->attn, cap));
+  for (int64_t li = 0; li < c.layers; ++li) {
+    Layer& l = w_->layers[li];
+    l.routing = std::move(routing[li]);
+    if (uses_pools(w_->attn, li)) {
+      free_full(l);
+      l.pools = detail::make_pools(c.n_kv_heads, c.head_dim, cap, w_->attn.compressed);
+    } else {
+      l.pools.reset();
+      l.k_cache.assign(static_cast<size_t>(c.n_kv_heads * cap * c.head_dim), 0.0f);
+      l.v_cache.assign(l.k_cache.size(), 0.0f);
+    }
   }
   w_->capacity = cap;
   w_->pos = 0;
@@ -527,19 +619,35 @@ Expected<std::vector<float>> Model::forward(std::span<const int32_t> ids, bool a
       apply_rope(c, W.inv_freq, q.data(), n, Hq, p0);
       apply_rope(c, W.inv_freq, k.data(), n, Hkv, p0);
     }
-    // Append to the cache [Hkv, capacity, dh]; q to [Hq, n, dh].
+    // q to [Hq, n, dh].
     for (int64_t t = 0; t < n; ++t)
+      for (int64_t hh = 0; hh < Hq; ++hh)
+        std::memcpy(&qh[(hh * n + t) * dh], &q[(t * Hq + hh) * dh], dh * sizeof(float));
+    if (l.pools) {
+      // Compressed layer: attention over the two pools and this chunk's k, v [n, Hkv, dh].
+      BNA_RETURN_IF_ERROR(detail::compressed_attend(*l.pools, l.routing, qh.data(), k.data(), v.data(), p0, n, G,
+                                                    1.0f / std::sqrt(static_cast<float>(dh)), oh.data()));
+    }
+    // Full cache: append to [Hkv, capacity, dh].
+    for (int64_t t = 0; t < n && !l.pools; ++t)
       for (int64_t hh = 0; hh < Hkv; ++hh) {
         std::memcpy(&l.k_cache[(hh * W.capacity + p0 + t) * dh], &k[(t * Hkv + hh) * dh], dh * sizeof(float));
         std::memcpy(&l.v_cache[(hh * W.capacity + p0 + t) * dh], &v[(t * Hkv + hh) * dh], dh * sizeof(float));
       }
-    for (int64_t t = 0; t < n; ++t)
-      for (int64_t hh = 0; hh < Hq; ++hh)
-        std::memcpy(&qh[(hh * n + t) * dh], &q[(t * Hq + hh) * dh], dh * sizeof(float));
-    const bool dense_layer = !sparse || std::find(W.attn.dense_layers.begin(), W.attn.dense_layers.end(), li) !=
-                                            W.attn.dense_layers.end();
-    for (int64_t hh = 0; hh < Hkv; ++hh) {
-      const attn::Plan& plan = dense_layer ? dense_plan : sparse_plans[hh];
+    // Compressed layer in the full-K/V reference mode: the runtime's Path::kCompressed over the cache.
+    std::optional<attn::Plan> ref_plan;
+    if (!l.pools && is_compressed(W.attn, li)) {
+      attn::GraphSource src;
+      src.blocks = &l.routing;
+      attn::Options ro;
+      ro.force_path = attn::Path::kCompressed;
+      ro.compressed_tail = W.attn.compressed.tail;
+      ro.compressed_block = W.attn.compressed.block;
+      BNA_ASSIGN_OR_RETURN(ref_plan, attn::plan(src, as, ro));
+    }
+    const bool dense_layer = !sparse || listed_dense(W.attn, li);
+    for (int64_t hh = 0; hh < Hkv && !l.pools; ++hh) {
+      const attn::Plan& plan = ref_plan ? *ref_plan : dense_layer ? dense_plan : sparse_plans[hh];
       const TensorView tq(&qh[hh * G * n * dh], DType::kF32, bna::Shape{1, G, n, dh});
       const TensorView tk(&l.k_cache[hh * W.capacity * dh], DType::kF32, bna::Shape{1, 1, Tk, dh});
       const TensorView tv(&l.v_cache[hh * W.capacity * dh], DType::kF32, bna::Shape{1, 1, Tk, dh});

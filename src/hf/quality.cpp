@@ -1,4 +1,5 @@
-// Quality of Butterfly against dense attention on the same model (include/bna/hf.hpp): the true KL
+// Quality of Butterfly or compressed butterfly against dense attention on the same model
+// (include/bna/hf.hpp): the true KL
 // divergence over the full vocabulary, top-k overlap, top-1 agreement, perplexity and greedy-decode
 // parity.
 //
@@ -132,7 +133,9 @@ Expected<QualityReport> compare_quality(Model& m, std::span<const int32_t> ids, 
   const AttentionOptions saved = m.attention();
   AttentionOptions dense_opt = o.butterfly, bf_opt = o.butterfly;
   dense_opt.kind = AttnKind::kDense;
-  bf_opt.kind = AttnKind::kButterfly;
+  if (bf_opt.kind == AttnKind::kDense) bf_opt.kind = AttnKind::kButterfly;  // the sparse side
+  // Compressed layers drop raw rows, so the cache is emptied before every change of options.
+  BNA_RETURN_IF_ERROR(m.reset(m.capacity()));
   BNA_RETURN_IF_ERROR(m.set_attention(bf_opt));  // validates the Butterfly options before any work
   const int64_t first = o.positions == 0 ? 0 : std::max<int64_t>(0, T - o.positions);
   const int64_t chunk = o.chunk == 0 ? T : o.chunk;
@@ -165,8 +168,8 @@ Expected<QualityReport> compare_quality(Model& m, std::span<const int32_t> ids, 
     else st = p.status();
   }
   // Restore the caller's attention options and leave an empty cache, whatever happened.
-  const Status restore = m.set_attention(saved);
   const Status cleared = m.reset(m.capacity());
+  const Status restore = m.set_attention(saved);
   BNA_RETURN_IF_ERROR(st);
   BNA_RETURN_IF_ERROR(restore);
   BNA_RETURN_IF_ERROR(cleared);

@@ -186,21 +186,38 @@ TEST(BenchModel, TinyRandomConfig) {
   o.contexts = {40, 17};
   o.decode_tokens = 3;
   o.butterfly = butterfly(4, 8);
+  o.compressed.compressed.tail = 8;
+  o.compressed.compressed.block = 4;
   auto r = bench_model(*m, o);
   ASSERT_TRUE(r.has_value()) << r.status().to_string();
-  ASSERT_EQ(r->records.size(), 4u);
-  for (size_t i = 0; i < 4; ++i) {
+  ASSERT_EQ(r->records.size(), 6u);
+  const char* kinds[] = {"dense", "butterfly", "compressed"};
+  for (size_t i = 0; i < 6; ++i) {
     const auto& x = r->records[i];
-    EXPECT_EQ(x.attention, i % 2 == 0 ? "dense" : "butterfly");
-    EXPECT_EQ(x.context, i < 2 ? 40 : 17);
+    EXPECT_EQ(x.attention, kinds[i % 3]);
+    EXPECT_EQ(x.context, i < 3 ? 40 : 17);
     EXPECT_GT(x.prefill_tok_s, 0);
     EXPECT_GT(x.decode_tok_s, 0);
     EXPECT_GE(x.ttft_s, x.prefill_s);
     EXPECT_GT(x.peak_rss_bytes, 0);
-    // KV: 2 layers * (K + V) * Hkv * (context + decode) * dh * 4 bytes, the same for both.
-    EXPECT_EQ(x.kv_bytes, size_t(2 * 2 * 2 * (x.context + 3) * 8 * 4));
-    EXPECT_EQ(x.graph_bytes > 0, x.attention == "butterfly");
+    // KV: 2 layers * (K + V) * Hkv * rows * dh * 4 bytes; rows = context + decode for dense and
+    // Butterfly, L + (capacity - L) / Bs for compressed (the two pools).
+    const int64_t cap = x.context + 3;
+    const int64_t rows = x.attention == "compressed" ? 8 + (cap - 8) / 4 : cap;
+    EXPECT_EQ(x.kv_bytes, size_t(2 * 2 * 2 * rows * 8 * 4)) << x.attention;
+    EXPECT_EQ(x.graph_bytes > 0, x.attention != "dense");
   }
+  o.kinds = {AttnKind::kCompressed};
+  r = bench_model(*m, o);
+  ASSERT_TRUE(r.has_value()) << r.status().to_string();
+  ASSERT_EQ(r->records.size(), 2u);
+  EXPECT_EQ(r->records[0].attention, "compressed");
+  o.compressed.compressed.block = 0;
+  EXPECT_FALSE(bench_model(*m, o).has_value());
+  o.compressed.compressed.block = 4;
+  o.kinds.clear();
+  EXPECT_FALSE(bench_model(*m, o).has_value());
+  o.kinds = {AttnKind::kDense, AttnKind::kButterfly, AttnKind::kCompressed};
   o.decode_tokens = 0;
   EXPECT_FALSE(bench_model(*m, o).has_value());
   o.decode_tokens = 1;

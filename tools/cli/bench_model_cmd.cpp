@@ -1,9 +1,11 @@
 // bna bench model [--preset qwen-tiny|qwen-0.5b-like] [--layers N --hidden N --heads N --kv-heads N
 //                 --head-dim N --intermediate N --vocab N] [--context T ...] [--decode-tokens N]
-//                 [--window W --landmark-stride S --cycles C] [--repeats N] [--backend cpu|cuda]
-//                 [--json] [--out FILE]
+//                 [--attention dense|butterfly|compressed ...] [--window W --landmark-stride S --cycles C]
+//                 [--compressed-tail L --compressed-block Bs] [--repeats N] [--backend cpu|cuda] [--json]
+//                 [--out FILE]
 // A llama-bench-like table of hf::bench_model: prefill tokens/s, time to first token, decode
-// tokens/s, peak RSS, retained KV and graph bytes, dense against Butterfly, on a Qwen-like config with
+// tokens/s, peak RSS, retained KV and graph bytes, dense against Butterfly (the default records) and
+// compressed butterfly (--attention compressed; records name their kind), on a Qwen-like config with
 // random weights built in memory (--backend cuda: on the GPU in bf16, hf::CudaModel; the record's
 // device_bytes is the model's whole device footprint). --json prints one document (machine, threads, commit from
 // $BNA_COMMIT, build type, config, records); --out writes it atomically to FILE as well.
@@ -27,6 +29,8 @@ struct BenchModelFlags {
   int64_t layers = 0, hidden = 0, heads = 0, kv_heads = 0, head_dim = 0, intermediate = 0, vocab = 0;
   std::vector<int64_t> contexts;
   int64_t decode_tokens = 32, chunk = 0, window = 64, landmark_stride = 64, cycles = 1;
+  int64_t compressed_tail = 1024, compressed_block = 64;
+  std::vector<std::string> attention = {"dense", "butterfly"};
   int repeats = 1;
   uint64_t seed = 0;
   bool json = false;
@@ -65,6 +69,14 @@ int run_bench_model(const BenchModelFlags& f) {
   o.butterfly.landmark_stride = f.landmark_stride;
   o.butterfly.num_cycles = f.cycles;
   o.butterfly.seed = f.seed;
+  o.compressed.compressed.tail = f.compressed_tail;
+  o.compressed.compressed.block = f.compressed_block;
+  o.kinds.clear();
+  for (const std::string& a : f.attention) {
+    auto k = hf::parse_attn_kind(a);
+    if (!k) return fail(k.status(), "use --attention dense, butterfly or compressed (repeatable)");
+    o.kinds.push_back(*k);
+  }
   Expected<hf::ModelBenchReport> rep = unavailable("bench model: not run");
   if (gpu) {
     auto m = hf::CudaModel::random(c, f.seed);
@@ -96,6 +108,8 @@ int run_bench_model(const BenchModelFlags& f) {
                  {"intermediate", k.intermediate}, {"vocab", k.vocab}, {"params", hf::count_params(k)}};
   j["butterfly"] = {{"window", f.window}, {"landmark_stride", f.landmark_stride}, {"cycles", f.cycles},
                     {"graph", "decode graph, random insertion"}};
+  j["compressed"] = {{"tail", f.compressed_tail}, {"block", f.compressed_block},
+                     {"routing", "butterfly block layout at the capacity, causal_shift, 1 partner, 1 local, 1 sink"}};
   j["decode_tokens"] = f.decode_tokens;
   j["prefill_chunk"] = f.chunk;
   j["repeats"] = f.repeats;
@@ -114,16 +128,17 @@ int run_bench_model(const BenchModelFlags& f) {
     return 0;
   }
   std::printf("machine: %s, %d threads, %s; %s: %lld layers, hidden %lld, heads %lld/%lld, dh %lld, I %lld, V %lld, "
-              "%.1fM params; Butterfly W=%lld S=%lld cycles=%lld\n",
-              machine.c_str(), rep->threads, gpu ? "bf16" : "f32", f.preset.c_str(), (long long)k.layers, (long long)k.hidden,
-              (long long)k.n_heads, (long long)k.n_kv_heads, (long long)k.head_dim, (long long)k.intermediate,
-              (long long)k.vocab, hf::count_params(k) / 1e6, (long long)f.window, (long long)f.landmark_stride,
-              (long long)f.cycles);
-  std::printf("| %-9s | %7s | %12s | %9s | %11s | %10s | %10s | %10s |\n", "attention", "context", "prefill t/s",
+              "%.1fM params; Butterfly W=%lld S=%lld cycles=%lld; compressed L=%lld Bs=%lld\n",
+              machine.c_str(), rep->threads, gpu ? "bf16" : "f32", f.preset.c_str(), (long long)k.layers,
+              (long long)k.hidden, (long long)k.n_heads, (long long)k.n_kv_heads, (long long)k.head_dim,
+              (long long)k.intermediate, (long long)k.vocab, hf::count_params(k) / 1e6, (long long)f.window,
+              (long long)f.landmark_stride, (long long)f.cycles, (long long)f.compressed_tail,
+              (long long)f.compressed_block);
+  std::printf("| %-10s | %7s | %12s | %9s | %11s | %10s | %10s | %10s |\n", "attention", "context", "prefill t/s",
               "TTFT s", "decode t/s", gpu ? "device mem" : "peak RSS", "KV bytes", "graph B");
-  std::printf("|-----------|---------|--------------|-----------|-------------|------------|------------|------------|\n");
+  std::printf("|------------|---------|--------------|-----------|-------------|------------|------------|------------|\n");
   for (const auto& r : rep->records) {
-    std::printf("| %-9s | %7lld | %12.1f | %9.3f | %11.2f | %7.1f MiB | %6.1f MiB | %6.1f KiB |\n", r.attention.c_str(),
+    std::printf("| %-10s | %7lld | %12.1f | %9.3f | %11.2f | %7.1f MiB | %6.1f MiB | %6.1f KiB |\n", r.attention.c_str(),
                 (long long)r.context, r.prefill_tok_s, r.ttft_s, r.decode_tok_s,
                 (gpu ? static_cast<double>(r.device_bytes) : static_cast<double>(r.peak_rss_bytes)) / 1048576.0,
                 r.kv_bytes / 1048576.0, r.graph_bytes / 1024.0);
@@ -134,7 +149,7 @@ int run_bench_model(const BenchModelFlags& f) {
 BNA_CLI_COMMAND([](CLI::App& root) {
   auto* f = new BenchModelFlags();  // lives for the process
   auto* bench = ensure_subcommand(&root, "bench", "benchmarks");
-  auto* sub = bench->add_subcommand("model", "prefill/decode speed and memory of a random Qwen-like model, dense vs Butterfly");
+  auto* sub = bench->add_subcommand("model", "prefill/decode speed and memory of a random Qwen-like model, dense vs Butterfly vs compressed");
   sub->add_option("--preset", f->preset, "qwen-tiny | qwen-0.5b-like | qwen-1b-like")->capture_default_str();
   sub->add_option("--backend", f->backend, "cpu | cuda (bf16 on the GPU)")->capture_default_str();
   sub->add_option("--layers", f->layers, "override the preset's layer count");
@@ -150,6 +165,10 @@ BNA_CLI_COMMAND([](CLI::App& root) {
   sub->add_option("--window", f->window, "butterfly window W")->capture_default_str();
   sub->add_option("--landmark-stride", f->landmark_stride, "butterfly landmark stride S")->capture_default_str();
   sub->add_option("--cycles", f->cycles, "butterfly cycles per KV head")->capture_default_str();
+  sub->add_option("--attention", f->attention, "record kinds, in order: dense | butterfly | compressed (repeatable)")
+      ->capture_default_str();
+  sub->add_option("--compressed-tail", f->compressed_tail, "compressed raw tail L")->capture_default_str();
+  sub->add_option("--compressed-block", f->compressed_block, "compressed block size Bs")->capture_default_str();
   sub->add_option("--repeats", f->repeats, "runs per record (median)")->capture_default_str();
   sub->add_option("--seed", f->seed, "weights, ids and graph seed")->capture_default_str();
   sub->add_flag("--json", f->json, "one JSON document instead of the table");

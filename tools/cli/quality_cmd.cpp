@@ -1,7 +1,9 @@
-// bna quality --model DIR --text-file F [--window W --landmark-stride S --cycles C --dense-layers L...]
+// bna quality --model DIR --text-file F [--attention butterfly|compressed] [--window W --landmark-stride S
+//             --cycles C --dense-layers L...] [--compressed-tail L --compressed-block Bs --partner-rule R]
 //             [--top-k K --positions N --greedy-tokens N --prefill-chunk N --max-tokens N] [--json]
-// Butterfly against dense on the same Hugging Face model and text (hf::compare_quality): true KL over
-// the full vocabulary (mean, max), top-k overlap, top-1 agreement, perplexity of both, greedy parity.
+// Butterfly or compressed butterfly against dense on the same Hugging Face model and text
+// (hf::compare_quality): true KL over the full vocabulary (mean, max), top-k overlap, top-1
+// agreement, perplexity of both, greedy parity.
 #include <cstdio>
 #include <iostream>
 
@@ -16,7 +18,8 @@ namespace bna::cli {
 namespace {
 
 struct QualityFlags {
-  std::string model, text_file;
+  std::string model, text_file, attention = "butterfly", partner_rule = "causal_shift";
+  int64_t tail = 1024, block = 64;
   int64_t window = 64, landmark_stride = 64, cycles = 1, top_k = 10, positions = 256, greedy = 32, chunk = 256;
   int64_t max_tokens = 0;
   std::vector<int64_t> dense_layers;
@@ -26,6 +29,12 @@ struct QualityFlags {
 
 int run_quality(const QualityFlags& f) {
   if (f.max_tokens < 0) return fail_usage("--max-tokens " + std::to_string(f.max_tokens) + ", expected >= 0");
+  auto kind = hf::parse_attn_kind(f.attention);
+  if (!kind) return fail(kind.status(), "use --attention butterfly or --attention compressed");
+  if (*kind == hf::AttnKind::kDense)
+    return fail_usage("--attention dense: quality compares a sparse kind with dense", "use butterfly or compressed");
+  auto rule = topo::parse_partner_rule(f.partner_rule);
+  if (!rule) return fail(rule.status());
   auto text = io::read_file(f.text_file);
   if (!text) return fail(text.status());
   auto tk = tok::load_tokenizer_json(f.model + "/tokenizer.json");
@@ -36,7 +45,10 @@ int run_quality(const QualityFlags& f) {
   if (!ids) return fail(ids.status());
   if (f.max_tokens > 0 && static_cast<int64_t>(ids->size()) > f.max_tokens) ids->resize(f.max_tokens);
   hf::QualityOptions qo;
-  qo.butterfly.kind = hf::AttnKind::kButterfly;
+  qo.butterfly.kind = *kind;
+  qo.butterfly.compressed.tail = f.tail;
+  qo.butterfly.compressed.block = f.block;
+  qo.butterfly.compressed.rule = *rule;
   qo.butterfly.dense_layers = f.dense_layers;
   qo.butterfly.window = f.window;
   qo.butterfly.landmark_stride = f.landmark_stride;
@@ -52,8 +64,12 @@ int run_quality(const QualityFlags& f) {
     nlohmann::json j;
     j["model"] = f.model;
     j["architecture"] = m->config().architecture;
+    j["attention"] = f.attention;
     j["butterfly"] = {{"window", f.window}, {"landmark_stride", f.landmark_stride}, {"cycles", f.cycles},
                       {"dense_layers", f.dense_layers}, {"seed", f.seed}};
+    if (*kind == hf::AttnKind::kCompressed)
+      j["compressed"] = {{"tail", f.tail}, {"block", f.block}, {"partner_rule", f.partner_rule},
+                         {"dense_layers", f.dense_layers}};
     j["tokens"] = r->tokens;
     j["first_position"] = r->first_position;
     j["kl_mean"] = r->kl_mean;
@@ -73,14 +89,20 @@ int run_quality(const QualityFlags& f) {
     std::cout << j.dump(2) << "\n";
     return 0;
   }
-  std::printf("model %s (%s), %lld tokens, Butterfly W=%lld S=%lld cycles=%lld\n", f.model.c_str(),
-              m->config().architecture.c_str(), (long long)r->tokens, (long long)f.window, (long long)f.landmark_stride,
-              (long long)f.cycles);
-  std::printf("KL(dense||butterfly) over positions %lld..%lld: mean %.6g nats, max %.6g at %lld\n",
-              (long long)r->first_position, (long long)(r->tokens - 1), r->kl_mean, r->kl_max, (long long)r->kl_argmax);
+  if (*kind == hf::AttnKind::kCompressed) {
+    std::printf("model %s (%s), %lld tokens, compressed L=%lld Bs=%lld rule %s\n", f.model.c_str(),
+                m->config().architecture.c_str(), (long long)r->tokens, (long long)f.tail, (long long)f.block,
+                f.partner_rule.c_str());
+  } else {
+    std::printf("model %s (%s), %lld tokens, Butterfly W=%lld S=%lld cycles=%lld\n", f.model.c_str(),
+                m->config().architecture.c_str(), (long long)r->tokens, (long long)f.window,
+                (long long)f.landmark_stride, (long long)f.cycles);
+  }
+  std::printf("KL(dense||%s) over positions %lld..%lld: mean %.6g nats, max %.6g at %lld\n",
+              f.attention.c_str(), (long long)r->first_position, (long long)(r->tokens - 1), r->kl_mean, r->kl_max, (long long)r->kl_argmax);
   std::printf("top-%lld overlap %.4f, top-1 agreement %.4f\n", (long long)f.top_k, r->top_k_overlap_mean,
               r->top1_agreement);
-  std::printf("perplexity dense %.4f, butterfly %.4f\n", r->ppl_dense, r->ppl_butterfly);
+  std::printf("perplexity dense %.4f, %s %.4f\n", r->ppl_dense, f.attention.c_str(), r->ppl_butterfly);
   std::printf("greedy parity %.4f over %lld tokens (first divergence %lld)\n", r->greedy_parity, (long long)f.greedy,
               (long long)r->first_divergence);
   return 0;
@@ -88,7 +110,12 @@ int run_quality(const QualityFlags& f) {
 
 BNA_CLI_COMMAND([](CLI::App& root) {
   auto* f = new QualityFlags();  // lives for the process
-  auto* sub = root.add_subcommand("quality", "Butterfly vs dense on a Hugging Face model: KL, top-k, perplexity, greedy parity");
+  auto* sub = root.add_subcommand("quality", "Butterfly or compressed vs dense on a Hugging Face model: KL, top-k, "
+                                  "perplexity, greedy parity");
+  sub->add_option("--attention", f->attention, "the kind compared with dense: butterfly | compressed")->capture_default_str();
+  sub->add_option("--compressed-tail", f->tail, "compressed: raw tail L")->capture_default_str();
+  sub->add_option("--compressed-block", f->block, "compressed: block size Bs")->capture_default_str();
+  sub->add_option("--partner-rule", f->partner_rule, "compressed routing partner rule")->capture_default_str();
   sub->add_option("--model", f->model, "model directory (config.json, *.safetensors, tokenizer.json)")->required();
   sub->add_option("--text-file", f->text_file, "UTF-8 text")->required();
   sub->add_option("--window", f->window, "butterfly window W")->capture_default_str();

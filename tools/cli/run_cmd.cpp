@@ -1,4 +1,4 @@
-// bna run --model DIR --prompt-file F [--attention butterfly|dense] [--max-new-tokens N] ...: loads a
+// bna run --model DIR --prompt-file F [--attention dense|butterfly|compressed] [--max-new-tokens N] ...: loads a
 // Hugging Face model directory (config.json, safetensors, tokenizer.json), prefills the prompt and
 // decodes, printing the continuation and timings. All work happens in bna::hf / bna::tok.
 #include <chrono>
@@ -16,6 +16,8 @@ struct RunFlags {
   std::string model, prompt_file, attention = "dense";
   int64_t max_new = 32, chunk = 0, window = 64, landmark_stride = 64, cycles = 1;
   std::vector<int64_t> dense_layers;
+  int64_t tail = 1024, block = 64, partner_count = 1, local_blocks = 1, sink_count = 1;
+  std::string partner_rule = "causal_shift";
   float temperature = 0.0f, top_p = 1.0f;
   int64_t top_k = 0;
   uint64_t seed = 0;
@@ -24,7 +26,9 @@ struct RunFlags {
 int run_model(const RunFlags& f) {
   using clock = std::chrono::steady_clock;
   auto kind = hf::parse_attn_kind(f.attention);
-  if (!kind) return fail(kind.status(), "use --attention dense or --attention butterfly");
+  if (!kind) return fail(kind.status(), "use --attention dense, butterfly or compressed");
+  auto rule = topo::parse_partner_rule(f.partner_rule);
+  if (!rule) return fail(rule.status());
   if (f.max_new < 0) return fail_usage("--max-new-tokens " + std::to_string(f.max_new) + ", expected >= 0");
   auto prompt = io::read_file(f.prompt_file);
   if (!prompt) return fail(prompt.status());
@@ -40,6 +44,12 @@ int run_model(const RunFlags& f) {
   ao.num_cycles = f.cycles;
   ao.dense_layers = f.dense_layers;
   ao.seed = f.seed;
+  ao.compressed.tail = f.tail;
+  ao.compressed.block = f.block;
+  ao.compressed.rule = *rule;
+  ao.compressed.partner_count = f.partner_count;
+  ao.compressed.local_blocks = f.local_blocks;
+  ao.compressed.sink_count = f.sink_count;
   if (Status st = m->set_attention(ao); !st.is_ok()) return fail(st);
   auto ids = (*tk)->try_encode(*prompt);
   if (!ids) return fail(ids.status());
@@ -70,13 +80,20 @@ BNA_CLI_COMMAND([](CLI::App& root) {
   auto* sub = root.add_subcommand("run", "run a Hugging Face model directory on a prompt (CPU, fp32)");
   sub->add_option("--model", f->model, "model directory (config.json, *.safetensors, tokenizer.json)")->required();
   sub->add_option("--prompt-file", f->prompt_file, "UTF-8 prompt file")->required();
-  sub->add_option("--attention", f->attention, "dense | butterfly")->capture_default_str();
+  sub->add_option("--attention", f->attention, "dense | butterfly | compressed")->capture_default_str();
   sub->add_option("--max-new-tokens", f->max_new, "tokens to generate")->capture_default_str();
   sub->add_option("--prefill-chunk", f->chunk, "prefill chunk in tokens (0 = whole prompt)")->capture_default_str();
   sub->add_option("--window", f->window, "butterfly window W")->capture_default_str();
   sub->add_option("--landmark-stride", f->landmark_stride, "butterfly landmark stride S (0 = none)")->capture_default_str();
   sub->add_option("--cycles", f->cycles, "butterfly cycles per KV head")->capture_default_str();
-  sub->add_option("--dense-layers", f->dense_layers, "layers kept dense under --attention butterfly");
+  sub->add_option("--dense-layers", f->dense_layers, "layers kept dense under --attention butterfly|compressed");
+  sub->add_option("--compressed-tail", f->tail, "compressed: raw tail L attended exactly")->capture_default_str();
+  sub->add_option("--compressed-block", f->block, "compressed: block size Bs of the summaries")->capture_default_str();
+  sub->add_option("--partner-rule", f->partner_rule, "compressed routing: xor | causal_shift | bit_reversal | benes | "
+                  "fixed_stride | random")->capture_default_str();
+  sub->add_option("--partner-count", f->partner_count, "compressed routing: partners per block")->capture_default_str();
+  sub->add_option("--local-blocks", f->local_blocks, "compressed routing: previous blocks b-1..b-n")->capture_default_str();
+  sub->add_option("--sink-count", f->sink_count, "compressed routing: sink blocks 0..n-1")->capture_default_str();
   sub->add_option("--temperature", f->temperature, "0 = greedy")->capture_default_str();
   sub->add_option("--top-k", f->top_k, "0 = off")->capture_default_str();
   sub->add_option("--top-p", f->top_p, "1 = off")->capture_default_str();
