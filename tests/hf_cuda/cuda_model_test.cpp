@@ -8,8 +8,10 @@
 // 2^-8 * sqrt(R) * rms(cpu), R = 6 * layers + 2 bf16 rounding points on the path of a logit (each
 // rounds to 2^-9 relative; independent errors add in quadrature; factor 2 for the GEMM sums), and
 // max|gpu - cpu| <= 8 * that rms bound. The argmax must agree wherever the CPU's top-1 margin
-// exceeds 8 * the rms bound. NaN never passes. Butterfly must also match the CPU's Butterfly far
-// better than the CPU's dense logits (the graph, not only the numerics, must be the same).
+// exceeds 8 * the rms bound. NaN never passes. Butterfly and compressed must also match the CPU's
+// same kind far better than the CPU's dense logits (the graph / routing and the two-pool rule, not
+// only the numerics, must be the same). Compressed: GPU prefill is the runtime's compressed kernel,
+// then decode over the GPU's ring and bf16 block means; CPU is its f32 two-pool cache.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -176,9 +178,13 @@ TEST_P(CudaModelVsCpu, PrefillAndDecodeMatchTheCpuModel) {
   bf.landmark_stride = 16;
   bf.num_cycles = 2;
   bf.seed = 5;
+  AttentionOptions cmp;  // small tail and blocks, so summaries and routing decide most keys
+  cmp.kind = AttnKind::kCompressed;
+  cmp.compressed.tail = 24;
+  cmp.compressed.block = 8;
   std::vector<float> cpu_dense_all;
-  for (const AttentionOptions* a : {&dense, &bf}) {
-    const std::string what = family + (a->kind == AttnKind::kDense ? " dense" : " butterfly");
+  for (const AttentionOptions* a : {&dense, &bf, &cmp}) {
+    const std::string what = family + " " + bna::hf::attn_kind_name(a->kind);
     ASSERT_TRUE(cpu->set_attention(*a).is_ok());
     ASSERT_TRUE(gpu->set_attention(*a).is_ok());
     ASSERT_TRUE(cpu->reset(256).is_ok());
@@ -201,7 +207,7 @@ TEST_P(CudaModelVsCpu, PrefillAndDecodeMatchTheCpuModel) {
     } else {
       const Diff vs_bf = diff(got, *ref), vs_dense = diff(got, cpu_dense_all);
       EXPECT_LT(4 * vs_bf.rms_err, vs_dense.rms_err)
-          << what << ": GPU Butterfly is not clearly closer to CPU Butterfly than to CPU dense";
+          << what << ": GPU logits are not clearly closer to the CPU's same kind than to CPU dense";
     }
   }
   fs::remove_all(dir);
@@ -236,6 +242,27 @@ TEST(CudaModel, RejectsWhatTheBackendDoesNotCover) {
   ASSERT_TRUE(m->reset(4).is_ok());
   std::vector<int32_t> five(5, 1);
   EXPECT_EQ(m->forward(five).status().code(), bna::StatusCode::kInvalidArgument);
+  // Compressed: bad options, several tokens per decode call, switching storage with tokens cached.
+  AttentionOptions cmp;
+  cmp.kind = AttnKind::kCompressed;
+  cmp.compressed.block = 0;
+  auto st = m->set_attention(cmp);
+  EXPECT_EQ(st.code(), bna::StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("block=0"), std::string::npos) << st.to_string();
+  cmp.compressed.block = 16;
+  cmp.compressed.tail = 32;
+  ASSERT_TRUE(m->reset(300).is_ok());
+  ASSERT_TRUE(m->set_attention(cmp).is_ok());
+  ASSERT_TRUE(m->forward(ids).has_value());
+  std::vector<int32_t> two(2, 1);
+  EXPECT_EQ(m->forward(two).status().code(), bna::StatusCode::kUnimplemented);
+  ASSERT_TRUE(m->forward(std::span<const int32_t>(two.data(), 1)).has_value());
+  AttentionOptions dense;
+  EXPECT_EQ(m->set_attention(dense).code(), bna::StatusCode::kUnimplemented);
+  EXPECT_EQ(m->position(), 101);
+  // Bounded memory: the pools hold R = 32 ring rows and (300 - 32) / 16 = 16 summaries per KV head.
+  const auto& c = m->config();
+  EXPECT_EQ(m->kv_bytes(), static_cast<size_t>(c.layers * 2 * c.n_kv_heads * (32 + 16) * c.head_dim * 2));
 }
 
 }  // namespace

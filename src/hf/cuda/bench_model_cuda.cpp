@@ -25,11 +25,16 @@ Expected<ModelBenchReport> bench_model_cuda(CudaModel& m, const ModelBenchOption
     if (T < 2 || T + o.decode_tokens > c.max_positions)
       return invalid_argument("bench model: context " + std::to_string(T) + " (+ " + std::to_string(o.decode_tokens) +
                               " decode tokens), expected >= 2 and <= max_positions=" + std::to_string(c.max_positions));
+  if (o.kinds.empty()) return invalid_argument("bench model: kinds=0, expected at least one attention kind");
   const AttentionOptions saved = m.attention();
-  AttentionOptions bf = o.butterfly, dense = o.butterfly;
+  AttentionOptions bf = o.butterfly, dense = o.butterfly, cmp = o.compressed;
   bf.kind = AttnKind::kButterfly;
   dense.kind = AttnKind::kDense;
-  BNA_RETURN_IF_ERROR(m.set_attention(bf));  // validates before any timing
+  cmp.kind = AttnKind::kCompressed;
+  std::vector<const AttentionOptions*> runs;
+  for (AttnKind k : o.kinds) runs.push_back(k == AttnKind::kDense ? &dense : k == AttnKind::kButterfly ? &bf : &cmp);
+  BNA_RETURN_IF_ERROR(m.reset(1));
+  for (const AttentionOptions* a : runs) BNA_RETURN_IF_ERROR(m.set_attention(*a));  // validates before any timing
   ModelBenchReport rep;
   rep.config = c;
   rep.params = count_params(c);
@@ -43,10 +48,11 @@ Expected<ModelBenchReport> bench_model_cuda(CudaModel& m, const ModelBenchOption
   for (int64_t T : o.contexts) {
     std::vector<int32_t> ids(static_cast<size_t>(T));
     for (auto& t : ids) t = static_cast<int32_t>(rng.uniform_below(static_cast<uint64_t>(c.vocab)));
-    for (const AttentionOptions* a : {&dense, &bf}) {
+    for (const AttentionOptions* a : runs) {
+      BNA_RETURN_IF_ERROR(m.reset(1));  // frees the previous record's cache first
       BNA_RETURN_IF_ERROR(m.set_attention(*a));
       ModelBenchRecord r;
-      r.attention = a->kind == AttnKind::kDense ? "dense" : "butterfly";
+      r.attention = attn_kind_name(a->kind);
       r.context = T;
       std::vector<double> pre, ttft, dec;
       for (int i = 0; i <= o.repeats; ++i) {  // run 0 warms up (cuBLAS heuristics, buffer growth)
@@ -77,6 +83,7 @@ Expected<ModelBenchReport> bench_model_cuda(CudaModel& m, const ModelBenchOption
       rep.records.push_back(std::move(r));
     }
   }
+  BNA_RETURN_IF_ERROR(m.reset(1));
   BNA_RETURN_IF_ERROR(m.set_attention(saved));
   return rep;
 }

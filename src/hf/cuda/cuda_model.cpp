@@ -12,6 +12,7 @@
 #include "bna/io.hpp"
 #include "bna/safetensors.hpp"
 #include "bna/topology.hpp"
+#include "hf/compressed_cache.hpp"
 #include "hf/cuda/blas.hpp"
 #include "hf/cuda/decoder_kernels.hpp"
 
@@ -36,6 +37,11 @@ Status upload_bf16(const std::vector<float>& v, DeviceBuffer& d) {
   for (size_t i = 0; i < v.size(); ++i) h[i] = to_bf16(v[i]);
   BNA_RETURN_IF_ERROR(d.allocate(h.size() * 2));
   return bna::cuda::copy_to_device(d.get(), h.data(), h.size() * 2);
+}
+
+Status upload_i32(const std::vector<int32_t>& v, DeviceBuffer& d) {
+  BNA_RETURN_IF_ERROR(d.allocate(std::max<size_t>(v.size(), 1) * 4));
+  return v.empty() ? Status::ok() : bna::cuda::copy_to_device(d.get(), v.data(), v.size() * 4);
 }
 
 Status upload_f32(const std::vector<float>& v, DeviceBuffer& d) {
@@ -74,7 +80,14 @@ struct CudaLayer {
   DeviceBuffer wqkv, wo, w_gu, w_down;              // bf16 [out, in]
   DeviceBuffer bqkv, bo, q_norm, k_norm;            // f32, empty when the family has none
   DeviceBuffer ln1, ln2, post_attn, post_mlp;       // f32 [C]
-  DeviceBuffer k_cache, v_cache;                    // bf16 [Hkv, capacity, dh]
+  DeviceBuffer k_cache, v_cache;                    // bf16 [Hkv, capacity, dh] (dense / Butterfly layers)
+  // Compressed layer: the two pools instead of the cache, and its routing (H = 1) on host and device.
+  bool compressed = false;
+  DeviceBuffer ring_k, ring_v;                      // bf16 [Hkv, R, dh], token p in row p mod R
+  DeviceBuffer sum_k, sum_v;                        // bf16 [Hkv, n_sum, dh] block means
+  topo::BlockSparseLayout routing;
+  DeviceBuffer r_indptr, r_indices;
+  int64_t ordinal = 0;                              // among the compressed layers
 };
 
 struct CudaModel::Impl {
@@ -89,6 +102,11 @@ struct CudaModel::Impl {
   std::vector<int32_t> extra_host;
   DeviceBuffer extra_dev;
   int64_t E = 0;
+  // Compressed layers: ring rows R, summaries n_sum, longest routing row; per-call state.
+  int64_t R = 0, n_sum = 0, max_route = 0, n_compressed = 0;
+  std::vector<int32_t> route_host;  // [n_compressed, max_route] routed blocks of this decode step
+  std::vector<int64_t> route_len;   // [n_compressed]
+  DeviceBuffer route_dev, scratch_k, scratch_v, kfull, vfull, cmp_ws;
   // Activations, grown to the longest call.
   DeviceBuffer ids, x, h, qkv, q, o, ot, gu, act, tmp, lse, logits, dec_ws;
 
@@ -102,15 +120,29 @@ struct CudaModel::Impl {
   }
   size_t cache_bytes() const {
     size_t b = 0;
-    for (const CudaLayer& l : layers) b += l.k_cache.bytes() + l.v_cache.bytes();
+    for (const CudaLayer& l : layers)
+      b += l.k_cache.bytes() + l.v_cache.bytes() + l.ring_k.bytes() + l.ring_v.bytes() + l.sum_k.bytes() + l.sum_v.bytes();
+    return b;
+  }
+  size_t routing_bytes() const {
+    size_t b = route_dev.bytes();
+    for (const CudaLayer& l : layers) b += l.r_indptr.bytes() + l.r_indices.bytes() + detail::routing_bytes(l.routing);
     return b;
   }
   size_t work_bytes() const {
     size_t b = 0;
-    for (const DeviceBuffer* d : {&ids, &x, &h, &qkv, &q, &o, &ot, &gu, &act, &tmp, &lse, &logits, &dec_ws})
+    for (const DeviceBuffer* d : {&ids, &x, &h, &qkv, &q, &o, &ot, &gu, &act, &tmp, &lse, &logits, &dec_ws, &scratch_k,
+                                  &scratch_v, &kfull, &vfull, &cmp_ws})
       b += d->bytes();
     return b + blas.workspace_bytes();
   }
+  bool wants_compressed(int64_t li) const {
+    return attn.kind == AttnKind::kCompressed &&
+           std::find(attn.dense_layers.begin(), attn.dense_layers.end(), li) == attn.dense_layers.end();
+  }
+
+  Status allocate_storage();
+  Status compressed_attention(CudaLayer& l, int64_t p0, int64_t n);
 
   Status rebuild_graphs();
   Status append_graph_rows(int64_t p0, int64_t n);
@@ -176,6 +208,137 @@ Status CudaModel::Impl::append_graph_rows(int64_t p0, int64_t n) {
   return Status::ok();
 }
 
+// (Re)allocates each layer's KV storage for `capacity`: the full cache for dense / Butterfly layers,
+// the two pools and the routing for compressed layers (hf.hpp CompressedOptions; the CPU model's
+// ring R = min(max(L, Bs), capacity) and n_sum = max(0, capacity - L) / Bs). Storage that already
+// has the right kind and size is kept.
+Status CudaModel::Impl::allocate_storage() {
+  const Config& c = cfg;
+  const CompressedOptions& co = attn.compressed;
+  const size_t row = static_cast<size_t>(c.n_kv_heads * c.head_dim) * 2;
+  R = std::min(std::max(co.tail, co.block), capacity);
+  n_sum = std::max<int64_t>(0, capacity - co.tail) / co.block;
+  max_route = 0;
+  n_compressed = 0;
+  for (int64_t li = 0; li < c.layers; ++li) {
+    CudaLayer& l = layers[static_cast<size_t>(li)];
+    const bool cmp = wants_compressed(li);
+    if (!cmp) {
+      l.ring_k = DeviceBuffer(); l.ring_v = DeviceBuffer(); l.sum_k = DeviceBuffer(); l.sum_v = DeviceBuffer();
+      l.r_indptr = DeviceBuffer(); l.r_indices = DeviceBuffer();
+      l.routing = topo::BlockSparseLayout();
+      l.compressed = false;
+      const size_t bytes = row * static_cast<size_t>(capacity);
+      if (l.k_cache.bytes() != bytes) {
+        l.k_cache = DeviceBuffer();  // free first: old and new need not fit together
+        l.v_cache = DeviceBuffer();
+        BNA_RETURN_IF_ERROR(l.k_cache.allocate(bytes));
+        BNA_RETURN_IF_ERROR(l.v_cache.allocate(bytes));
+      }
+      continue;
+    }
+    l.k_cache = DeviceBuffer();
+    l.v_cache = DeviceBuffer();
+    l.compressed = true;
+    l.ordinal = n_compressed++;
+    BNA_ASSIGN_OR_RETURN(l.routing, detail::compressed_routing(co, capacity, l.ordinal));
+    for (int64_t b = 0; b < l.routing.n_blocks; ++b)
+      max_route = std::max<int64_t>(max_route, l.routing.indptr[b + 1] - l.routing.indptr[b]);
+    BNA_RETURN_IF_ERROR(upload_i32(l.routing.indptr, l.r_indptr));
+    BNA_RETURN_IF_ERROR(upload_i32(l.routing.indices, l.r_indices));
+    if (l.ring_k.bytes() != row * static_cast<size_t>(R)) {
+      l.ring_k = DeviceBuffer();
+      l.ring_v = DeviceBuffer();
+      BNA_RETURN_IF_ERROR(l.ring_k.allocate(row * static_cast<size_t>(R)));
+      BNA_RETURN_IF_ERROR(l.ring_v.allocate(row * static_cast<size_t>(R)));
+    }
+    const size_t sb = row * static_cast<size_t>(std::max<int64_t>(n_sum, 1));
+    if (l.sum_k.bytes() != sb) {
+      l.sum_k = DeviceBuffer();
+      l.sum_v = DeviceBuffer();
+      BNA_RETURN_IF_ERROR(l.sum_k.allocate(sb));
+      BNA_RETURN_IF_ERROR(l.sum_v.allocate(sb));
+    }
+  }
+  route_host.assign(static_cast<size_t>(std::max<int64_t>(1, n_compressed * max_route)), 0);
+  route_len.assign(static_cast<size_t>(n_compressed), 0);
+  if (n_compressed > 0) {
+    BNA_RETURN_IF_ERROR(ensure(route_dev, route_host.size() * sizeof(int32_t)));
+    BNA_RETURN_IF_ERROR(ensure(scratch_k, row * static_cast<size_t>(max_route + R)));
+    BNA_RETURN_IF_ERROR(ensure(scratch_v, row * static_cast<size_t>(max_route + R)));
+  } else {
+    route_dev = DeviceBuffer(); scratch_k = DeviceBuffer(); scratch_v = DeviceBuffer();
+    kfull = DeviceBuffer(); vfull = DeviceBuffer(); cmp_ws = DeviceBuffer();
+  }
+  return Status::ok();
+}
+
+// One compressed layer (q in place, k / v written by qkv_rope): at position 0 the runtime's compressed
+// kernel over the call's full K/V (kfull / vfull, transient), then the pools are filled; after that
+// one token per call: its K/V are in the ring, the block it completes is summarised, and the split-K
+// decode kernel runs over [routed summaries | raw rows c .. pos] gathered for this step.
+Status CudaModel::Impl::compressed_attention(CudaLayer& l, int64_t p0, int64_t n) {
+  const Config& c = cfg;
+  const CompressedOptions& co = attn.compressed;
+  const int64_t Hkv = c.n_kv_heads, dh = c.head_dim, Bs = co.block;
+  if (p0 == 0) {
+    bna::cuda::AttnArgs a;
+    a.q = q.get(); a.k = kfull.get(); a.v = vfull.get(); a.out = o.get(); a.lse = lse.as<float>();
+    a.B = 1; a.Hq = c.n_heads; a.Hkv = Hkv; a.T = n; a.dh = dh; a.dtype = DType::kBF16;
+    bna::cuda::CompressedArgs ca;
+    ca.tail = co.tail;
+    ca.Bs = Bs;
+    ca.N = l.routing.n_blocks;
+    ca.indptr = l.r_indptr.as<int32_t>();
+    ca.indices = l.r_indices.as<int32_t>();
+    ca.routing_heads = 1;
+    BNA_RETURN_IF_ERROR(ensure(cmp_ws, bna::cuda::compressed_workspace_bytes(a, Bs)));
+    ca.workspace = cmp_ws.get();
+    ca.workspace_bytes = cmp_ws.bytes();
+    BNA_RETURN_IF_ERROR(bna::cuda::compressed_fwd(a, ca));
+    cuda::BlockMeanArgs bm;
+    bm.Hkv = Hkv; bm.dh = dh; bm.src_rows = n; bm.dst_rows = n_sum; bm.Bs = Bs;
+    bm.j1 = std::min(n_sum, n / Bs);
+    bm.src = kfull.as<uint16_t>(); bm.dst = l.sum_k.as<uint16_t>();
+    BNA_RETURN_IF_ERROR(cuda::block_means(bm, nullptr));
+    bm.src = vfull.as<uint16_t>(); bm.dst = l.sum_v.as<uint16_t>();
+    BNA_RETURN_IF_ERROR(cuda::block_means(bm, nullptr));
+    const int64_t r0 = std::max<int64_t>(0, n - R);
+    BNA_RETURN_IF_ERROR(cuda::fill_ring(kfull.as<uint16_t>(), l.ring_k.as<uint16_t>(), Hkv, dh, n, R, r0, n, nullptr));
+    return cuda::fill_ring(vfull.as<uint16_t>(), l.ring_v.as<uint16_t>(), Hkv, dh, n, R, r0, n, nullptr);
+  }
+  const int64_t pos = p0;  // n == 1 (checked by forward)
+  if ((pos + 1) % Bs == 0 && pos / Bs < n_sum) {
+    cuda::BlockMeanArgs bm;
+    bm.Hkv = Hkv; bm.dh = dh; bm.src_rows = R; bm.ring = R; bm.dst_rows = n_sum; bm.Bs = Bs;
+    bm.j0 = pos / Bs;
+    bm.j1 = bm.j0 + 1;
+    bm.src = l.ring_k.as<uint16_t>(); bm.dst = l.sum_k.as<uint16_t>();
+    BNA_RETURN_IF_ERROR(cuda::block_means(bm, nullptr));
+    bm.src = l.ring_v.as<uint16_t>(); bm.dst = l.sum_v.as<uint16_t>();
+    BNA_RETURN_IF_ERROR(cuda::block_means(bm, nullptr));
+  }
+  const int64_t cut = std::max<int64_t>(0, pos - co.tail + 1);
+  const int64_t nr = route_len[static_cast<size_t>(l.ordinal)];
+  cuda::GatherArgs g;
+  g.sum = l.sum_k.as<uint16_t>(); g.ring = l.ring_k.as<uint16_t>();
+  g.blocks = route_dev.as<int32_t>() + l.ordinal * max_route;
+  g.dst = scratch_k.as<uint16_t>();
+  g.Hkv = Hkv; g.dh = dh; g.sum_rows = std::max<int64_t>(n_sum, 1); g.ring_rows = R; g.dst_rows = max_route + R;
+  g.nr = nr; g.c = cut; g.n_raw = pos - cut + 1;
+  BNA_RETURN_IF_ERROR(cuda::gather_compressed(g, nullptr));
+  g.sum = l.sum_v.as<uint16_t>(); g.ring = l.ring_v.as<uint16_t>(); g.dst = scratch_v.as<uint16_t>();
+  BNA_RETURN_IF_ERROR(cuda::gather_compressed(g, nullptr));
+  bna::cuda::DecodeArgs a;
+  a.q = q.get(); a.k = scratch_k.get(); a.v = scratch_v.get(); a.out = o.get(); a.lse = lse.as<float>();
+  a.B = 1; a.Hq = c.n_heads; a.Hkv = Hkv; a.Tq = 1; a.Tk = nr + g.n_raw; a.dh = dh; a.dtype = DType::kBF16;
+  a.kv_rows = max_route + R;
+  BNA_RETURN_IF_ERROR(ensure(dec_ws, bna::cuda::decode_workspace_bytes(a, true, 0, 0, 0)));
+  a.workspace = dec_ws.get();
+  a.workspace_bytes = dec_ws.bytes();
+  return bna::cuda::dense_decode(a);
+}
+
 Status CudaModel::Impl::grow_work(int64_t n, int64_t rows_out) {
   const Config& c = cfg;
   const size_t N = static_cast<size_t>(n);
@@ -192,6 +355,10 @@ Status CudaModel::Impl::grow_work(int64_t n, int64_t rows_out) {
   BNA_RETURN_IF_ERROR(ensure(gu, N * 2 * I * 2));
   BNA_RETURN_IF_ERROR(ensure(act, N * I * 2));
   if (c.sandwich_norm || c.o_bias) BNA_RETURN_IF_ERROR(ensure(tmp, N * C * 4));
+  if (n_compressed > 0 && pos == 0) {  // the prompt's K/V for the compressed kernel, one layer at a time
+    BNA_RETURN_IF_ERROR(ensure(kfull, N * Hkv * dh * 2));
+    BNA_RETURN_IF_ERROR(ensure(vfull, N * Hkv * dh * 2));
+  }
   BNA_RETURN_IF_ERROR(ensure(lse, N * Hq * 4));
   BNA_RETURN_IF_ERROR(ensure(logits, static_cast<size_t>(rows_out) * static_cast<size_t>(c.vocab) * 4));
   return Status::ok();
@@ -229,7 +396,7 @@ int64_t CudaModel::position() const { return impl_->pos; }
 int64_t CudaModel::capacity() const { return impl_->capacity; }
 size_t CudaModel::kv_bytes() const { return impl_->cache_bytes(); }
 size_t CudaModel::graph_bytes() const {
-  size_t b = impl_->extra_dev.bytes();
+  size_t b = impl_->extra_dev.bytes() + impl_->routing_bytes();
   for (const auto& g : impl_->graphs) b += static_cast<size_t>(g.options().num_cycles * g.size()) * 2 * sizeof(int32_t);
   return b;
 }
@@ -381,8 +548,28 @@ Status CudaModel::set_attention(const AttentionOptions& o) {
   for (int64_t l : o.dense_layers)
     if (l < 0 || l >= impl_->cfg.layers)
       return invalid_argument("attention: dense layer " + S(l) + " out of range [0, " + S(impl_->cfg.layers) + ")");
-  impl_->attn = o;
-  return impl_->rebuild_graphs();
+  const CompressedOptions& co = o.compressed;
+  if (o.kind == AttnKind::kCompressed) {
+    if (co.tail < 1 || co.block < 1 || co.partner_count < 0 || co.local_blocks < 0 || co.sink_count < 0)
+      return invalid_argument("attention: compressed tail=" + S(co.tail) + " block=" + S(co.block) + " partners=" +
+                              S(co.partner_count) + " local=" + S(co.local_blocks) + " sinks=" + S(co.sink_count) +
+                              ", expected tail, block >= 1 and counts >= 0");
+    if (co.full_kv_reference)
+      return unimplemented("attention: compressed full_kv_reference is a CPU test mode; the CUDA model keeps the pools");
+  }
+  Impl& M = *impl_;
+  const AttentionOptions old = M.attn;
+  M.attn = o;
+  bool storage_changes = false;
+  for (int64_t li = 0; li < M.cfg.layers; ++li)
+    storage_changes |= M.layers[static_cast<size_t>(li)].compressed != M.wants_compressed(li);
+  if (storage_changes && M.pos > 0) {
+    M.attn = old;
+    return unimplemented("attention: switching layers to or from compressed with " + S(M.pos) +
+                         " tokens cached; the CUDA model does that on an empty cache (reset first)");
+  }
+  if (storage_changes || o.kind == AttnKind::kCompressed) BNA_RETURN_IF_ERROR(M.allocate_storage());
+  return M.rebuild_graphs();
 }
 
 Status CudaModel::reset(int64_t cap) {
@@ -390,19 +577,11 @@ Status CudaModel::reset(int64_t cap) {
   const Config& c = M.cfg;
   if (cap < 1 || cap > (int64_t{1} << 30))
     return invalid_argument("model: KV capacity " + S(cap) + ", expected 1 <= capacity <= 2^30");
+  (void)c;
   M.pos = 0;
-  if (cap != M.capacity) {
-    M.capacity = 0;
-    for (CudaLayer& l : M.layers) {  // free first: the old and new caches need not fit together
-      l.k_cache = DeviceBuffer();
-      l.v_cache = DeviceBuffer();
-    }
-    const size_t bytes = static_cast<size_t>(c.n_kv_heads * cap * c.head_dim) * 2;
-    for (CudaLayer& l : M.layers) {
-      BNA_RETURN_IF_ERROR(l.k_cache.allocate(bytes));
-      BNA_RETURN_IF_ERROR(l.v_cache.allocate(bytes));
-    }
+  if (cap != M.capacity || M.n_compressed > 0) {
     M.capacity = cap;
+    BNA_RETURN_IF_ERROR(M.allocate_storage());
   }
   return M.rebuild_graphs();
 }
@@ -423,6 +602,9 @@ Expected<std::vector<float>> CudaModel::forward(std::span<const int32_t> ids, bo
     return unimplemented("cuda model: " + S(n) + " tokens at position " + S(p0) +
                          " (chunked prefill); the CUDA backend takes a prompt in one call at position 0, then at most " +
                          S(64 / G) + " tokens per call");
+  if (p0 > 0 && n > 1 && M.n_compressed > 0)
+    return unimplemented("cuda model: " + S(n) + " tokens at position " + S(p0) +
+                         "; compressed layers decode one token per call on the CUDA backend");
   const int64_t rows_out = all_logits ? n : 1;
   BNA_RETURN_IF_ERROR(M.grow_work(n, rows_out));
   const bool butterfly = !M.graphs.empty();
@@ -437,6 +619,18 @@ Expected<std::vector<float>> CudaModel::forward(std::span<const int32_t> ids, bo
   } sync{M};
   if (butterfly) BNA_RETURN_IF_ERROR(M.append_graph_rows(p0, n));
   const bool sparse = butterfly && Tk > M.attn.window + 1;
+  if (M.n_compressed > 0 && p0 > 0) {  // this step's routed blocks, per compressed layer
+    const int64_t cut = std::max<int64_t>(0, p0 - M.attn.compressed.tail + 1), Bs = M.attn.compressed.block;
+    for (const CudaLayer& l : M.layers) {
+      if (!l.compressed) continue;
+      int64_t len = 0;
+      for (const int32_t* j = l.routing.row_begin(0, p0 / Bs); j != l.routing.row_end(0, p0 / Bs); ++j)
+        if ((static_cast<int64_t>(*j) + 1) * Bs <= cut) M.route_host[static_cast<size_t>(l.ordinal * M.max_route + len++)] = *j;
+      M.route_len[static_cast<size_t>(l.ordinal)] = len;
+    }
+    BNA_RETURN_IF_ERROR(bna::cuda::copy_to_device(M.route_dev.get(), M.route_host.data(),
+                                                  M.route_host.size() * sizeof(int32_t)));
+  }
   const int64_t C = c.hidden, dh = c.head_dim, Hq = c.n_heads, Hkv = c.n_kv_heads, I = c.intermediate;
   const int64_t QKV = (Hq + 2 * Hkv) * dh;
   BNA_RETURN_IF_ERROR(bna::cuda::copy_to_device(M.ids.get(), ids.data(), static_cast<size_t>(n) * 4));
@@ -455,12 +649,22 @@ Expected<std::vector<float>> CudaModel::forward(std::span<const int32_t> ids, bo
     qa.k_cache = l.k_cache.as<uint16_t>();
     qa.v_cache = l.v_cache.as<uint16_t>();
     qa.n = n; qa.Hq = Hq; qa.Hkv = Hkv; qa.dh = dh; qa.cap = M.capacity; qa.p0 = p0; qa.rotary_dim = c.rotary_dim;
+    if (l.compressed && p0 == 0) {  // the prompt's K/V, whole, for the compressed kernel
+      qa.k_cache = M.kfull.as<uint16_t>();
+      qa.v_cache = M.vfull.as<uint16_t>();
+      qa.cap = n;
+    } else if (l.compressed) {      // the new token goes into the ring
+      qa.k_cache = l.ring_k.as<uint16_t>();
+      qa.v_cache = l.ring_v.as<uint16_t>();
+      qa.cap = qa.ring = M.R;
+    }
     qa.interleaved = c.rope_interleaved;
     qa.eps = c.norm_eps;
     BNA_RETURN_IF_ERROR(cuda::qkv_rope(qa, nullptr));
     const bool dense_layer = !sparse || std::find(M.attn.dense_layers.begin(), M.attn.dense_layers.end(), li) !=
                                             M.attn.dense_layers.end();
-    BNA_RETURN_IF_ERROR(M.attention(l, !dense_layer, p0, n));
+    if (l.compressed) BNA_RETURN_IF_ERROR(M.compressed_attention(l, p0, n));
+    else BNA_RETURN_IF_ERROR(M.attention(l, !dense_layer, p0, n));
     BNA_RETURN_IF_ERROR(cuda::heads_to_tokens(M.o.as<uint16_t>(), M.ot.as<uint16_t>(), Hq, n, dh, nullptr));
     if (!c.sandwich_norm && !c.o_bias) {
       BNA_RETURN_IF_ERROR(M.blas.linear(M.ot.as<uint16_t>(), l.wo.as<uint16_t>(), M.x.get(), true, n, Hq * dh, C, 1.0f));

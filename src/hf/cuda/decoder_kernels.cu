@@ -126,9 +126,10 @@ __global__ void qkv_rope_kernel(const QkvArgs a) {
     __syncwarp();
   }
   uint16_t* dst;
+  const int64_t row = a.ring > 0 ? (a.p0 + t) % a.ring : a.p0 + t;
   if (is_q) dst = a.q + (h * a.n + t) * a.dh;
-  else if (is_k) dst = a.k_cache + ((h - a.Hq) * a.cap + a.p0 + t) * a.dh;
-  else dst = a.v_cache + ((h - a.Hq - a.Hkv) * a.cap + a.p0 + t) * a.dh;
+  else if (is_k) dst = a.k_cache + ((h - a.Hq) * a.cap + row) * a.dh;
+  else dst = a.v_cache + ((h - a.Hq - a.Hkv) * a.cap + row) * a.dh;
   for (int j = lane; j < dh; j += 32) dst[j] = f2bf(v[j]);
 }
 
@@ -147,6 +148,44 @@ __global__ void swiglu_kernel(const uint16_t* gu, uint16_t* y, int64_t n, int64_
     const int64_t t = e / I, i = e % I;
     const float g = bf2f(gu[t * 2 * I + i]), u = bf2f(gu[t * 2 * I + I + i]);
     y[e] = f2bf(g / (1.0f + __expf(-g)) * u);
+  }
+}
+
+// One thread per (head, block, dim).
+__global__ void block_means_kernel(const BlockMeanArgs a) {
+  const int64_t count = a.Hkv * (a.j1 - a.j0) * a.dh;
+  const float inv = 1.0f / static_cast<float>(a.Bs);
+  for (int64_t e = blockIdx.x * int64_t{kThreads} + threadIdx.x; e < count; e += int64_t{gridDim.x} * kThreads) {
+    const int64_t d = e % a.dh, j = a.j0 + (e / a.dh) % (a.j1 - a.j0), h = e / (a.dh * (a.j1 - a.j0));
+    float acc = 0.0f;
+    for (int64_t t = 0; t < a.Bs; ++t) {
+      const int64_t r = j * a.Bs + t;
+      acc += bf2f(a.src[(h * a.src_rows + (a.ring > 0 ? r % a.ring : r)) * a.dh + d]);
+    }
+    a.dst[(h * a.dst_rows + j) * a.dh + d] = f2bf(acc * inv);
+  }
+}
+
+// 8 bf16 per thread.
+__global__ void fill_ring_kernel(const uint4* src, uint4* dst, int64_t Hkv, int64_t dh8, int64_t src_rows,
+                                 int64_t ring, int64_t r0, int64_t r1) {
+  const int64_t count = Hkv * (r1 - r0) * dh8;
+  for (int64_t e = blockIdx.x * int64_t{kThreads} + threadIdx.x; e < count; e += int64_t{gridDim.x} * kThreads) {
+    const int64_t d = e % dh8, r = r0 + (e / dh8) % (r1 - r0), h = e / (dh8 * (r1 - r0));
+    dst[(h * ring + r % ring) * dh8 + d] = src[(h * src_rows + r) * dh8 + d];
+  }
+}
+
+__global__ void gather_compressed_kernel(const GatherArgs a) {
+  const int64_t dh8 = a.dh / 8, rows = a.nr + a.n_raw, count = a.Hkv * rows * dh8;
+  const uint4* sum = reinterpret_cast<const uint4*>(a.sum);
+  const uint4* ring = reinterpret_cast<const uint4*>(a.ring);
+  uint4* dst = reinterpret_cast<uint4*>(a.dst);
+  for (int64_t e = blockIdx.x * int64_t{kThreads} + threadIdx.x; e < count; e += int64_t{gridDim.x} * kThreads) {
+    const int64_t d = e % dh8, r = (e / dh8) % rows, h = e / (dh8 * rows);
+    dst[(h * a.dst_rows + r) * dh8 + d] =
+        r < a.nr ? sum[(h * a.sum_rows + a.blocks[r]) * dh8 + d]
+                 : ring[(h * a.ring_rows + (a.c + r - a.nr) % a.ring_rows) * dh8 + d];
   }
 }
 
@@ -207,13 +246,46 @@ Status qkv_rope(const QkvArgs& a, void* stream) {
       (a.rotary_dim > 0 && a.inv_freq == nullptr))
     return bad("qkv_rope", "dh=" + std::to_string(a.dh) + " rotary_dim=" + std::to_string(a.rotary_dim) +
                                ", expected even dh <= 256 and even rotary_dim <= dh (with inv_freq)");
-  if (a.n < 1 || a.p0 < 0 || a.p0 + a.n > a.cap)
+  if (a.n < 1 || a.p0 < 0 || (a.ring == 0 && a.p0 + a.n > a.cap) || (a.ring > 0 && (a.ring != a.cap || a.n > a.ring)))
     return bad("qkv_rope", "n=" + std::to_string(a.n) + " at p0=" + std::to_string(a.p0) + " in a cache of " +
-                               std::to_string(a.cap) + " rows");
+                               std::to_string(a.cap) + " rows (ring " + std::to_string(a.ring) + ")");
   const int64_t items = a.n * (a.Hq + 2 * a.Hkv);
   const int64_t grid = (items + kQkvWarps - 1) / kQkvWarps;
   if (grid > 0x7fffffff) return bad("qkv_rope", "n*(Hq+2Hkv)=" + std::to_string(items) + " too large");
   qkv_rope_kernel<<<static_cast<unsigned>(grid), kQkvWarps * 32, 0, static_cast<cudaStream_t>(stream)>>>(a);
+  BNA_CUDA_TRY(cudaGetLastError());
+  return Status::ok();
+}
+
+Status block_means(const BlockMeanArgs& a, void* stream) {
+  if (a.Bs < 1 || a.j1 < a.j0 || a.j0 < 0 || a.j1 > a.dst_rows)
+    return bad("block_means", "Bs=" + std::to_string(a.Bs) + " blocks [" + std::to_string(a.j0) + ", " +
+                                  std::to_string(a.j1) + ") of " + std::to_string(a.dst_rows));
+  if (a.j1 == a.j0) return Status::ok();
+  block_means_kernel<<<blocks_for(a.Hkv * (a.j1 - a.j0) * a.dh), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(a);
+  BNA_CUDA_TRY(cudaGetLastError());
+  return Status::ok();
+}
+
+Status fill_ring(const uint16_t* src, uint16_t* dst, int64_t Hkv, int64_t dh, int64_t src_rows, int64_t ring,
+                 int64_t r0, int64_t r1, void* stream) {
+  if (dh % 8 != 0 || ring < 1 || r0 < 0 || r1 < r0 || r1 > src_rows || r1 - r0 > ring)
+    return bad("fill_ring", "dh=" + std::to_string(dh) + " ring=" + std::to_string(ring) + " rows [" +
+                                std::to_string(r0) + ", " + std::to_string(r1) + ") of " + std::to_string(src_rows));
+  if (r1 == r0) return Status::ok();
+  fill_ring_kernel<<<blocks_for(Hkv * (r1 - r0) * dh / 8), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
+      reinterpret_cast<const uint4*>(src), reinterpret_cast<uint4*>(dst), Hkv, dh / 8, src_rows, ring, r0, r1);
+  BNA_CUDA_TRY(cudaGetLastError());
+  return Status::ok();
+}
+
+Status gather_compressed(const GatherArgs& a, void* stream) {
+  if (a.dh % 8 != 0 || a.nr < 0 || a.n_raw < 1 || a.n_raw > a.ring_rows || a.nr + a.n_raw > a.dst_rows)
+    return bad("gather_compressed", "dh=" + std::to_string(a.dh) + " nr=" + std::to_string(a.nr) + " n_raw=" +
+                                        std::to_string(a.n_raw) + " ring=" + std::to_string(a.ring_rows) +
+                                        " dst_rows=" + std::to_string(a.dst_rows));
+  gather_compressed_kernel<<<blocks_for(a.Hkv * (a.nr + a.n_raw) * a.dh / 8), kThreads, 0,
+                             static_cast<cudaStream_t>(stream)>>>(a);
   BNA_CUDA_TRY(cudaGetLastError());
   return Status::ok();
 }

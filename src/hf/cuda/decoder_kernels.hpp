@@ -39,10 +39,39 @@ struct QkvArgs {
   uint16_t* k_cache = nullptr;
   uint16_t* v_cache = nullptr;
   int64_t n = 0, Hq = 0, Hkv = 0, dh = 0, cap = 0, p0 = 0, rotary_dim = 0;
+  int64_t ring = 0;  // > 0: the cache is a ring of that many rows; token p goes to row p mod ring
   bool interleaved = false;
   float eps = 1e-6f;
 };
 Status qkv_rope(const QkvArgs& a, void* stream);
+
+// ---- compressed butterfly pools (hf_cuda.hpp) ----------------------------------------------------
+// Block means: dst bf16 [Hkv, dst_rows, dh] row j = mean of K rows j*Bs .. j*Bs+Bs-1 of src bf16
+// [Hkv, src_rows, dh] (f32 sum in token order, times 1/Bs, then rounded), for j in [j0, j1). Token
+// r lives in src row r, or r mod ring when ring > 0.
+struct BlockMeanArgs {
+  const uint16_t* src = nullptr;
+  uint16_t* dst = nullptr;
+  int64_t Hkv = 0, dh = 0, src_rows = 0, ring = 0, dst_rows = 0, Bs = 0, j0 = 0, j1 = 0;
+};
+Status block_means(const BlockMeanArgs& a, void* stream);
+
+// Copies tokens [r0, r1) of src bf16 [Hkv, src_rows, dh] (row r) into the ring dst [Hkv, ring, dh]
+// (row r mod ring).
+Status fill_ring(const uint16_t* src, uint16_t* dst, int64_t Hkv, int64_t dh, int64_t src_rows, int64_t ring,
+                 int64_t r0, int64_t r1, void* stream);
+
+// The key rows one decode query of a compressed layer attends, gathered into dst bf16
+// [Hkv, dst_rows, dh]: rows [0, nr) = summaries sum[blocks[i]] (sum [Hkv, sum_rows, dh]), rows
+// [nr, nr + n_raw) = ring rows (c + t) mod ring. blocks: DEVICE int32 [nr].
+struct GatherArgs {
+  const uint16_t* sum = nullptr;
+  const uint16_t* ring = nullptr;
+  const int32_t* blocks = nullptr;
+  uint16_t* dst = nullptr;
+  int64_t Hkv = 0, dh = 0, sum_rows = 0, ring_rows = 0, dst_rows = 0, nr = 0, c = 0, n_raw = 0;
+};
+Status gather_compressed(const GatherArgs& a, void* stream);
 
 // o bf16 [H, n, dh] -> y bf16 [n, H * dh] (the attention output in token-major order).
 Status heads_to_tokens(const uint16_t* o, uint16_t* y, int64_t H, int64_t n, int64_t dh, void* stream);
