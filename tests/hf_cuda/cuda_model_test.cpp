@@ -185,10 +185,10 @@ TEST_P(CudaModelVsCpu, PrefillAndDecodeMatchTheCpuModel) {
   std::vector<float> cpu_dense_all;
   for (const AttentionOptions* a : {&dense, &bf, &cmp}) {
     const std::string what = family + " " + bna::hf::attn_kind_name(a->kind);
+    ASSERT_TRUE(cpu->reset(256).is_ok());
+    ASSERT_TRUE(gpu->reset(256).is_ok());  // empty first: the GPU switches storage only on an empty cache
     ASSERT_TRUE(cpu->set_attention(*a).is_ok());
     ASSERT_TRUE(gpu->set_attention(*a).is_ok());
-    ASSERT_TRUE(cpu->reset(256).is_ok());
-    ASSERT_TRUE(gpu->reset(256).is_ok());
     // CPU: every position's logits in one call (prefill rows equal decode rows on the CPU: tests/hf).
     auto ref = cpu->forward(ids, true);
     ASSERT_TRUE(ref.has_value()) << ref.status().to_string();
