@@ -13,7 +13,7 @@
 #include "bna/safetensors.hpp"
 #include "bna/topology.hpp"
 #include "hf/compressed_cache.hpp"
-#include "hf/cuda/blas.hpp"
+#include "nn/cuda/blas.hpp"
 #include "hf/cuda/decoder_kernels.hpp"
 
 namespace bna::hf {
@@ -93,7 +93,7 @@ struct CudaLayer {
 struct CudaModel::Impl {
   Config cfg;
   AttentionOptions attn;
-  cuda::Blas blas;
+  nn::cuda::Blas blas;
   DeviceBuffer embed, lm_head, norm_w, inv_freq;  // lm_head empty = tied to embed
   std::vector<CudaLayer> layers;
   int64_t capacity = 0, pos = 0;
@@ -410,7 +410,7 @@ Expected<CudaModel> CudaModel::random(const Config& c, uint64_t seed) {
   CudaModel m;
   Impl& M = *m.impl_;
   M.cfg = c;
-  BNA_ASSIGN_OR_RETURN(M.blas, cuda::Blas::create());
+  BNA_ASSIGN_OR_RETURN(M.blas, nn::cuda::Blas::create());
   const int64_t C = c.hidden, dh = c.head_dim, Hq = c.n_heads, Hkv = c.n_kv_heads, I = c.intermediate;
   uint64_t stream_id = 0;
   auto mat = [&](DeviceBuffer& d, int64_t count) -> Status {
@@ -458,7 +458,7 @@ Expected<CudaModel> CudaModel::load(const std::string& dir) {
   CudaModel m;
   Impl& M = *m.impl_;
   M.cfg = c;
-  BNA_ASSIGN_OR_RETURN(M.blas, cuda::Blas::create());
+  BNA_ASSIGN_OR_RETURN(M.blas, nn::cuda::Blas::create());
   auto read = [&](const std::string& name, const std::vector<int64_t>& shape, std::vector<float>& out) -> Status {
     const st::TensorInfo* t = ck.find(name);
     if (t == nullptr) return not_found("cuda model: tensor '" + name + "' is missing from the checkpoint");

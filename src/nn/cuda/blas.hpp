@@ -1,4 +1,4 @@
-// cuBLAS for the CUDA decoder: one handle with a workspace we own (so cuBLAS allocates nothing while
+// cuBLAS for the CUDA models (hf::CudaModel, model::CudaGpt): one handle with a workspace we own (so cuBLAS allocates nothing while
 // a forward runs and the model's device-byte count is complete), and the one product the decoder
 // needs. Host-only header, no CUDA types.
 #pragma once
@@ -8,7 +8,7 @@
 
 #include "bna/status.hpp"
 
-namespace bna::hf::cuda {
+namespace bna::nn::cuda {
 
 class Blas {
  public:
@@ -24,6 +24,13 @@ class Blas {
   // failed cuBLAS call (named with its status).
   Status linear(const uint16_t* x, const uint16_t* w, void* y, bool y_f32, int64_t n, int64_t in, int64_t out,
                 float beta = 0.0f) const;
+  // General row-major product C [M, N] = alpha · op(A) · op(B) + beta · C, A and B bf16, f32
+  // accumulation, C f32 (c_f32) or bf16. op(A) is [M, K]: A stored [M, K] (trans_a false) or [K, M]
+  // (true); op(B) is [K, N]: B stored [K, N] or [N, K] (trans_b true). Leading dimensions are the
+  // stored row lengths. The weight gradient dW [out, in] += dY^T X is gemm(true, false, ...) with
+  // beta 1. Errors as linear().
+  Status gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
+              const uint16_t* B, float beta, void* C, bool c_f32) const;
   size_t workspace_bytes() const;
 
  private:
@@ -31,4 +38,4 @@ class Blas {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace bna::hf::cuda
+}  // namespace bna::nn::cuda

@@ -1,5 +1,5 @@
 // cuBLAS wrapper of the CUDA decoder (blas.hpp).
-#include "hf/cuda/blas.hpp"
+#include "nn/cuda/blas.hpp"
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -8,7 +8,7 @@
 
 #include "attention/cuda/device_memory.hpp"
 
-namespace bna::hf::cuda {
+namespace bna::nn::cuda {
 
 namespace {
 // 32 MiB: cuBLAS's recommendation for Hopper.
@@ -64,4 +64,22 @@ Status Blas::linear(const uint16_t* x, const uint16_t* w, void* y, bool y_f32, i
   return Status::ok();
 }
 
-}  // namespace bna::hf::cuda
+Status Blas::gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
+                  const uint16_t* B, float beta, void* C, bool c_f32) const {
+  constexpr int64_t kMax = 0x7fffffff;
+  if (!impl_) return internal_error("cublas gemm: Blas was not created");
+  if (M < 1 || N < 1 || K < 1 || M > kMax || N > kMax || K > kMax)
+    return invalid_argument("cublas gemm: M=" + std::to_string(M) + " N=" + std::to_string(N) + " K=" +
+                            std::to_string(K) + ", expected each in [1, 2^31)");
+  // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: cuBLAS computes [N, M] from
+  // B (first operand) and A, each transposed exactly when the row-major one is not.
+  const int lda = static_cast<int>(trans_a ? M : K), ldb = static_cast<int>(trans_b ? K : N);
+  const cublasStatus_t s = cublasGemmEx(
+      impl_->handle, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, static_cast<int>(N),
+      static_cast<int>(M), static_cast<int>(K), &alpha, B, CUDA_R_16BF, ldb, A, CUDA_R_16BF, lda, &beta, C,
+      c_f32 ? CUDA_R_32F : CUDA_R_16BF, static_cast<int>(N), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+  if (s != CUBLAS_STATUS_SUCCESS) return blas_error("cublasGemmEx", s);
+  return Status::ok();
+}
+
+}  // namespace bna::nn::cuda
