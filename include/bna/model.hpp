@@ -124,6 +124,9 @@ class Gpt {
   double attention_ms() const { return attn_ms_; }
   // The plan path chosen for layer l at length T (for logs); "" before any forward.
   std::string attention_path(int64_t layer) const;
+  // A fresh plan of layer l's attention over [B, T] (Tq = Tk = T) with this dtype and backend, on the
+  // same graph the CPU forward uses (model::CudaGpt plans its layers with it).
+  Expected<attn::Plan> plan_layer(int64_t l, int64_t B, int64_t T, DType dtype, attn::Backend backend);
 
  private:
   Gpt();
@@ -132,6 +135,7 @@ class Gpt {
   Status attn_backward(int64_t l, int64_t B, int64_t T, const float* q, const float* k, const float* v,
                        const float* out, const float* lse, const float* dout, float* dq, float* dk, float* dv);
   Expected<const attn::Plan*> plan_for(int64_t l, int64_t B, int64_t Tq, int64_t Tk, int64_t q_offset);
+  Status layer_source(int64_t l, int64_t Tk, attn::GraphSource& src, attn::Options& opt);
 
   GptConfig cfg_;
   std::vector<ParamInfo> params_;

@@ -239,6 +239,29 @@ Expected<const attn::Plan*> Gpt::plan_for(int64_t l, int64_t B, int64_t Tq, int6
   sh.dh = cfg_.d_model / cfg_.n_heads; sh.q_offset = q_offset; sh.dtype = DType::kF32;
   attn::Options opt;
   attn::GraphSource src;
+  BNA_RETURN_IF_ERROR(layer_source(l, Tk, src, opt));
+  BNA_ASSIGN_OR_RETURN(attn::Plan p, attn::plan(src, sh, opt));
+  auto ins = la.plans.emplace(key, std::move(p)).first;
+  la.last_path = attn::path_name(ins->second.path);
+  return &ins->second;
+}
+
+Expected<attn::Plan> Gpt::plan_layer(int64_t l, int64_t B, int64_t T, DType dtype, attn::Backend backend) {
+  if (l < 0 || l >= cfg_.n_layers) return invalid_argument("gpt plan_layer: layer " + S(l) + " out of range");
+  if (T < 1 || T > cfg_.seq_len) return invalid_argument("gpt plan_layer: T=" + S(T) + ", expected [1, seq_len]");
+  attn::Shape sh;
+  sh.B = B; sh.Hq = cfg_.n_heads; sh.Hkv = cfg_.n_kv_heads; sh.Tq = T; sh.Tk = T;
+  sh.dh = cfg_.d_model / cfg_.n_heads; sh.dtype = dtype;
+  attn::Options opt;
+  opt.backend = backend;
+  attn::GraphSource src;
+  BNA_RETURN_IF_ERROR(layer_source(l, T, src, opt));
+  return attn::plan(src, sh, opt);
+}
+
+// The graph source of layer l at Tk keys (truncated copies cached) and its forced path, if any.
+Status Gpt::layer_source(int64_t l, int64_t Tk, attn::GraphSource& src, attn::Options& opt) {
+  LayerAttn& la = *layers_[l];
   switch (la.spec.kind) {
     case AttnKind::kDense: src.dense = true; break;
     case AttnKind::kGraph:
@@ -264,10 +287,7 @@ Expected<const attn::Plan*> Gpt::plan_for(int64_t l, int64_t B, int64_t Tq, int6
       }
       break;
   }
-  BNA_ASSIGN_OR_RETURN(attn::Plan p, attn::plan(src, sh, opt));
-  auto ins = la.plans.emplace(key, std::move(p)).first;
-  la.last_path = attn::path_name(ins->second.path);
-  return &ins->second;
+  return Status::ok();
 }
 
 Status Gpt::attn_forward(int64_t l, int64_t B, int64_t Tq, int64_t Tk, int64_t q_offset, const float* q,

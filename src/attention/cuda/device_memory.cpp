@@ -44,6 +44,11 @@ Status copy_to_host(void* dst, const void* src, size_t bytes) {
   return Status::ok();
 }
 
+Status copy_on_device(void* dst, const void* src, size_t bytes) {
+  BNA_CUDA_TRY(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice));
+  return Status::ok();
+}
+
 Status device_memset(void* dst, int byte, size_t bytes) {
   BNA_CUDA_TRY(cudaMemset(dst, byte, bytes));
   return Status::ok();

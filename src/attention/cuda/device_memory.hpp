@@ -14,6 +14,7 @@ Status device_malloc(void** ptr, size_t bytes);
 void device_free(void* ptr);  // nullptr is a no-op; errors are ignored (used in destructors)
 Status copy_to_device(void* dst, const void* src, size_t bytes);
 Status copy_to_host(void* dst, const void* src, size_t bytes);
+Status copy_on_device(void* dst, const void* src, size_t bytes);  // device -> device
 Status device_memset(void* dst, int byte, size_t bytes);
 Status device_synchronize();
 

@@ -1,0 +1,329 @@
+// model::CudaGpt (include/bna/model_cuda.hpp): the reference GPT's forward, backward and AdamW on
+// the GPU. Mirrors Gpt::forward / Gpt::backward step by step (src/model/gpt.cpp); GEMMs go through
+// nn::cuda::Blas::gemm (row-major), attention through attn::run / run_backward with CUDA plans.
+#include <cmath>
+#include <map>
+#include <string>
+#include <utility>
+
+#include "attention/cuda/device_memory.hpp"
+#include "attention/cuda/launch.hpp"
+#include "bna/attention.hpp"
+#include "bna/model_cuda.hpp"
+#include "model/cuda/gpt_kernels.hpp"
+#include "nn/cuda/blas.hpp"
+
+namespace bna::model {
+
+using bna::cuda::DeviceBuffer;
+
+namespace {
+std::string S(int64_t v) { return std::to_string(v); }
+
+Status ensure(DeviceBuffer& d, size_t bytes) {
+  if (d.get() != nullptr && d.bytes() >= bytes) return Status::ok();
+  return d.allocate(std::max<size_t>(bytes, 256));
+}
+}  // namespace
+
+struct CudaLayerAct {
+  DeviceBuffer x_in, ln1, ln1_mean, ln1_rstd, q, k, v, att, lse, atty, x_mid, ln2, ln2_mean, ln2_rstd, fc_pre, fc_act;
+};
+
+struct CudaGpt::Impl {
+  Gpt* host = nullptr;
+  GptConfig cfg;
+  std::vector<ParamInfo> params;
+  nn::cuda::Blas blas;
+  DeviceBuffer w, wb, g, m, v;  // f32 masters, bf16 copies, f32 grads and moments [num_params]
+  int64_t n_params = 0, t = 0;
+  // Plans per (B, T), one per layer.
+  std::map<std::pair<int64_t, int64_t>, std::vector<attn::Plan>> plans;
+  DeviceBuffer attn_ws;
+  // Forward state.
+  int64_t B = 0, T = 0, counted = 0;
+  bool has_targets = false;
+  std::vector<CudaLayerAct> acts;
+  DeviceBuffer ids, targets, x, x_final, lnf, lnf_mean, lnf_rstd, qkv, logits, losses;
+  // Backward scratch.
+  DeviceBuffer dlogits, dx, dx_bf, dsmall, dbig, dbig_bf, dout, dq, dk, dv, dqkv, norm;
+
+  const float* W(const std::string& name) const { return w.as<float>() + off(name); }
+  const uint16_t* WB(const std::string& name) const { return wb.as<uint16_t>() + off(name); }
+  float* G(const std::string& name) const { return g.as<float>() + off(name); }
+  int64_t off(const std::string& name) const {
+    for (const ParamInfo& p : params)
+      if (p.name == name) return p.offset;
+    return 0;  // names are the model's own (never reached)
+  }
+  Expected<const std::vector<attn::Plan>*> plans_for(int64_t b, int64_t t);
+  Status grow(int64_t b, int64_t t);
+};
+
+Expected<const std::vector<attn::Plan>*> CudaGpt::Impl::plans_for(int64_t b, int64_t tt) {
+  auto it = plans.find({b, tt});
+  if (it != plans.end()) return &it->second;
+  if (plans.size() >= 8) plans.clear();
+  std::vector<attn::Plan> ps;
+  size_t ws = 0;
+  for (int64_t l = 0; l < cfg.n_layers; ++l) {
+    BNA_ASSIGN_OR_RETURN(attn::Plan p, host->plan_layer(l, b, tt, DType::kBF16, attn::Backend::kCuda));
+    ws = std::max(ws, p.workspace_bytes);
+    ps.push_back(std::move(p));
+  }
+  BNA_RETURN_IF_ERROR(ensure(attn_ws, ws));
+  return &plans.emplace(std::make_pair(b, tt), std::move(ps)).first->second;
+}
+
+// Sizes every activation and scratch buffer for B x T (grow-only).
+Status CudaGpt::Impl::grow(int64_t b, int64_t tt) {
+  const size_t n = static_cast<size_t>(b * tt), C = static_cast<size_t>(cfg.d_model);
+  const size_t V = static_cast<size_t>(cfg.vocab_size), Hq = static_cast<size_t>(cfg.n_heads);
+  const size_t Hkv = static_cast<size_t>(cfg.n_kv_heads), dh = C / Hq, QKV = (Hq + 2 * Hkv) * dh;
+  acts.resize(static_cast<size_t>(cfg.n_layers));
+  for (CudaLayerAct& L : acts) {
+    BNA_RETURN_IF_ERROR(ensure(L.x_in, n * C * 4));
+    BNA_RETURN_IF_ERROR(ensure(L.ln1, n * C * 2));
+    BNA_RETURN_IF_ERROR(ensure(L.ln1_mean, n * 4));
+    BNA_RETURN_IF_ERROR(ensure(L.ln1_rstd, n * 4));
+    BNA_RETURN_IF_ERROR(ensure(L.q, n * Hq * dh * 2));
+    BNA_RETURN_IF_ERROR(ensure(L.k, n * Hkv * dh * 2));
+    BNA_RETURN_IF_ERROR(ensure(L.v, n * Hkv * dh * 2));
+    BNA_RETURN_IF_ERROR(ensure(L.att, n * Hq * dh * 2));
+    BNA_RETURN_IF_ERROR(ensure(L.lse, n * Hq * 4));
+    BNA_RETURN_IF_ERROR(ensure(L.atty, n * C * 2));
+    BNA_RETURN_IF_ERROR(ensure(L.x_mid, n * C * 4));
+    BNA_RETURN_IF_ERROR(ensure(L.ln2, n * C * 2));
+    BNA_RETURN_IF_ERROR(ensure(L.ln2_mean, n * 4));
+    BNA_RETURN_IF_ERROR(ensure(L.ln2_rstd, n * 4));
+    BNA_RETURN_IF_ERROR(ensure(L.fc_pre, n * 4 * C * 4));
+    BNA_RETURN_IF_ERROR(ensure(L.fc_act, n * 4 * C * 2));
+  }
+  for (auto [buf, bytes] : {std::pair{&ids, n * 4}, {&targets, n * 4}, {&x, n * C * 4}, {&x_final, n * C * 4},
+                            {&lnf, n * C * 2}, {&lnf_mean, n * 4}, {&lnf_rstd, n * 4}, {&qkv, n * QKV * 4},
+                            {&logits, n * V * 4}, {&losses, n * 4}, {&dlogits, n * V * 2}, {&dx, n * C * 4},
+                            {&dx_bf, n * C * 2}, {&dsmall, n * C * 4}, {&dbig, n * 4 * C * 4},
+                            {&dbig_bf, n * 4 * C * 2}, {&dout, n * Hq * dh * 2}, {&dq, n * Hq * dh * 2},
+                            {&dk, n * Hkv * dh * 2}, {&dv, n * Hkv * dh * 2}, {&dqkv, n * QKV * 2}, {&norm, 8}})
+    BNA_RETURN_IF_ERROR(ensure(*buf, bytes));
+  return Status::ok();
+}
+
+CudaGpt::CudaGpt() : impl_(std::make_unique<Impl>()) {}
+CudaGpt::CudaGpt(CudaGpt&&) noexcept = default;
+CudaGpt& CudaGpt::operator=(CudaGpt&&) noexcept = default;
+CudaGpt::~CudaGpt() = default;
+int64_t CudaGpt::steps_done() const { return impl_->t; }
+
+Expected<CudaGpt> CudaGpt::create(Gpt& host) {
+  if (!bna::cuda::device_available()) return unavailable("cuda gpt: no CUDA device");
+  const GptConfig& c = host.config();
+  const int64_t dh = c.d_model / c.n_heads;
+  if (dh != 64 && dh != 128)
+    return unimplemented("cuda gpt: d_model / n_heads = " + S(dh) + ", expected 64 or 128 (the CUDA attention kernels)");
+  CudaGpt r;
+  Impl& M = *r.impl_;
+  M.host = &host;
+  M.cfg = c;
+  M.params = host.params();
+  M.n_params = host.num_params();
+  BNA_ASSIGN_OR_RETURN(M.blas, nn::cuda::Blas::create());
+  const size_t np = static_cast<size_t>(M.n_params);
+  BNA_RETURN_IF_ERROR(M.w.allocate(np * 4));
+  BNA_RETURN_IF_ERROR(M.wb.allocate(np * 2));
+  BNA_RETURN_IF_ERROR(M.g.allocate(np * 4));
+  BNA_RETURN_IF_ERROR(M.m.allocate(np * 4));
+  BNA_RETURN_IF_ERROR(M.v.allocate(np * 4));
+  BNA_RETURN_IF_ERROR(bna::cuda::copy_to_device(M.w.get(), host.weights(), np * 4));
+  BNA_RETURN_IF_ERROR(cuda::to_bf16(M.w.as<float>(), M.wb.as<uint16_t>(), M.n_params));
+  for (DeviceBuffer* b : {&M.g, &M.m, &M.v}) BNA_RETURN_IF_ERROR(bna::cuda::device_memset(b->get(), 0, np * 4));
+  return r;
+}
+
+Status CudaGpt::zero_grad() {
+  return bna::cuda::device_memset(impl_->g.get(), 0, static_cast<size_t>(impl_->n_params) * 4);
+}
+
+Expected<float> CudaGpt::forward(const int32_t* idx, const int32_t* targets, int64_t B, int64_t T) {
+  Impl& M = *impl_;
+  const GptConfig& c = M.cfg;
+  if (B < 1) return invalid_argument("cuda gpt forward: B=" + S(B) + ", expected B >= 1");
+  if (T < 1 || T > c.seq_len)
+    return invalid_argument("cuda gpt forward: T=" + S(T) + ", expected 1 <= T <= seq_len=" + S(c.seq_len));
+  const int64_t n = B * T, C = c.d_model, V = c.vocab_size, Hq = c.n_heads, Hkv = c.n_kv_heads, dh = C / Hq;
+  const int64_t QKV = (Hq + 2 * Hkv) * dh;
+  int64_t counted = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    if (idx[i] < 0 || idx[i] >= V)
+      return invalid_argument("cuda gpt forward: token " + S(idx[i]) + " at position " + S(i) + ", expected [0, " + S(V) + ")");
+    if (targets != nullptr && targets[i] >= V)
+      return invalid_argument("cuda gpt forward: target " + S(targets[i]) + " at position " + S(i) + ", expected < " + S(V));
+    if (targets != nullptr && targets[i] >= 0) ++counted;
+  }
+  if (targets != nullptr && counted == 0)
+    return invalid_argument("cuda gpt forward: every target is negative (nothing to score)");
+  BNA_ASSIGN_OR_RETURN(const std::vector<attn::Plan>* plans, M.plans_for(B, T));
+  BNA_RETURN_IF_ERROR(M.grow(B, T));
+  M.B = B; M.T = T; M.counted = counted;
+  M.has_targets = targets != nullptr;
+  BNA_RETURN_IF_ERROR(bna::cuda::copy_to_device(M.ids.get(), idx, static_cast<size_t>(n) * 4));
+  if (targets != nullptr) BNA_RETURN_IF_ERROR(bna::cuda::copy_to_device(M.targets.get(), targets, static_cast<size_t>(n) * 4));
+  float* x = M.x.as<float>();
+  const size_t xbytes = static_cast<size_t>(n * C) * 4;
+  BNA_RETURN_IF_ERROR(cuda::embedding_fwd(M.ids.as<int32_t>(), M.W("wte"), M.W("wpe"), x, n, T, C));
+  const bna::Shape qs{B, Hq, T, dh}, ks{B, Hkv, T, dh}, ls{B, Hq, T};
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    CudaLayerAct& L = M.acts[static_cast<size_t>(l)];
+    const std::string p = "h." + S(l) + ".";
+    BNA_RETURN_IF_ERROR(bna::cuda::copy_on_device(L.x_in.get(), x, xbytes));
+    BNA_RETURN_IF_ERROR(cuda::layernorm_fwd(x, M.W(p + "ln1.w"), M.W(p + "ln1.b"), L.ln1.as<uint16_t>(),
+                                            L.ln1_mean.as<float>(), L.ln1_rstd.as<float>(), n, C));
+    BNA_RETURN_IF_ERROR(M.blas.gemm(false, true, n, QKV, C, 1.0f, L.ln1.as<uint16_t>(), M.WB(p + "attn.qkv"), 0.0f,
+                                    M.qkv.get(), true));
+    BNA_RETURN_IF_ERROR(cuda::split_qkv(M.qkv.as<float>(), L.q.as<uint16_t>(), L.k.as<uint16_t>(), L.v.as<uint16_t>(),
+                                        B, T, Hq, Hkv, dh));
+    BNA_RETURN_IF_ERROR(attn::run((*plans)[static_cast<size_t>(l)], TensorView(L.q.get(), DType::kBF16, qs),
+                                  TensorView(L.k.get(), DType::kBF16, ks), TensorView(L.v.get(), DType::kBF16, ks),
+                                  TensorView(L.att.get(), DType::kBF16, qs), TensorView(L.lse.get(), DType::kF32, ls),
+                                  M.attn_ws.get()));
+    BNA_RETURN_IF_ERROR(cuda::heads_to_tokens(L.att.as<uint16_t>(), L.atty.as<uint16_t>(), B, Hq, T, dh));
+    BNA_RETURN_IF_ERROR(M.blas.gemm(false, true, n, C, C, 1.0f, L.atty.as<uint16_t>(), M.WB(p + "attn.proj"), 1.0f, x, true));
+    BNA_RETURN_IF_ERROR(bna::cuda::copy_on_device(L.x_mid.get(), x, xbytes));
+    BNA_RETURN_IF_ERROR(cuda::layernorm_fwd(x, M.W(p + "ln2.w"), M.W(p + "ln2.b"), L.ln2.as<uint16_t>(),
+                                            L.ln2_mean.as<float>(), L.ln2_rstd.as<float>(), n, C));
+    BNA_RETURN_IF_ERROR(M.blas.gemm(false, true, n, 4 * C, C, 1.0f, L.ln2.as<uint16_t>(), M.WB(p + "mlp.fc"), 0.0f,
+                                    L.fc_pre.get(), true));
+    BNA_RETURN_IF_ERROR(cuda::gelu_fwd(L.fc_pre.as<float>(), L.fc_act.as<uint16_t>(), n * 4 * C));
+    BNA_RETURN_IF_ERROR(M.blas.gemm(false, true, n, C, 4 * C, 1.0f, L.fc_act.as<uint16_t>(), M.WB(p + "mlp.proj"), 1.0f,
+                                    x, true));
+  }
+  BNA_RETURN_IF_ERROR(bna::cuda::copy_on_device(M.x_final.get(), x, xbytes));
+  BNA_RETURN_IF_ERROR(cuda::layernorm_fwd(x, M.W("lnf.w"), M.W("lnf.b"), M.lnf.as<uint16_t>(), M.lnf_mean.as<float>(),
+                                          M.lnf_rstd.as<float>(), n, C));
+  BNA_RETURN_IF_ERROR(M.blas.gemm(false, true, n, V, C, 1.0f, M.lnf.as<uint16_t>(), M.WB("head"), 0.0f, M.logits.get(), true));
+  if (targets == nullptr) return 0.0f;
+  BNA_RETURN_IF_ERROR(cuda::cross_entropy_fwd(M.logits.as<float>(), M.targets.as<int32_t>(), M.losses.as<float>(), n, V));
+  std::vector<float> losses(static_cast<size_t>(n));
+  BNA_RETURN_IF_ERROR(bna::cuda::copy_to_host(losses.data(), M.losses.get(), losses.size() * 4));
+  double sum = 0.0;
+  for (float e : losses) sum += e;
+  return static_cast<float>(sum / static_cast<double>(counted));
+}
+
+Status CudaGpt::backward(float loss_scale) {
+  Impl& M = *impl_;
+  if (!M.has_targets || M.B == 0) return invalid_argument("cuda gpt backward: no forward with targets to differentiate");
+  M.has_targets = false;
+  const GptConfig& c = M.cfg;
+  const int64_t B = M.B, T = M.T, n = B * T, C = c.d_model, V = c.vocab_size, Hq = c.n_heads, Hkv = c.n_kv_heads;
+  const int64_t dh = C / Hq, QKV = (Hq + 2 * Hkv) * dh;
+  BNA_ASSIGN_OR_RETURN(const std::vector<attn::Plan>* plans, M.plans_for(B, T));
+  const auto& bl = M.blas;
+  float* dx = M.dx.as<float>();
+  float* dsmall = M.dsmall.as<float>();
+  uint16_t* dx_bf = M.dx_bf.as<uint16_t>();
+  BNA_RETURN_IF_ERROR(cuda::cross_entropy_bwd(M.logits.as<float>(), M.targets.as<int32_t>(), M.dlogits.as<uint16_t>(),
+                                              loss_scale / static_cast<float>(M.counted), n, V));
+  const uint16_t* dl = M.dlogits.as<uint16_t>();
+  BNA_RETURN_IF_ERROR(bl.gemm(false, false, n, C, V, 1.0f, dl, M.WB("head"), 0.0f, dsmall, true));
+  BNA_RETURN_IF_ERROR(bl.gemm(true, false, V, C, n, 1.0f, dl, M.lnf.as<uint16_t>(), 1.0f, M.G("head"), true));
+  BNA_RETURN_IF_ERROR(bna::cuda::device_memset(dx, 0, static_cast<size_t>(n * C) * 4));
+  BNA_RETURN_IF_ERROR(cuda::layernorm_bwd(M.x_final.as<float>(), M.W("lnf.w"), M.lnf_mean.as<float>(),
+                                          M.lnf_rstd.as<float>(), dsmall, dx, M.G("lnf.w"), M.G("lnf.b"), n, C));
+  const bna::Shape qs{B, Hq, T, dh}, ks{B, Hkv, T, dh}, ls{B, Hq, T};
+  auto view = [](const DeviceBuffer& d, DType t, const bna::Shape& s) { return TensorView(d.get(), t, s); };
+  for (int64_t l = c.n_layers - 1; l >= 0; --l) {
+    CudaLayerAct& L = M.acts[static_cast<size_t>(l)];
+    const std::string p = "h." + S(l) + ".";
+    // MLP: x_out = x_mid + gelu(ln2 W1^T) W2^T
+    BNA_RETURN_IF_ERROR(cuda::to_bf16(dx, dx_bf, n * C));
+    BNA_RETURN_IF_ERROR(bl.gemm(true, false, C, 4 * C, n, 1.0f, dx_bf, L.fc_act.as<uint16_t>(), 1.0f, M.G(p + "mlp.proj"), true));
+    BNA_RETURN_IF_ERROR(bl.gemm(false, false, n, 4 * C, C, 1.0f, dx_bf, M.WB(p + "mlp.proj"), 0.0f, M.dbig.get(), true));
+    BNA_RETURN_IF_ERROR(cuda::gelu_bwd(L.fc_pre.as<float>(), M.dbig.as<float>(), M.dbig_bf.as<uint16_t>(), n * 4 * C));
+    BNA_RETURN_IF_ERROR(bl.gemm(true, false, 4 * C, C, n, 1.0f, M.dbig_bf.as<uint16_t>(), L.ln2.as<uint16_t>(), 1.0f,
+                                M.G(p + "mlp.fc"), true));
+    BNA_RETURN_IF_ERROR(bl.gemm(false, false, n, C, 4 * C, 1.0f, M.dbig_bf.as<uint16_t>(), M.WB(p + "mlp.fc"), 0.0f, dsmall, true));
+    BNA_RETURN_IF_ERROR(cuda::layernorm_bwd(L.x_mid.as<float>(), M.W(p + "ln2.w"), L.ln2_mean.as<float>(),
+                                            L.ln2_rstd.as<float>(), dsmall, dx, M.G(p + "ln2.w"), M.G(p + "ln2.b"), n, C));
+    // Attention: x_mid = x_in + attn(ln1) Wo^T
+    BNA_RETURN_IF_ERROR(cuda::to_bf16(dx, dx_bf, n * C));
+    BNA_RETURN_IF_ERROR(bl.gemm(true, false, C, C, n, 1.0f, dx_bf, L.atty.as<uint16_t>(), 1.0f, M.G(p + "attn.proj"), true));
+    BNA_RETURN_IF_ERROR(bl.gemm(false, false, n, C, C, 1.0f, dx_bf, M.WB(p + "attn.proj"), 0.0f, dsmall, true));
+    BNA_RETURN_IF_ERROR(cuda::tokens_to_heads(dsmall, M.dout.as<uint16_t>(), B, Hq, T, dh));
+    BNA_RETURN_IF_ERROR(attn::run_backward(
+        (*plans)[static_cast<size_t>(l)], view(L.q, DType::kBF16, qs), view(L.k, DType::kBF16, ks),
+        view(L.v, DType::kBF16, ks), view(L.att, DType::kBF16, qs), view(L.lse, DType::kF32, ls),
+        view(M.dout, DType::kBF16, qs), view(M.dq, DType::kBF16, qs), view(M.dk, DType::kBF16, ks),
+        view(M.dv, DType::kBF16, ks), nullptr, M.attn_ws.get()));
+    BNA_RETURN_IF_ERROR(cuda::merge_qkv(M.dq.as<uint16_t>(), M.dk.as<uint16_t>(), M.dv.as<uint16_t>(),
+                                        M.dqkv.as<uint16_t>(), B, T, Hq, Hkv, dh));
+    BNA_RETURN_IF_ERROR(bl.gemm(true, false, QKV, C, n, 1.0f, M.dqkv.as<uint16_t>(), L.ln1.as<uint16_t>(), 1.0f,
+                                M.G(p + "attn.qkv"), true));
+    BNA_RETURN_IF_ERROR(bl.gemm(false, false, n, C, QKV, 1.0f, M.dqkv.as<uint16_t>(), M.WB(p + "attn.qkv"), 0.0f, dsmall, true));
+    BNA_RETURN_IF_ERROR(cuda::layernorm_bwd(L.x_in.as<float>(), M.W(p + "ln1.w"), L.ln1_mean.as<float>(),
+                                            L.ln1_rstd.as<float>(), dsmall, dx, M.G(p + "ln1.w"), M.G(p + "ln1.b"), n, C));
+  }
+  return cuda::embedding_bwd(M.ids.as<int32_t>(), dx, M.G("wte"), M.G("wpe"), n, T, C);
+}
+
+Expected<double> CudaGpt::step(float lr, const train::AdamWOptions& o, double max_norm) {
+  Impl& M = *impl_;
+  BNA_RETURN_IF_ERROR(ensure(M.norm, 8));
+  BNA_RETURN_IF_ERROR(bna::cuda::device_memset(M.norm.get(), 0, 8));
+  BNA_RETURN_IF_ERROR(cuda::sum_squares(M.g.as<float>(), M.n_params, M.norm.as<double>()));
+  double ss = 0;
+  BNA_RETURN_IF_ERROR(bna::cuda::copy_to_host(&ss, M.norm.get(), 8));
+  const double norm = std::sqrt(ss);
+  const float scale = (max_norm > 0 && norm > max_norm) ? static_cast<float>(max_norm / (norm + 1e-6)) : 1.0f;
+  ++M.t;
+  const double bc1 = 1.0 - std::pow(static_cast<double>(o.beta1), static_cast<double>(M.t));
+  const double bc2 = 1.0 - std::pow(static_cast<double>(o.beta2), static_cast<double>(M.t));
+  for (const ParamInfo& p : M.params) {
+    cuda::AdamWArgs a;
+    a.w = M.w.as<float>() + p.offset;
+    a.w_bf16 = M.wb.as<uint16_t>() + p.offset;
+    a.g = M.g.as<float>() + p.offset;
+    a.m = M.m.as<float>() + p.offset;
+    a.v = M.v.as<float>() + p.offset;
+    a.n = p.numel;
+    a.lr = lr;
+    a.beta1 = o.beta1;
+    a.beta2 = o.beta2;
+    a.eps = o.eps;
+    a.weight_decay = p.decay ? o.weight_decay : 0.0f;
+    a.grad_scale = scale;
+    a.bc1 = static_cast<float>(bc1);
+    a.bc2 = static_cast<float>(bc2);
+    BNA_RETURN_IF_ERROR(cuda::adamw(a));
+  }
+  return norm;
+}
+
+Status CudaGpt::download_weights(Gpt& m) const {
+  if (m.num_params() != impl_->n_params)
+    return invalid_argument("cuda gpt: download into a model of " + S(m.num_params()) + " parameters, expected " +
+                            S(impl_->n_params));
+  return bna::cuda::copy_to_host(m.weights(), impl_->w.get(), static_cast<size_t>(impl_->n_params) * 4);
+}
+
+Status CudaGpt::download_grads(std::vector<float>& out) const {
+  out.resize(static_cast<size_t>(impl_->n_params));
+  return bna::cuda::copy_to_host(out.data(), impl_->g.get(), out.size() * 4);
+}
+
+size_t CudaGpt::device_bytes() const {
+  const Impl& M = *impl_;
+  size_t b = M.w.bytes() + M.wb.bytes() + M.g.bytes() + M.m.bytes() + M.v.bytes() + M.attn_ws.bytes() +
+             M.blas.workspace_bytes();
+  for (const CudaLayerAct& L : M.acts)
+    for (const DeviceBuffer* d : {&L.x_in, &L.ln1, &L.ln1_mean, &L.ln1_rstd, &L.q, &L.k, &L.v, &L.att, &L.lse, &L.atty,
+                                  &L.x_mid, &L.ln2, &L.ln2_mean, &L.ln2_rstd, &L.fc_pre, &L.fc_act})
+      b += d->bytes();
+  for (const DeviceBuffer* d : {&M.ids, &M.targets, &M.x, &M.x_final, &M.lnf, &M.lnf_mean, &M.lnf_rstd, &M.qkv,
+                                &M.logits, &M.losses, &M.dlogits, &M.dx, &M.dx_bf, &M.dsmall, &M.dbig, &M.dbig_bf,
+                                &M.dout, &M.dq, &M.dk, &M.dv, &M.dqkv, &M.norm})
+    b += d->bytes();
+  return b;
+}
+
+}  // namespace bna::model
