@@ -37,6 +37,10 @@ struct CudaGpt::Impl {
   nn::cuda::Blas blas;
   DeviceBuffer w, wb, g, m, v;  // f32 masters, bf16 copies, f32 grads and moments [num_params]
   int64_t n_params = 0, t = 0;
+  // The head runs on a vocabulary padded to a multiple of 64 (cuBLAS picks slow unaligned kernels
+  // for 50257 columns): "head" is the last parameter, so its padded rows [V, Vp) live past n_params in
+  // wb (zero) and g (their gradient is 0: the padded dlogits columns are 0), never seen by AdamW.
+  int64_t Vp = 0;
   // Plans per (B, T), one per layer.
   std::map<std::pair<int64_t, int64_t>, std::vector<attn::Plan>> plans;
   DeviceBuffer attn_ws;
@@ -44,7 +48,7 @@ struct CudaGpt::Impl {
   int64_t B = 0, T = 0, counted = 0;
   bool has_targets = false;
   std::vector<CudaLayerAct> acts;
-  DeviceBuffer ids, targets, x, x_final, lnf, lnf_mean, lnf_rstd, qkv, logits, losses;
+  DeviceBuffer ids, targets, x, x_final, lnf, lnf_mean, lnf_rstd, qkv, logits, losses, lse;
   // Backward scratch.
   DeviceBuffer dlogits, dx, dx_bf, dsmall, dbig, dbig_bf, dout, dq, dk, dv, dqkv, norm;
 
@@ -78,7 +82,7 @@ Expected<const std::vector<attn::Plan>*> CudaGpt::Impl::plans_for(int64_t b, int
 // Sizes every activation and scratch buffer for B x T (grow-only).
 Status CudaGpt::Impl::grow(int64_t b, int64_t tt) {
   const size_t n = static_cast<size_t>(b * tt), C = static_cast<size_t>(cfg.d_model);
-  const size_t V = static_cast<size_t>(cfg.vocab_size), Hq = static_cast<size_t>(cfg.n_heads);
+  const size_t V = static_cast<size_t>(Vp), Hq = static_cast<size_t>(cfg.n_heads);
   const size_t Hkv = static_cast<size_t>(cfg.n_kv_heads), dh = C / Hq, QKV = (Hq + 2 * Hkv) * dh;
   acts.resize(static_cast<size_t>(cfg.n_layers));
   for (CudaLayerAct& L : acts) {
@@ -100,8 +104,8 @@ Status CudaGpt::Impl::grow(int64_t b, int64_t tt) {
     BNA_RETURN_IF_ERROR(ensure(L.fc_act, n * 4 * C * 2));
   }
   for (auto [buf, bytes] : {std::pair{&ids, n * 4}, {&targets, n * 4}, {&x, n * C * 4}, {&x_final, n * C * 4},
-                            {&lnf, n * C * 2}, {&lnf_mean, n * 4}, {&lnf_rstd, n * 4}, {&qkv, n * QKV * 4},
-                            {&logits, n * V * 4}, {&losses, n * 4}, {&dlogits, n * V * 2}, {&dx, n * C * 4},
+                            {&lnf, n * C * 2}, {&lnf_mean, n * 4}, {&lnf_rstd, n * 4}, {&qkv, n * QKV * 2},
+                            {&logits, n * V * 4}, {&losses, n * 4}, {&lse, n * 4}, {&dlogits, n * V * 2}, {&dx, n * C * 4},
                             {&dx_bf, n * C * 2}, {&dsmall, n * C * 4}, {&dbig, n * 4 * C * 4},
                             {&dbig_bf, n * 4 * C * 2}, {&dout, n * Hq * dh * 2}, {&dq, n * Hq * dh * 2},
                             {&dk, n * Hkv * dh * 2}, {&dv, n * Hkv * dh * 2}, {&dqkv, n * QKV * 2}, {&norm, 8}})
@@ -127,21 +131,27 @@ Expected<CudaGpt> CudaGpt::create(Gpt& host) {
   M.cfg = c;
   M.params = host.params();
   M.n_params = host.num_params();
+  if (M.params.empty() || M.params.back().name != "head")
+    return internal_error("cuda gpt: the parameter table does not end with the head");
+  M.Vp = (c.vocab_size + 63) / 64 * 64;
   BNA_ASSIGN_OR_RETURN(M.blas, nn::cuda::Blas::create());
   const size_t np = static_cast<size_t>(M.n_params);
+  const size_t pad = np + static_cast<size_t>((M.Vp - c.vocab_size) * c.d_model);
   BNA_RETURN_IF_ERROR(M.w.allocate(np * 4));
-  BNA_RETURN_IF_ERROR(M.wb.allocate(np * 2));
-  BNA_RETURN_IF_ERROR(M.g.allocate(np * 4));
+  BNA_RETURN_IF_ERROR(M.wb.allocate(pad * 2));
+  BNA_RETURN_IF_ERROR(M.g.allocate(pad * 4));
   BNA_RETURN_IF_ERROR(M.m.allocate(np * 4));
   BNA_RETURN_IF_ERROR(M.v.allocate(np * 4));
   BNA_RETURN_IF_ERROR(bna::cuda::copy_to_device(M.w.get(), host.weights(), np * 4));
+  BNA_RETURN_IF_ERROR(bna::cuda::device_memset(M.wb.get(), 0, pad * 2));
   BNA_RETURN_IF_ERROR(cuda::to_bf16(M.w.as<float>(), M.wb.as<uint16_t>(), M.n_params));
-  for (DeviceBuffer* b : {&M.g, &M.m, &M.v}) BNA_RETURN_IF_ERROR(bna::cuda::device_memset(b->get(), 0, np * 4));
+  BNA_RETURN_IF_ERROR(bna::cuda::device_memset(M.g.get(), 0, pad * 4));
+  for (DeviceBuffer* b : {&M.m, &M.v}) BNA_RETURN_IF_ERROR(bna::cuda::device_memset(b->get(), 0, np * 4));
   return r;
 }
 
 Status CudaGpt::zero_grad() {
-  return bna::cuda::device_memset(impl_->g.get(), 0, static_cast<size_t>(impl_->n_params) * 4);
+  return bna::cuda::device_memset(impl_->g.get(), 0, impl_->g.bytes());
 }
 
 Expected<float> CudaGpt::forward(const int32_t* idx, const int32_t* targets, int64_t B, int64_t T) {
@@ -179,8 +189,8 @@ Expected<float> CudaGpt::forward(const int32_t* idx, const int32_t* targets, int
     BNA_RETURN_IF_ERROR(cuda::layernorm_fwd(x, M.W(p + "ln1.w"), M.W(p + "ln1.b"), L.ln1.as<uint16_t>(),
                                             L.ln1_mean.as<float>(), L.ln1_rstd.as<float>(), n, C));
     BNA_RETURN_IF_ERROR(M.blas.gemm(false, true, n, QKV, C, 1.0f, L.ln1.as<uint16_t>(), M.WB(p + "attn.qkv"), 0.0f,
-                                    M.qkv.get(), true));
-    BNA_RETURN_IF_ERROR(cuda::split_qkv(M.qkv.as<float>(), L.q.as<uint16_t>(), L.k.as<uint16_t>(), L.v.as<uint16_t>(),
+                                    M.qkv.get(), false));
+    BNA_RETURN_IF_ERROR(cuda::split_qkv(M.qkv.as<uint16_t>(), L.q.as<uint16_t>(), L.k.as<uint16_t>(), L.v.as<uint16_t>(),
                                         B, T, Hq, Hkv, dh));
     BNA_RETURN_IF_ERROR(attn::run((*plans)[static_cast<size_t>(l)], TensorView(L.q.get(), DType::kBF16, qs),
                                   TensorView(L.k.get(), DType::kBF16, ks), TensorView(L.v.get(), DType::kBF16, ks),
@@ -200,9 +210,10 @@ Expected<float> CudaGpt::forward(const int32_t* idx, const int32_t* targets, int
   BNA_RETURN_IF_ERROR(bna::cuda::copy_on_device(M.x_final.get(), x, xbytes));
   BNA_RETURN_IF_ERROR(cuda::layernorm_fwd(x, M.W("lnf.w"), M.W("lnf.b"), M.lnf.as<uint16_t>(), M.lnf_mean.as<float>(),
                                           M.lnf_rstd.as<float>(), n, C));
-  BNA_RETURN_IF_ERROR(M.blas.gemm(false, true, n, V, C, 1.0f, M.lnf.as<uint16_t>(), M.WB("head"), 0.0f, M.logits.get(), true));
+  BNA_RETURN_IF_ERROR(M.blas.gemm(false, true, n, M.Vp, C, 1.0f, M.lnf.as<uint16_t>(), M.WB("head"), 0.0f, M.logits.get(), true));
   if (targets == nullptr) return 0.0f;
-  BNA_RETURN_IF_ERROR(cuda::cross_entropy_fwd(M.logits.as<float>(), M.targets.as<int32_t>(), M.losses.as<float>(), n, V));
+  BNA_RETURN_IF_ERROR(cuda::cross_entropy_fwd(M.logits.as<float>(), M.targets.as<int32_t>(), M.losses.as<float>(),
+                                              M.lse.as<float>(), n, V, M.Vp));
   std::vector<float> losses(static_cast<size_t>(n));
   BNA_RETURN_IF_ERROR(bna::cuda::copy_to_host(losses.data(), M.losses.get(), losses.size() * 4));
   double sum = 0.0;
@@ -222,11 +233,12 @@ Status CudaGpt::backward(float loss_scale) {
   float* dx = M.dx.as<float>();
   float* dsmall = M.dsmall.as<float>();
   uint16_t* dx_bf = M.dx_bf.as<uint16_t>();
-  BNA_RETURN_IF_ERROR(cuda::cross_entropy_bwd(M.logits.as<float>(), M.targets.as<int32_t>(), M.dlogits.as<uint16_t>(),
-                                              loss_scale / static_cast<float>(M.counted), n, V));
+  BNA_RETURN_IF_ERROR(cuda::cross_entropy_bwd(M.logits.as<float>(), M.targets.as<int32_t>(), M.lse.as<float>(),
+                                              M.dlogits.as<uint16_t>(), loss_scale / static_cast<float>(M.counted), n,
+                                              V, M.Vp));
   const uint16_t* dl = M.dlogits.as<uint16_t>();
-  BNA_RETURN_IF_ERROR(bl.gemm(false, false, n, C, V, 1.0f, dl, M.WB("head"), 0.0f, dsmall, true));
-  BNA_RETURN_IF_ERROR(bl.gemm(true, false, V, C, n, 1.0f, dl, M.lnf.as<uint16_t>(), 1.0f, M.G("head"), true));
+  BNA_RETURN_IF_ERROR(bl.gemm(false, false, n, C, M.Vp, 1.0f, dl, M.WB("head"), 0.0f, dsmall, true));
+  BNA_RETURN_IF_ERROR(bl.gemm(true, false, M.Vp, C, n, 1.0f, dl, M.lnf.as<uint16_t>(), 1.0f, M.G("head"), true));
   BNA_RETURN_IF_ERROR(bna::cuda::device_memset(dx, 0, static_cast<size_t>(n * C) * 4));
   BNA_RETURN_IF_ERROR(cuda::layernorm_bwd(M.x_final.as<float>(), M.W("lnf.w"), M.lnf_mean.as<float>(),
                                           M.lnf_rstd.as<float>(), dsmall, dx, M.G("lnf.w"), M.G("lnf.b"), n, C));
@@ -320,7 +332,7 @@ size_t CudaGpt::device_bytes() const {
                                   &L.x_mid, &L.ln2, &L.ln2_mean, &L.ln2_rstd, &L.fc_pre, &L.fc_act})
       b += d->bytes();
   for (const DeviceBuffer* d : {&M.ids, &M.targets, &M.x, &M.x_final, &M.lnf, &M.lnf_mean, &M.lnf_rstd, &M.qkv,
-                                &M.logits, &M.losses, &M.dlogits, &M.dx, &M.dx_bf, &M.dsmall, &M.dbig, &M.dbig_bf,
+                                &M.logits, &M.losses, &M.lse, &M.dlogits, &M.dx, &M.dx_bf, &M.dsmall, &M.dbig, &M.dbig_bf,
                                 &M.dout, &M.dq, &M.dk, &M.dv, &M.dqkv, &M.norm})
     b += d->bytes();
   return b;

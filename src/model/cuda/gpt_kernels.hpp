@@ -30,8 +30,9 @@ Status gelu_fwd(const float* x, uint16_t* y, int64_t n);
 // dx bf16 = dy f32 * gelu_tanh'(x f32).
 Status gelu_bwd(const float* x, const float* dy, uint16_t* dx, int64_t n);
 
-// qkv f32 [B*T, (Hq+2Hkv) dh] -> q bf16 [B, Hq, T, dh], k, v bf16 [B, Hkv, T, dh].
-Status split_qkv(const float* qkv, uint16_t* q, uint16_t* k, uint16_t* v, int64_t B, int64_t T, int64_t Hq,
+// Layout kernels move 16-byte chunks (dh % 8 == 0).
+// qkv bf16 [B*T, (Hq+2Hkv) dh] -> q bf16 [B, Hq, T, dh], k, v bf16 [B, Hkv, T, dh].
+Status split_qkv(const uint16_t* qkv, uint16_t* q, uint16_t* k, uint16_t* v, int64_t B, int64_t T, int64_t Hq,
                  int64_t Hkv, int64_t dh);
 // dq, dk, dv bf16 (as split_qkv's outputs) -> dqkv bf16 [B*T, (Hq+2Hkv) dh].
 Status merge_qkv(const uint16_t* dq, const uint16_t* dk, const uint16_t* dv, uint16_t* dqkv, int64_t B, int64_t T,
@@ -44,11 +45,15 @@ Status tokens_to_heads(const float* y, uint16_t* o, int64_t B, int64_t H, int64_
 // dst bf16 = src f32, n elements.
 Status to_bf16(const float* src, uint16_t* dst, int64_t n);
 
-// losses f32 [n] = logsumexp(logits row) - logits[target] (0 for target < 0), logits f32 [n, V].
-Status cross_entropy_fwd(const float* logits, const int32_t* targets, float* losses, int64_t n, int64_t V);
-// dlogits bf16 [n, V] = (softmax(logits) - onehot(target)) * scale; rows with target < 0 get 0.
-Status cross_entropy_bwd(const float* logits, const int32_t* targets, uint16_t* dlogits, float scale, int64_t n,
-                         int64_t V);
+// Logits f32 [n, ld] (ld >= V: the head GEMM runs on a vocabulary padded to a multiple of 64; columns
+// >= V are ignored). lse f32 [n] = logsumexp of the row's V logits (one online pass), losses [n] =
+// lse - logits[target] (0 for target < 0).
+Status cross_entropy_fwd(const float* logits, const int32_t* targets, float* losses, float* lse, int64_t n, int64_t V,
+                         int64_t ld);
+// dlogits bf16 [n, ld] = (exp(logits - lse) - onehot(target)) * scale; 0 for columns >= V and rows
+// with target < 0.
+Status cross_entropy_bwd(const float* logits, const int32_t* targets, const float* lse, uint16_t* dlogits, float scale,
+                         int64_t n, int64_t V, int64_t ld);
 
 // sum_sq f64 (one element, accumulated with atomics) += sum of g^2 over n elements.
 Status sum_squares(const float* g, int64_t n, double* sum_sq);
