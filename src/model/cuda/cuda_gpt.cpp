@@ -36,6 +36,7 @@ struct CudaGpt::Impl {
   std::vector<ParamInfo> params;
   nn::cuda::Blas blas;
   DeviceBuffer w, wb, g, m, v;  // f32 masters, bf16 copies, f32 grads and moments [num_params]
+  DeviceBuffer offsets, decay;  // the parameter table for the one-launch AdamW
   int64_t n_params = 0, t = 0;
   // The head runs on a vocabulary padded to a multiple of 64 (cuBLAS picks slow unaligned kernels
   // for 50257 columns): "head" is the last parameter, so its padded rows [V, Vp) live past n_params in
@@ -106,7 +107,7 @@ Status CudaGpt::Impl::grow(int64_t b, int64_t tt) {
   for (auto [buf, bytes] : {std::pair{&ids, n * 4}, {&targets, n * 4}, {&x, n * C * 4}, {&x_final, n * C * 4},
                             {&lnf, n * C * 2}, {&lnf_mean, n * 4}, {&lnf_rstd, n * 4}, {&qkv, n * QKV * 2},
                             {&logits, n * V * 4}, {&losses, n * 4}, {&lse, n * 4}, {&dlogits, n * V * 2}, {&dx, n * C * 4},
-                            {&dx_bf, n * C * 2}, {&dsmall, n * C * 4}, {&dbig, n * 4 * C * 4},
+                            {&dx_bf, n * C * 2}, {&dsmall, n * C * 4}, {&dbig, n * 4 * C * 2},
                             {&dbig_bf, n * 4 * C * 2}, {&dout, n * Hq * dh * 2}, {&dq, n * Hq * dh * 2},
                             {&dk, n * Hkv * dh * 2}, {&dv, n * Hkv * dh * 2}, {&dqkv, n * QKV * 2}, {&norm, 8}})
     BNA_RETURN_IF_ERROR(ensure(*buf, bytes));
@@ -147,6 +148,17 @@ Expected<CudaGpt> CudaGpt::create(Gpt& host) {
   BNA_RETURN_IF_ERROR(cuda::to_bf16(M.w.as<float>(), M.wb.as<uint16_t>(), M.n_params));
   BNA_RETURN_IF_ERROR(bna::cuda::device_memset(M.g.get(), 0, pad * 4));
   for (DeviceBuffer* b : {&M.m, &M.v}) BNA_RETURN_IF_ERROR(bna::cuda::device_memset(b->get(), 0, np * 4));
+  std::vector<int64_t> offs;
+  std::vector<uint8_t> dec;
+  for (const ParamInfo& p : M.params) {
+    offs.push_back(p.offset);
+    dec.push_back(p.decay ? 1 : 0);
+  }
+  offs.push_back(M.n_params);
+  BNA_RETURN_IF_ERROR(M.offsets.allocate(offs.size() * 8));
+  BNA_RETURN_IF_ERROR(M.decay.allocate(dec.size()));
+  BNA_RETURN_IF_ERROR(bna::cuda::copy_to_device(M.offsets.get(), offs.data(), offs.size() * 8));
+  BNA_RETURN_IF_ERROR(bna::cuda::copy_to_device(M.decay.get(), dec.data(), dec.size()));
   return r;
 }
 
@@ -250,8 +262,8 @@ Status CudaGpt::backward(float loss_scale) {
     // MLP: x_out = x_mid + gelu(ln2 W1^T) W2^T
     BNA_RETURN_IF_ERROR(cuda::to_bf16(dx, dx_bf, n * C));
     BNA_RETURN_IF_ERROR(bl.gemm(true, false, C, 4 * C, n, 1.0f, dx_bf, L.fc_act.as<uint16_t>(), 1.0f, M.G(p + "mlp.proj"), true));
-    BNA_RETURN_IF_ERROR(bl.gemm(false, false, n, 4 * C, C, 1.0f, dx_bf, M.WB(p + "mlp.proj"), 0.0f, M.dbig.get(), true));
-    BNA_RETURN_IF_ERROR(cuda::gelu_bwd(L.fc_pre.as<float>(), M.dbig.as<float>(), M.dbig_bf.as<uint16_t>(), n * 4 * C));
+    BNA_RETURN_IF_ERROR(bl.gemm(false, false, n, 4 * C, C, 1.0f, dx_bf, M.WB(p + "mlp.proj"), 0.0f, M.dbig.get(), false));
+    BNA_RETURN_IF_ERROR(cuda::gelu_bwd(L.fc_pre.as<float>(), M.dbig.as<uint16_t>(), M.dbig_bf.as<uint16_t>(), n * 4 * C));
     BNA_RETURN_IF_ERROR(bl.gemm(true, false, 4 * C, C, n, 1.0f, M.dbig_bf.as<uint16_t>(), L.ln2.as<uint16_t>(), 1.0f,
                                 M.G(p + "mlp.fc"), true));
     BNA_RETURN_IF_ERROR(bl.gemm(false, false, n, C, 4 * C, 1.0f, M.dbig_bf.as<uint16_t>(), M.WB(p + "mlp.fc"), 0.0f, dsmall, true));
@@ -290,24 +302,25 @@ Expected<double> CudaGpt::step(float lr, const train::AdamWOptions& o, double ma
   ++M.t;
   const double bc1 = 1.0 - std::pow(static_cast<double>(o.beta1), static_cast<double>(M.t));
   const double bc2 = 1.0 - std::pow(static_cast<double>(o.beta2), static_cast<double>(M.t));
-  for (const ParamInfo& p : M.params) {
-    cuda::AdamWArgs a;
-    a.w = M.w.as<float>() + p.offset;
-    a.w_bf16 = M.wb.as<uint16_t>() + p.offset;
-    a.g = M.g.as<float>() + p.offset;
-    a.m = M.m.as<float>() + p.offset;
-    a.v = M.v.as<float>() + p.offset;
-    a.n = p.numel;
-    a.lr = lr;
-    a.beta1 = o.beta1;
-    a.beta2 = o.beta2;
-    a.eps = o.eps;
-    a.weight_decay = p.decay ? o.weight_decay : 0.0f;
-    a.grad_scale = scale;
-    a.bc1 = static_cast<float>(bc1);
-    a.bc2 = static_cast<float>(bc2);
-    BNA_RETURN_IF_ERROR(cuda::adamw(a));
-  }
+  cuda::AdamWArgs a;
+  a.w = M.w.as<float>();
+  a.w_bf16 = M.wb.as<uint16_t>();
+  a.g = M.g.as<float>();
+  a.m = M.m.as<float>();
+  a.v = M.v.as<float>();
+  a.n = M.n_params;
+  a.offsets = M.offsets.as<int64_t>();
+  a.decay = M.decay.as<uint8_t>();
+  a.tensors = static_cast<int>(M.params.size());
+  a.lr = lr;
+  a.beta1 = o.beta1;
+  a.beta2 = o.beta2;
+  a.eps = o.eps;
+  a.weight_decay = o.weight_decay;
+  a.grad_scale = scale;
+  a.bc1 = static_cast<float>(bc1);
+  a.bc2 = static_cast<float>(bc2);
+  BNA_RETURN_IF_ERROR(cuda::adamw(a));
   return norm;
 }
 
@@ -325,7 +338,7 @@ Status CudaGpt::download_grads(std::vector<float>& out) const {
 
 size_t CudaGpt::device_bytes() const {
   const Impl& M = *impl_;
-  size_t b = M.w.bytes() + M.wb.bytes() + M.g.bytes() + M.m.bytes() + M.v.bytes() + M.attn_ws.bytes() +
+  size_t b = M.w.bytes() + M.wb.bytes() + M.g.bytes() + M.m.bytes() + M.v.bytes() + M.offsets.bytes() + M.decay.bytes() + M.attn_ws.bytes() +
              M.blas.workspace_bytes();
   for (const CudaLayerAct& L : M.acts)
     for (const DeviceBuffer* d : {&L.x_in, &L.ln1, &L.ln1_mean, &L.ln1_rstd, &L.q, &L.k, &L.v, &L.att, &L.lse, &L.atty,

@@ -24,18 +24,6 @@ unsigned grid_for(int64_t count) {
 #define GRID_STRIDE(e, count) \
   for (int64_t e = blockIdx.x * int64_t{kThreads} + threadIdx.x; e < (count); e += int64_t{gridDim.x} * kThreads)
 
-// Block-wide sum (fixed tree order); every thread gets the result.
-__device__ float block_sum(float v) {
-  __shared__ float part[kThreads / 32];
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  __syncthreads();
-  if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = v;
-  __syncthreads();
-  float s = 0.0f;
-  for (int w = 0; w < kThreads / 32; ++w) s += part[w];
-  return s;
-}
-
 __global__ void embedding_fwd_kernel(const int32_t* ids, const float* wte, const float* wpe, float* x, int64_t n,
                                      int64_t T, int64_t C) {
   GRID_STRIDE(e, n * C) {
@@ -129,8 +117,8 @@ __device__ __forceinline__ float gelu_grad(float x) {
 __global__ void gelu_fwd_kernel(const float* x, uint16_t* y, int64_t n) {
   GRID_STRIDE(e, n) y[e] = f2bf(gelu(x[e]));
 }
-__global__ void gelu_bwd_kernel(const float* x, const float* dy, uint16_t* dx, int64_t n) {
-  GRID_STRIDE(e, n) dx[e] = f2bf(dy[e] * gelu_grad(x[e]));
+__global__ void gelu_bwd_kernel(const float* x, const uint16_t* dy, uint16_t* dx, int64_t n) {
+  GRID_STRIDE(e, n) dx[e] = f2bf(__uint_as_float(static_cast<uint32_t>(dy[e]) << 16) * gelu_grad(x[e]));
 }
 
 // Layout kernels: one thread per 8 consecutive dims (16 bytes of bf16) of one (token, head).
@@ -248,10 +236,22 @@ __global__ void sum_squares_kernel(const float* g, int64_t n, double* out) {
   if ((threadIdx.x & 31) == 0) atomicAdd(out, s);
 }
 
+// Every parameter in one launch: element e belongs to the tensor whose [offsets[i], offsets[i+1])
+// holds it (binary search in a shared copy of the table); decay[i] says whether it is decayed.
+constexpr int kMaxTensors = 1024;
 __global__ void adamw_kernel(const AdamWArgs a) {
-  const float decay = 1.0f - a.lr * a.weight_decay;
+  __shared__ int64_t off[kMaxTensors + 1];
+  for (int i = threadIdx.x; i <= a.tensors; i += kThreads) off[i] = a.offsets[i];
+  __syncthreads();
   const float step = a.lr / a.bc1, inv_sqrt_bc2 = rsqrtf(a.bc2);
   GRID_STRIDE(e, a.n) {
+    int lo = 0, hi = a.tensors - 1;
+    while (lo < hi) {
+      const int mid = (lo + hi + 1) / 2;
+      if (off[mid] <= e) lo = mid;
+      else hi = mid - 1;
+    }
+    const float decay = a.decay[lo] ? 1.0f - a.lr * a.weight_decay : 1.0f;
     const float g = a.g[e] * a.grad_scale;
     const float m = a.beta1 * a.m[e] + (1.0f - a.beta1) * g;
     const float v = a.beta2 * a.v[e] + (1.0f - a.beta2) * g * g;
@@ -298,7 +298,7 @@ Status gelu_fwd(const float* x, uint16_t* y, int64_t n) {
   gelu_fwd_kernel<<<grid_for(n), kThreads>>>(x, y, n);
   return launched();
 }
-Status gelu_bwd(const float* x, const float* dy, uint16_t* dx, int64_t n) {
+Status gelu_bwd(const float* x, const uint16_t* dy, uint16_t* dx, int64_t n) {
   gelu_bwd_kernel<<<grid_for(n), kThreads>>>(x, dy, dx, n);
   return launched();
 }
@@ -363,6 +363,9 @@ Status sum_squares(const float* g, int64_t n, double* sum_sq) {
   return launched();
 }
 Status adamw(const AdamWArgs& a) {
+  if (a.tensors < 1 || a.tensors > kMaxTensors || a.offsets == nullptr || a.decay == nullptr)
+    return invalid_argument("adamw: tensors=" + std::to_string(a.tensors) + ", expected 1.." +
+                            std::to_string(kMaxTensors) + " with offsets and decay flags");
   adamw_kernel<<<grid_for(a.n), kThreads>>>(a);
   return launched();
 }

@@ -27,8 +27,8 @@ Status layernorm_bwd(const float* x, const float* gamma, const float* mean, cons
 
 // y bf16 = gelu_tanh(x f32), n elements.
 Status gelu_fwd(const float* x, uint16_t* y, int64_t n);
-// dx bf16 = dy f32 * gelu_tanh'(x f32).
-Status gelu_bwd(const float* x, const float* dy, uint16_t* dx, int64_t n);
+// dx bf16 = dy bf16 * gelu_tanh'(x f32).
+Status gelu_bwd(const float* x, const uint16_t* dy, uint16_t* dx, int64_t n);
 
 // Layout kernels move 16-byte chunks (dh % 8 == 0).
 // qkv bf16 [B*T, (Hq+2Hkv) dh] -> q bf16 [B, Hq, T, dh], k, v bf16 [B, Hkv, T, dh].
@@ -58,9 +58,11 @@ Status cross_entropy_bwd(const float* logits, const int32_t* targets, const floa
 // sum_sq f64 (one element, accumulated with atomics) += sum of g^2 over n elements.
 Status sum_squares(const float* g, int64_t n, double* sum_sq);
 
-// PyTorch AdamW on n elements (include/bna/train.hpp): g is scaled by grad_scale first (clipping);
-// decay: w *= 1 - lr*wd; m, v moments; w -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps). Also writes
-// the bf16 copy of w (w_bf16 may be null).
+// PyTorch AdamW on the n elements of every parameter tensor in one launch (include/bna/train.hpp): g
+// is scaled by grad_scale first (clipping); decayed tensors: w *= 1 - lr*wd; m, v moments;
+// w -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps). Also writes the bf16 copy of w (w_bf16 may be
+// null). offsets: DEVICE int64 [tensors + 1] (tensor i = [offsets[i], offsets[i+1])), decay: DEVICE
+// uint8 [tensors]; tensors <= 1024.
 struct AdamWArgs {
   float* w = nullptr;
   uint16_t* w_bf16 = nullptr;
@@ -68,6 +70,9 @@ struct AdamWArgs {
   float* m = nullptr;
   float* v = nullptr;
   int64_t n = 0;
+  const int64_t* offsets = nullptr;
+  const uint8_t* decay = nullptr;
+  int tensors = 0;
   float lr = 0, beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f, weight_decay = 0, grad_scale = 1;
   float bc1 = 1, bc2 = 1;  // 1 - beta^t
 };
