@@ -66,14 +66,8 @@ class BpeTokenizer final : public Tokenizer {
   int32_t byte_ids_[256];
   std::optional<int32_t> bos_, eos_;
 
-  std::vector<int32_t> encode(std::string_view text) const override { return encode_impl(text, nullptr); }
-
-  Expected<std::vector<int32_t>> try_encode(std::string_view text) const override {
-    Status st;
-    auto r = encode_impl(text, &st);
-    if (!st.is_ok()) return st;
-    return r;
-  }
+  // Total: every supported normalizer is applied exactly, so try_encode (the default) never fails.
+  std::vector<int32_t> encode(std::string_view text) const override { return encode_impl(text); }
 
   std::string decode(std::span<const int32_t> ids) const override {
     const ByteMap& bm = byte_map();
@@ -148,7 +142,7 @@ class BpeTokenizer final : public Tokenizer {
     return pos;
   }
 
-  std::vector<int32_t> encode_impl(std::string_view text, Status* st) const {
+  std::vector<int32_t> encode_impl(std::string_view text) const {
     std::vector<int32_t> out;
     size_t pos = 0;
     while (pos <= text.size()) {
@@ -160,7 +154,7 @@ class BpeTokenizer final : public Tokenizer {
         if (added_[a].lstrip) seg_end = ws_before(text, pos, b);
         if (added_[a].rstrip) next = ws_after(text, e);
       }
-      encode_segment(text.substr(pos, seg_end - pos), out, st);
+      encode_segment(text.substr(pos, seg_end - pos), out);
       if (a < 0) break;
       out.push_back(added_[a].id);
       pos = next;
@@ -168,26 +162,19 @@ class BpeTokenizer final : public Tokenizer {
     return out;
   }
 
-  void encode_segment(std::string_view seg, std::vector<int32_t>& out, Status* st) const {
+  void encode_segment(std::string_view seg, std::vector<int32_t>& out) const {
     if (seg.empty()) return;
-    if (nfc_ && st != nullptr && st->is_ok()) {
-      for (size_t i = 0; i < seg.size();) {
-        uint32_t cp;
-        const int k = utf8_decode(seg, i, &cp);
-        if (k > 0 && uni::is_nfc_unsafe(cp)) {
-          char buf[16];
-          std::snprintf(buf, sizeof buf, "U+%04X", cp);
-          *st = unimplemented(std::string("tokenizer: NFC normalization of text containing ") + buf +
-                              " (a code point NFC may change) is not implemented");
-          break;
-        }
-        i += k > 0 ? k : 1;
-      }
+    std::string normalized;
+    if (nfc_ && !uni::is_nfc_safe(seg)) {  // NFC; most text has nothing NFC may change
+      normalized = uni::nfc_utf8(seg);
+      seg = normalized;
     }
     std::string buf;
     std::string_view s = seg;
     if (add_prefix_space_ && seg[0] != ' ') {
-      buf = " " + std::string(seg);
+      buf.reserve(seg.size() + 1);
+      buf += ' ';
+      buf += seg;
       s = buf;
     }
     std::vector<std::pair<size_t, size_t>> pieces;
