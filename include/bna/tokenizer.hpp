@@ -57,8 +57,8 @@ Expected<std::unique_ptr<Tokenizer>> char_tokenizer(std::string_view corpus);
 
 // A Hugging Face tokenizer.json with model.type "BPE" (byte-level: a ByteLevel pre-tokenizer or
 // decoder). Supported: merges as "a b" strings or ["a", "b"] arrays, ignore_merges, added and special
-// tokens (split on first, leftmost-longest, with lstrip/rstrip), normalizers null / NFC (NFC: see
-// try_encode), pre-tokenizers ByteLevel(use_regex) and Sequence[Split(known regex, Isolated),
+// tokens (split on first, leftmost-longest, with lstrip/rstrip), normalizers null / NFC (full UAX #15
+// composition, src/tokenizer/unicode.hpp), pre-tokenizers ByteLevel(use_regex) and Sequence[Split(known regex, Isolated),
 // ByteLevel]. Errors: kNotFound / kIoError for the file, kCorrupt for bad JSON or an inconsistent
 // vocabulary (a merge whose parts or result are not in the vocabulary, duplicate ids), kUnimplemented
 // naming the model type, normalizer or pre-tokenizer pattern that is not supported (listing those that
