@@ -19,6 +19,7 @@
 #include "bna/rng.hpp"
 #include "bna/threads.hpp"
 #include "bna/train.hpp"
+#include "gpt_bench_flags.hpp"
 
 using Clock = std::chrono::steady_clock;
 
@@ -28,25 +29,11 @@ static double median(std::vector<double> v) {
 }
 
 int main(int argc, char** argv) {
-  int64_t layers = 6, C = 384, heads = 6, T = 1024, B = 1, steps = 3;
-  std::string attn = "dense";
-  bool json = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) { std::fprintf(stderr, "error: %s needs a value\n", a.c_str()); std::exit(2); }
-      return argv[++i];
-    };
-    if (a == "--layers") layers = std::stoll(next());
-    else if (a == "--d-model") C = std::stoll(next());
-    else if (a == "--heads") heads = std::stoll(next());
-    else if (a == "--T") T = std::stoll(next());
-    else if (a == "--batch") B = std::stoll(next());
-    else if (a == "--steps") steps = std::stoll(next());
-    else if (a == "--attn") attn = next();
-    else if (a == "--json") json = true;
-    else { std::fprintf(stderr, "error: unknown flag %s\n", a.c_str()); return 2; }
-  }
+  GptBenchFlags f;
+  if (int rc = parse_gpt_bench_flags(argc, argv, f, false); rc != 0) return rc;
+  const int64_t layers = f.layers, C = f.d_model, heads = f.heads, T = f.T, B = f.batch, steps = f.steps;
+  const std::string attn = f.attn;
+  const bool json = f.json;
   bna::model::GptConfig cfg;
   cfg.vocab_size = 256; cfg.seq_len = T; cfg.n_layers = layers; cfg.n_heads = heads; cfg.d_model = C; cfg.seed = 1;
   auto spec = bna::model::parse_attn_spec(attn);

@@ -18,32 +18,18 @@
 #include "bna/attention.hpp"
 #include "bna/model_cuda.hpp"
 #include "bna/rng.hpp"
+#include "gpt_bench_flags.hpp"
 
 using Clock = std::chrono::steady_clock;
 
 int main(int argc, char** argv) {
-  int64_t layers = 12, C = 768, heads = 12, V = 50257, T = 1024, B = 8, steps = 10;
-  double peak = 989.4;
-  std::string attn = "dense";
-  bool json = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) { std::fprintf(stderr, "error: %s needs a value\n", a.c_str()); std::exit(2); }
-      return argv[++i];
-    };
-    if (a == "--layers") layers = std::stoll(next());
-    else if (a == "--d-model") C = std::stoll(next());
-    else if (a == "--heads") heads = std::stoll(next());
-    else if (a == "--vocab") V = std::stoll(next());
-    else if (a == "--T") T = std::stoll(next());
-    else if (a == "--batch") B = std::stoll(next());
-    else if (a == "--steps") steps = std::stoll(next());
-    else if (a == "--attn") attn = next();
-    else if (a == "--peak") peak = std::stod(next());
-    else if (a == "--json") json = true;
-    else { std::fprintf(stderr, "error: unknown flag %s\n", a.c_str()); return 2; }
-  }
+  GptBenchFlags f;
+  f.layers = 12; f.d_model = 768; f.heads = 12; f.vocab = 50257; f.batch = 8; f.steps = 10;  // GPT-2 small
+  if (int rc = parse_gpt_bench_flags(argc, argv, f, true); rc != 0) return rc;
+  const int64_t layers = f.layers, C = f.d_model, heads = f.heads, V = f.vocab, T = f.T, B = f.batch, steps = f.steps;
+  const double peak = f.peak_tflops;
+  const std::string attn = f.attn;
+  const bool json = f.json;
   bna::model::GptConfig cfg;
   cfg.vocab_size = V; cfg.seq_len = T; cfg.n_layers = layers; cfg.n_heads = heads; cfg.d_model = C; cfg.seed = 1;
   auto spec = bna::model::parse_attn_spec(attn);
