@@ -49,6 +49,8 @@ class CudaGpt {
   Expected<double> step(float lr, const train::AdamWOptions& opt, double max_norm);
   int64_t steps_done() const;
 
+  // Logits [B, T, V] of the last forward (f32, to the host); an error before any forward.
+  Status logits(std::vector<float>& out) const;
   Status download_weights(Gpt& m) const;            // device masters -> m.weights()
   Status download_grads(std::vector<float>& g) const;  // [num_params] in m's layout
   size_t device_bytes() const;                      // everything held on the device

@@ -72,6 +72,20 @@ TEST(CudaGpt, LossGradientsAndStepsMatchTheCpuModel) {
   EXPECT_LE(std::fabs(*lg - *lc), tol * std::fabs(*lc)) << "loss gpu " << *lg << " cpu " << *lc;
   ASSERT_TRUE(cpu->backward().is_ok());
   ASSERT_TRUE(gpu->backward().is_ok());
+  {  // logits of a forward without targets (the CPU's logits() after a loss forward are probabilities)
+    ASSERT_TRUE(cpu->forward(idx.data(), nullptr, B, T).has_value());
+    ASSERT_TRUE(gpu->forward(idx.data(), nullptr, B, T).has_value());
+    std::vector<float> lg_host;
+    ASSERT_TRUE(gpu->logits(lg_host).is_ok());
+    ASSERT_EQ(lg_host.size(), static_cast<size_t>(n * cfg.vocab_size));
+    double se = 0, sr = 0;
+    for (size_t i = 0; i < lg_host.size(); ++i) {
+      ASSERT_TRUE(std::isfinite(lg_host[i]));
+      se += (lg_host[i] - cpu->logits()[i]) * (lg_host[i] - cpu->logits()[i]);
+      sr += static_cast<double>(cpu->logits()[i]) * cpu->logits()[i];
+    }
+    EXPECT_LE(std::sqrt(se), tol * std::sqrt(sr)) << "logits";
+  }
   std::vector<float> gg;
   ASSERT_TRUE(gpu->download_grads(gg).is_ok());
   for (const auto& p : cpu->params()) {

@@ -6,6 +6,7 @@
 #include <string>
 #include <utility>
 
+#include "attention/cuda/cuda_check.cuh"
 #include "attention/cuda/device_memory.hpp"
 #include "attention/cuda/launch.hpp"
 #include "bna/attention.hpp"
@@ -322,6 +323,16 @@ Expected<double> CudaGpt::step(float lr, const train::AdamWOptions& o, double ma
   a.bc2 = static_cast<float>(bc2);
   BNA_RETURN_IF_ERROR(cuda::adamw(a));
   return norm;
+}
+
+Status CudaGpt::logits(std::vector<float>& out) const {
+  const Impl& M = *impl_;
+  if (M.B == 0) return invalid_argument("cuda gpt: logits before any forward");
+  const int64_t n = M.B * M.T, V = M.cfg.vocab_size;
+  out.resize(static_cast<size_t>(n * V));
+  BNA_CUDA_TRY(cudaMemcpy2D(out.data(), static_cast<size_t>(V) * 4, M.logits.get(), static_cast<size_t>(M.Vp) * 4,
+                            static_cast<size_t>(V) * 4, static_cast<size_t>(n), cudaMemcpyDeviceToHost));
+  return Status::ok();
 }
 
 Status CudaGpt::download_weights(Gpt& m) const {
