@@ -166,7 +166,7 @@ struct GenerateStats {
 
 // Prefill (in chunks of `chunk` tokens, 0 = all at once) then decode up to max_new tokens, stopping at
 // a config eos id. Returns the new ids. The cache is reset to prompt + max_new tokens first. stats, when
-// given, receives the wall-clock split.
+// given, receives the wall-clock split. The same code runs a CudaModel (bna/hf_cuda.hpp).
 Expected<std::vector<int32_t>> generate(Model& m, std::span<const int32_t> prompt, int64_t max_new,
                                         const SamplingOptions& opt, int64_t chunk = 0,
                                         GenerateStats* stats = nullptr);
@@ -209,7 +209,7 @@ struct QualityReport {
 // of capacity T + greedy_tokens, prefilled in chunks), then decodes greedily from each. Only the
 // dense logits of the compared positions are held ([positions, V] f32). The model's attention options
 // are restored afterwards and its cache is left reset. Errors: fewer than 2 tokens, options out of
-// range (named), model errors.
+// range (named), model errors. The same code runs a CudaModel (bna/hf_cuda.hpp, one-call prefill).
 Expected<QualityReport> compare_quality(Model& m, std::span<const int32_t> ids, const QualityOptions& opt);
 
 // ---- model speed (src/hf/bench_model.cpp) ------------------------------------------------------
@@ -258,7 +258,8 @@ struct ModelBenchReport {
 
 // Prefill / decode speed of `m` (reset per record) for each of opt.kinds at each context, on random
 // token ids. Errors: contexts < 2 or beyond the config's positions, decode_tokens < 1, repeats < 1,
-// no kinds, invalid attention options (named).
+// chunk < 0, no kinds, invalid attention options (named). The loop is shared with bench_model_cuda
+// (bna/hf_cuda.hpp).
 Expected<ModelBenchReport> bench_model(Model& m, const ModelBenchOptions& opt);
 
 }  // namespace bna::hf

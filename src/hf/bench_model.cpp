@@ -10,14 +10,13 @@
 //   K/V row (it reads fewer, it does not store fewer); only its graph state is extra. Compressed
 //   layers hold only their two pools (raw ring + block means), so their KV bytes are bounded.
 // * Each record's prefill and decode are timed on a fresh cache; with repeats > 1 the median is kept.
-#include <algorithm>
-#include <chrono>
+//   The loop is src/hf/bench_loop.hpp, shared with bench_model_cuda; this file adds the prefill
+//   chunk and the VmHWM reset / read around each record.
 #include <fstream>
 #include <string>
 
 #include "bna/hf.hpp"
-#include "bna/rng.hpp"
-#include "bna/threads.hpp"
+#include "hf/bench_loop.hpp"
 
 namespace bna::hf {
 namespace {
@@ -38,12 +37,6 @@ bool reset_vm_hwm() {
   f.flush();
   return static_cast<bool>(f);
 }
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 
 }  // namespace
 
@@ -82,76 +75,16 @@ Expected<Config> preset_config(const std::string& name) {
 }
 
 Expected<ModelBenchReport> bench_model(Model& m, const ModelBenchOptions& o) {
-  using clock = std::chrono::steady_clock;
-  const Config& c = m.config();
-  if (o.decode_tokens < 1 || o.repeats < 1 || o.chunk < 0 || o.contexts.empty() || o.kinds.empty()) {
-    return invalid_argument("bench model: decode_tokens=" + std::to_string(o.decode_tokens) + " repeats=" +
-                            std::to_string(o.repeats) + " chunk=" + std::to_string(o.chunk) + " contexts=" +
-                            std::to_string(o.contexts.size()) + " kinds=" + std::to_string(o.kinds.size()) +
-                            ", expected decode_tokens >= 1, repeats >= 1, chunk >= 0, at least one context and "
-                            "one attention kind");
-  }
-  for (int64_t T : o.contexts) {
-    if (T < 2 || T + o.decode_tokens > c.max_positions) {
-      return invalid_argument("bench model: context " + std::to_string(T) + " (+ " + std::to_string(o.decode_tokens) +
-                              " decode tokens), expected >= 2 and <= max_positions=" + std::to_string(c.max_positions));
-    }
-  }
-  const AttentionOptions saved = m.attention();
-  AttentionOptions bf = o.butterfly, dense = o.butterfly, cmp = o.compressed;
-  bf.kind = AttnKind::kButterfly;
-  dense.kind = AttnKind::kDense;
-  cmp.kind = AttnKind::kCompressed;
-  std::vector<const AttentionOptions*> runs;
-  for (AttnKind k : o.kinds) runs.push_back(k == AttnKind::kDense ? &dense : k == AttnKind::kButterfly ? &bf : &cmp);
-  BNA_RETURN_IF_ERROR(m.reset(1));
-  for (const AttentionOptions* a : runs) BNA_RETURN_IF_ERROR(m.set_attention(*a));  // validates before any timing
-  ModelBenchReport rep;
-  rep.config = c;
-  rep.params = count_params(c);
-  rep.threads = num_threads();
-  Rng rng(o.seed);
-  for (int64_t T : o.contexts) {
-    std::vector<int32_t> ids(static_cast<size_t>(T));
-    for (auto& t : ids) t = static_cast<int32_t>(rng.uniform_below(static_cast<uint64_t>(c.vocab)));
-    for (const AttentionOptions* a : runs) {
-      BNA_RETURN_IF_ERROR(m.reset(1));  // drop the previous record's cache before the peak is reset
-      BNA_RETURN_IF_ERROR(m.set_attention(*a));
-      ModelBenchRecord r;
-      r.attention = attn_kind_name(a->kind);
-      r.context = T;
-      r.peak_rss_reset = reset_vm_hwm();
-      std::vector<double> pre, ttft, dec;
-      for (int rep_i = 0; rep_i < o.repeats; ++rep_i) {
-        BNA_RETURN_IF_ERROR(m.reset(T + o.decode_tokens));
-        const auto t0 = clock::now();
-        BNA_ASSIGN_OR_RETURN(std::vector<float> logits, m.forward(ids, false, o.chunk));
-        const auto t1 = clock::now();
-        SamplingOptions greedy;
-        int32_t tok = sample(logits, greedy, nullptr);
-        const auto t2 = clock::now();
-        for (int64_t i = 0; i < o.decode_tokens; ++i) {
-          BNA_ASSIGN_OR_RETURN(logits, m.forward(std::span<const int32_t>(&tok, 1)));
-          tok = sample(logits, greedy, nullptr);
-        }
-        const auto t3 = clock::now();
-        pre.push_back(std::chrono::duration<double>(t1 - t0).count());
-        ttft.push_back(std::chrono::duration<double>(t2 - t0).count());
-        dec.push_back(std::chrono::duration<double>(t3 - t2).count());
-      }
-      r.prefill_s = median(pre);
-      r.prefill_tok_s = double(T) / r.prefill_s;
-      r.ttft_s = median(ttft);
-      r.decode_tok_s = double(o.decode_tokens) / median(dec);
-      r.kv_bytes = m.kv_bytes();
-      r.graph_bytes = m.graph_bytes();
-      r.peak_rss_bytes = read_vm_hwm();
-      rep.records.push_back(std::move(r));
-    }
-  }
-  BNA_RETURN_IF_ERROR(m.reset(1));  // a compressed cache cannot turn back into a full one mid-sequence
-  BNA_RETURN_IF_ERROR(m.set_attention(saved));
-  return rep;
+  if (o.chunk < 0)
+    return invalid_argument("bench model: chunk=" + std::to_string(o.chunk) + ", expected >= 0 (0 = one call)");
+  struct CpuHooks {
+    int64_t chunk;
+    int warmup_runs() const { return 0; }
+    Expected<std::vector<float>> prefill(Model& m, std::span<const int32_t> ids) { return m.forward(ids, false, chunk); }
+    void before_runs(ModelBenchRecord& r) { r.peak_rss_reset = reset_vm_hwm(); }
+    void after_runs(const Model&, ModelBenchRecord& r) { r.peak_rss_bytes = read_vm_hwm(); }
+  } hooks{o.chunk};
+  return detail::bench_model_loop(m, o, hooks);
 }
 
 }  // namespace bna::hf

@@ -12,6 +12,7 @@
 #include "bna/attention.hpp"
 #include "bna/decode_graph.hpp"
 #include "bna/hf.hpp"
+#include "bna/hf_cuda.hpp"
 #include "bna/io.hpp"
 #include "bna/nn.hpp"
 #include "bna/rng.hpp"
@@ -731,15 +732,20 @@ int32_t sample(std::span<const float> logits, const SamplingOptions& o, uint64_t
   return idx[keep - 1];
 }
 
-Expected<std::vector<int32_t>> generate(Model& m, std::span<const int32_t> prompt, int64_t max_new,
-                                        const SamplingOptions& opt, int64_t chunk, GenerateStats* stats) {
+namespace {
+
+// The generation loop of both backends: `prefill(prompt)` returns the prompt's last-token logits, the
+// rest is m.forward of one token, which Model and CudaModel share.
+template <class M, class Prefill>
+Expected<std::vector<int32_t>> generate_loop(M& m, std::span<const int32_t> prompt, int64_t max_new,
+                                             const SamplingOptions& opt, GenerateStats* stats, Prefill&& prefill) {
   using clock = std::chrono::steady_clock;
   if (prompt.empty()) return invalid_argument("generate: empty prompt");
   if (max_new < 0) return invalid_argument("generate: max_new_tokens " + std::to_string(max_new) + " < 0");
   BNA_RETURN_IF_ERROR(m.reset(static_cast<int64_t>(prompt.size()) + std::max<int64_t>(max_new, 1)));
   GenerateStats st;
   const auto t0 = clock::now();
-  BNA_ASSIGN_OR_RETURN(std::vector<float> logits, m.forward(prompt, false, chunk));
+  BNA_ASSIGN_OR_RETURN(std::vector<float> logits, prefill(prompt));
   st.prefill_s = std::chrono::duration<double>(clock::now() - t0).count();
   std::vector<int32_t> out;
   uint64_t state = opt.seed;
@@ -759,6 +765,24 @@ Expected<std::vector<int32_t>> generate(Model& m, std::span<const int32_t> promp
   if (st.decode_steps > 0) st.decode_s = std::chrono::duration<double>(clock::now() - t1).count();
   if (stats != nullptr) *stats = st;
   return out;
+}
+
+}  // namespace
+
+Expected<std::vector<int32_t>> generate(Model& m, std::span<const int32_t> prompt, int64_t max_new,
+                                        const SamplingOptions& opt, int64_t chunk, GenerateStats* stats) {
+  return generate_loop(m, prompt, max_new, opt, stats,
+                       [&](std::span<const int32_t> ids) { return m.forward(ids, false, chunk); });
+}
+
+// Defined here rather than next to CudaModel so that both builds share it: without CUDA the stub's
+// reset() returns its kUnavailable.
+Expected<std::vector<int32_t>> generate(CudaModel& m, std::span<const int32_t> prompt, int64_t max_new,
+                                        const SamplingOptions& opt, int64_t chunk, GenerateStats* stats) {
+  if (chunk != 0)
+    return unimplemented("generate: chunk=" + std::to_string(chunk) +
+                         "; the CUDA backend prefills the prompt in one call (chunk 0)");
+  return generate_loop(m, prompt, max_new, opt, stats, [&](std::span<const int32_t> ids) { return m.forward(ids); });
 }
 
 }  // namespace bna::hf

@@ -10,12 +10,14 @@
 // * Greedy parity is the agreeing PREFIX (first divergence), not a position-aligned count: after the
 //   first different token the two continuations condition on different text.
 // * Memory: the text is prefilled in chunks; only the dense logits of the compared positions are
-//   kept ([positions, V] f32), the perplexity uses one target log-prob per position.
+//   kept ([positions, V] f32), the perplexity uses one target log-prob per position. A CudaModel runs
+//   the same code with one-call prefill (no chunked prefill there), so it holds [T, V] per pass.
 #include <algorithm>
 #include <cmath>
 #include <numeric>
 
 #include "bna/hf.hpp"
+#include "bna/hf_cuda.hpp"
 
 namespace bna::hf {
 namespace {
@@ -63,8 +65,8 @@ struct Pass {
   std::vector<int32_t> greedy;
 };
 
-template <class OnRow>
-Expected<Pass> run_pass(Model& m, std::span<const int32_t> ids, int64_t first, int64_t chunk, int64_t n_greedy,
+template <class M, class OnRow>
+Expected<Pass> run_pass(M& m, std::span<const int32_t> ids, int64_t first, int64_t chunk, int64_t n_greedy,
                         OnRow&& on_row) {
   const int64_t T = static_cast<int64_t>(ids.size());
   BNA_RETURN_IF_ERROR(m.reset(T + n_greedy));
@@ -122,13 +124,18 @@ int64_t top_k_overlap(std::span<const float> a, std::span<const float> b, int64_
   return static_cast<int64_t>(both.size());
 }
 
-Expected<QualityReport> compare_quality(Model& m, std::span<const int32_t> ids, const QualityOptions& o) {
+namespace {
+
+// compare_quality for Model and CudaModel: `prefill_chunk` replaces o.chunk (0 = the whole text).
+template <class M>
+Expected<QualityReport> compare_quality_impl(M& m, std::span<const int32_t> ids, const QualityOptions& o,
+                                             int64_t prefill_chunk) {
   const int64_t T = static_cast<int64_t>(ids.size()), V = m.config().vocab;
   if (T < 2) return invalid_argument("quality: the text has " + std::to_string(T) + " tokens, expected >= 2");
-  if (o.top_k < 1 || o.positions < 0 || o.greedy_tokens < 0 || o.chunk < 0) {
+  if (o.top_k < 1 || o.positions < 0 || o.greedy_tokens < 0 || prefill_chunk < 0) {
     return invalid_argument("quality: top_k=" + std::to_string(o.top_k) + " positions=" + std::to_string(o.positions) +
-                            " greedy_tokens=" + std::to_string(o.greedy_tokens) + " chunk=" + std::to_string(o.chunk) +
-                            ", expected top_k >= 1 and the others >= 0");
+                            " greedy_tokens=" + std::to_string(o.greedy_tokens) + " chunk=" +
+                            std::to_string(prefill_chunk) + ", expected top_k >= 1 and the others >= 0");
   }
   const AttentionOptions saved = m.attention();
   AttentionOptions dense_opt = o.butterfly, bf_opt = o.butterfly;
@@ -138,7 +145,7 @@ Expected<QualityReport> compare_quality(Model& m, std::span<const int32_t> ids, 
   BNA_RETURN_IF_ERROR(m.reset(m.capacity()));
   BNA_RETURN_IF_ERROR(m.set_attention(bf_opt));  // validates the Butterfly options before any work
   const int64_t first = o.positions == 0 ? 0 : std::max<int64_t>(0, T - o.positions);
-  const int64_t chunk = o.chunk == 0 ? T : o.chunk;
+  const int64_t chunk = prefill_chunk == 0 ? T : prefill_chunk;
   QualityReport r;
   r.tokens = T;
   r.first_position = first;
@@ -194,6 +201,17 @@ Expected<QualityReport> compare_quality(Model& m, std::span<const int32_t> ids, 
   r.first_divergence = agree < o.greedy_tokens ? agree : -1;
   r.greedy_parity = o.greedy_tokens > 0 ? double(agree) / double(o.greedy_tokens) : 1.0;
   return r;
+}
+
+}  // namespace
+
+Expected<QualityReport> compare_quality(Model& m, std::span<const int32_t> ids, const QualityOptions& o) {
+  return compare_quality_impl(m, ids, o, o.chunk);
+}
+
+// The CUDA backend has no chunked prefill: each pass is one call over the whole text.
+Expected<QualityReport> compare_quality(CudaModel& m, std::span<const int32_t> ids, const QualityOptions& o) {
+  return compare_quality_impl(m, ids, o, 0);
 }
 
 }  // namespace bna::hf

@@ -1,5 +1,7 @@
-// CLI contract of `bna quality` and `bna bench model`: bad input exits 2 with an `error:` line naming
-// the value, good input gives the documented JSON, --out writes atomically. Runs the bna binary built
+// CLI contract of `bna run`, `bna quality` and `bna bench model`: bad input exits 2 with an `error:`
+// line naming the value, good input gives the documented JSON, --out writes atomically; `--backend
+// cuda` on a machine without a GPU (or a build without CUDA) exits 2 saying so; the checks that need a
+// GPU to run a model are in tests/hf_cuda. Runs the bna binary built
 // next to this test (<build>/bin/bna, found from /proc/self/exe; tests/CMakeLists.txt gives only the
 // `cli` area a path). Skips, saying so, when that binary has not been built.
 #include <gtest/gtest.h>
@@ -12,6 +14,8 @@
 #include <string>
 
 #include <nlohmann/json.hpp>
+
+#include "bna/attention.hpp"
 
 namespace {
 
@@ -126,6 +130,61 @@ TEST_F(HfCli, BenchModelBadInputExits2) {
   r = run("bench model --hidden -4");
   EXPECT_EQ(r.rc, 2);
   EXPECT_NE(r.out.find("error: "), std::string::npos) << r.out;
+}
+
+TEST_F(HfCli, RunCpuGenerates) {
+  const Result r = run("run --model " + model_ + " --prompt-file " + text_ + " --max-new-tokens 3 --backend cpu");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("backend cpu"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("generated 3 tokens"), std::string::npos) << r.out;
+}
+
+TEST_F(HfCli, BogusBackendExits2) {
+  for (const std::string cmd : {"run --prompt-file ", "quality --text-file "}) {
+    const Result r = run(cmd + text_ + " --model " + model_ + " --backend bogus");
+    EXPECT_EQ(r.rc, 2) << cmd << r.out;
+    EXPECT_NE(r.out.find("error: --backend bogus, expected cpu or cuda"), std::string::npos) << cmd << r.out;
+  }
+}
+
+// The GPU backend has no chunked prefill: an explicit chunk is bad usage before any model is loaded.
+TEST_F(HfCli, CudaBackendRejectsPrefillChunk) {
+  Result r = run("run --model " + model_ + " --prompt-file " + text_ + " --backend cuda --prefill-chunk 4");
+  EXPECT_EQ(r.rc, 2) << r.out;
+  EXPECT_NE(r.out.find("--prefill-chunk 4 with --backend cuda"), std::string::npos) << r.out;
+  r = run("quality --model " + model_ + " --text-file " + text_ + " --backend cuda --prefill-chunk 4");
+  EXPECT_EQ(r.rc, 2) << r.out;
+  EXPECT_NE(r.out.find("--prefill-chunk 4 with --backend cuda"), std::string::npos) << r.out;
+}
+
+// A model the GPU backend does not cover fails on its config, before any device is needed: the fixtures'
+// head_dim 16 (the kernels take 64 or 128) and GPT-2 (CPU only). A build without CUDA says that first.
+TEST_F(HfCli, CudaBackendUnsupportedModelExits2) {
+  const std::string gpt2 = std::string(BNA_FIXTURES_DIR) + "/hf/gpt2";
+  for (const auto& [dir, what] : {std::pair{model_, std::string("head_dim=16")}, {gpt2, std::string("GPT2LMHeadModel")}}) {
+    const Result r = run("run --model " + dir + " --prompt-file " + text_ + " --backend cuda");
+    EXPECT_EQ(r.rc, 2) << dir << r.out;
+    EXPECT_TRUE(r.out.find(what) != std::string::npos || r.out.find("built without CUDA") != std::string::npos)
+        << dir << r.out;
+  }
+}
+
+// No device (or no CUDA in this build): exit 2 with the CudaModel's message, for a model it would run
+// (the qwen2 fixture's config widened to head_dim 64; no weights are read before the device check).
+TEST_F(HfCli, CudaBackendWithoutGpuExits2) {
+  if (bna::attn::cuda_available()) GTEST_SKIP() << "a CUDA device is present; this checks the no-device path";
+  const fs::path dir = dir_ / "qwen2_dh64";
+  fs::create_directories(dir);
+  nlohmann::json cfg = nlohmann::json::parse(std::ifstream(model_ + "/config.json"));
+  cfg["hidden_size"] = 256;  // 4 heads of 64
+  std::ofstream(dir / "config.json") << cfg.dump();
+  fs::copy_file(model_ + "/tokenizer.json", dir / "tokenizer.json");
+  for (const std::string cmd : {"run --prompt-file ", "quality --text-file "}) {
+    const Result r = run(cmd + text_ + " --model " + dir.string() + " --backend cuda");
+    EXPECT_EQ(r.rc, 2) << cmd << r.out;
+    EXPECT_TRUE(r.out.find("CUDA") != std::string::npos || r.out.find("cuda") != std::string::npos) << cmd << r.out;
+    EXPECT_NE(r.out.find("hint: --backend cuda needs an NVIDIA GPU"), std::string::npos) << cmd << r.out;
+  }
 }
 
 }  // namespace

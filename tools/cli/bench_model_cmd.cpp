@@ -1,13 +1,14 @@
-// bna bench model [--preset qwen-tiny|qwen-0.5b-like] [--layers N --hidden N --heads N --kv-heads N
-//                 --head-dim N --intermediate N --vocab N] [--context T ...] [--decode-tokens N]
+// bna bench model [--preset qwen-tiny|qwen-0.5b-like|qwen-1b-like] [--layers N --hidden N --heads N
+//                 --kv-heads N --head-dim N --intermediate N --vocab N] [--context T ...] [--decode-tokens N]
+//                 [--prefill-chunk N (cpu only)]
 //                 [--attention dense|butterfly|compressed ...] [--window W --landmark-stride S --cycles C]
 //                 [--compressed-tail L --compressed-block Bs] [--repeats N] [--backend cpu|cuda] [--json]
 //                 [--out FILE]
 // A llama-bench-like table of hf::bench_model: prefill tokens/s, time to first token, decode
 // tokens/s, peak RSS, retained KV and graph bytes, dense against Butterfly (the default records) and
 // compressed butterfly (--attention compressed; records name their kind), on a Qwen-like config with
-// random weights built in memory (--backend cuda: on the GPU in bf16, hf::CudaModel; the record's
-// device_bytes is the model's whole device footprint). --json prints one document (machine, threads, commit from
+// random weights built in memory (--backend cuda: on the GPU in bf16, hf::CudaModel, timed by the same
+// loop with one warm-up run per record; the record's device_bytes is the model's whole device footprint). --json prints one document (machine, threads, commit from
 // $BNA_COMMIT, build type, config, records); --out writes it atomically to FILE as well.
 #include <cstdio>
 #include <cstdlib>

@@ -1,15 +1,20 @@
-// bna quality --model DIR --text-file F [--attention butterfly|compressed] [--window W --landmark-stride S
-//             --cycles C --dense-layers L...] [--compressed-tail L --compressed-block Bs --partner-rule R]
+// bna quality --model DIR --text-file F [--backend cpu|cuda] [--attention butterfly|compressed]
+//             [--window W --landmark-stride S --cycles C --dense-layers L...]
+//             [--compressed-tail L --compressed-block Bs --partner-rule R]
 //             [--top-k K --positions N --greedy-tokens N --prefill-chunk N --max-tokens N] [--json]
 // Butterfly or compressed butterfly against dense on the same Hugging Face model and text
 // (hf::compare_quality): true KL over the full vocabulary (mean, max), top-k overlap, top-1
-// agreement, perplexity of both, greedy parity.
+// agreement, perplexity of both, greedy parity. --backend cuda runs the same comparison on
+// hf::CudaModel (bf16), prefilling the text in one call (an explicit --prefill-chunk is an error
+// there; each pass then holds [T, V] f32 logits). No GPU or a build without CUDA: exit 2.
 #include <cstdio>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
 
+#include "bna/attention.hpp"
 #include "bna/hf.hpp"
+#include "bna/hf_cuda.hpp"
 #include "bna/io.hpp"
 #include "bna/tokenizer.hpp"
 #include "cli.hpp"
@@ -18,56 +23,43 @@ namespace bna::cli {
 namespace {
 
 struct QualityFlags {
-  std::string model, text_file, attention = "butterfly", partner_rule = "causal_shift";
+  std::string model, text_file, attention = "butterfly", partner_rule = "causal_shift", backend = "cpu";
   int64_t tail = 1024, block = 64;
   int64_t window = 64, landmark_stride = 64, cycles = 1, top_k = 10, positions = 256, greedy = 32, chunk = 256;
   int64_t max_tokens = 0;
   std::vector<int64_t> dense_layers;
   uint64_t seed = 0;
   bool json = false;
+  CLI::Option* chunk_opt = nullptr;  // --prefill-chunk, to tell an explicit value from the default
 };
 
-int run_quality(const QualityFlags& f) {
-  if (f.max_tokens < 0) return fail_usage("--max-tokens " + std::to_string(f.max_tokens) + ", expected >= 0");
-  auto kind = hf::parse_attn_kind(f.attention);
-  if (!kind) return fail(kind.status(), "use --attention butterfly or --attention compressed");
-  if (*kind == hf::AttnKind::kDense)
-    return fail_usage("--attention dense: quality compares a sparse kind with dense", "use butterfly or compressed");
-  auto rule = topo::parse_partner_rule(f.partner_rule);
-  if (!rule) return fail(rule.status());
-  auto text = io::read_file(f.text_file);
-  if (!text) return fail(text.status());
-  auto tk = tok::load_tokenizer_json(f.model + "/tokenizer.json");
-  if (!tk) return fail(tk.status(), "the model directory needs a byte-level BPE tokenizer.json");
-  auto m = hf::Model::load(f.model);
-  if (!m) return fail(m.status(), std::string("supported architectures: ") + hf::supported_architectures());
-  auto ids = (*tk)->try_encode(*text);
+// A failed CudaModel load: no device, or no CUDA in this build, is bad usage (exit 2); kUnavailable from
+// a device that exists (out of memory) stays a failed run.
+int fail_cuda_load(const Status& st) {
+  if (st.code() == StatusCode::kUnavailable && !attn::cuda_available())
+    return fail_usage(st.message(), "--backend cuda needs an NVIDIA GPU and bna built with CUDA; use --backend cpu");
+  return fail(st, st.code() == StatusCode::kUnimplemented ? "--backend cpu runs every supported architecture" : "");
+}
+
+// Compares on the loaded model (hf::Model or hf::CudaModel) and prints the summary or the JSON.
+template <class M>
+int compare_and_print(M& m, const QualityFlags& f, const tok::Tokenizer& tk, const std::string& text,
+                      const hf::QualityOptions& qo) {
+  const hf::AttnKind kind = qo.butterfly.kind;
+  auto ids = tk.try_encode(text);
   if (!ids) return fail(ids.status());
   if (f.max_tokens > 0 && static_cast<int64_t>(ids->size()) > f.max_tokens) ids->resize(f.max_tokens);
-  hf::QualityOptions qo;
-  qo.butterfly.kind = *kind;
-  qo.butterfly.compressed.tail = f.tail;
-  qo.butterfly.compressed.block = f.block;
-  qo.butterfly.compressed.rule = *rule;
-  qo.butterfly.dense_layers = f.dense_layers;
-  qo.butterfly.window = f.window;
-  qo.butterfly.landmark_stride = f.landmark_stride;
-  qo.butterfly.num_cycles = f.cycles;
-  qo.butterfly.seed = f.seed;
-  qo.top_k = f.top_k;
-  qo.positions = f.positions;
-  qo.greedy_tokens = f.greedy;
-  qo.chunk = f.chunk;
-  auto r = hf::compare_quality(*m, *ids, qo);
+  auto r = hf::compare_quality(m, *ids, qo);
   if (!r) return fail(r.status(), "the text must have >= 2 tokens and fit the model's positions");
   if (f.json) {
     nlohmann::json j;
     j["model"] = f.model;
-    j["architecture"] = m->config().architecture;
+    j["architecture"] = m.config().architecture;
+    j["backend"] = f.backend;
     j["attention"] = f.attention;
     j["butterfly"] = {{"window", f.window}, {"landmark_stride", f.landmark_stride}, {"cycles", f.cycles},
                       {"dense_layers", f.dense_layers}, {"seed", f.seed}};
-    if (*kind == hf::AttnKind::kCompressed)
+    if (kind == hf::AttnKind::kCompressed)
       j["compressed"] = {{"tail", f.tail}, {"block", f.block}, {"partner_rule", f.partner_rule},
                          {"dense_layers", f.dense_layers}};
     j["tokens"] = r->tokens;
@@ -89,13 +81,13 @@ int run_quality(const QualityFlags& f) {
     std::cout << j.dump(2) << "\n";
     return 0;
   }
-  if (*kind == hf::AttnKind::kCompressed) {
+  if (kind == hf::AttnKind::kCompressed) {
     std::printf("model %s (%s), %lld tokens, compressed L=%lld Bs=%lld rule %s\n", f.model.c_str(),
-                m->config().architecture.c_str(), (long long)r->tokens, (long long)f.tail, (long long)f.block,
+                m.config().architecture.c_str(), (long long)r->tokens, (long long)f.tail, (long long)f.block,
                 f.partner_rule.c_str());
   } else {
     std::printf("model %s (%s), %lld tokens, Butterfly W=%lld S=%lld cycles=%lld\n", f.model.c_str(),
-                m->config().architecture.c_str(), (long long)r->tokens, (long long)f.window,
+                m.config().architecture.c_str(), (long long)r->tokens, (long long)f.window,
                 (long long)f.landmark_stride, (long long)f.cycles);
   }
   std::printf("KL(dense||%s) over positions %lld..%lld: mean %.6g nats, max %.6g at %lld\n",
@@ -108,6 +100,48 @@ int run_quality(const QualityFlags& f) {
   return 0;
 }
 
+int run_quality(const QualityFlags& f) {
+  if (f.backend != "cpu" && f.backend != "cuda")
+    return fail_usage("--backend " + f.backend + ", expected cpu or cuda");
+  const bool gpu = f.backend == "cuda";
+  if (gpu && f.chunk_opt != nullptr && f.chunk_opt->count() > 0)
+    return fail_usage("--prefill-chunk " + std::to_string(f.chunk) + " with --backend cuda: the CUDA backend "
+                      "prefills the text in one call", "drop --prefill-chunk, or use --backend cpu");
+  if (f.max_tokens < 0) return fail_usage("--max-tokens " + std::to_string(f.max_tokens) + ", expected >= 0");
+  auto kind = hf::parse_attn_kind(f.attention);
+  if (!kind) return fail(kind.status(), "use --attention butterfly or --attention compressed");
+  if (*kind == hf::AttnKind::kDense)
+    return fail_usage("--attention dense: quality compares a sparse kind with dense", "use butterfly or compressed");
+  auto rule = topo::parse_partner_rule(f.partner_rule);
+  if (!rule) return fail(rule.status());
+  auto text = io::read_file(f.text_file);
+  if (!text) return fail(text.status());
+  auto tk = tok::load_tokenizer_json(f.model + "/tokenizer.json");
+  if (!tk) return fail(tk.status(), "the model directory needs a byte-level BPE tokenizer.json");
+  hf::QualityOptions qo;
+  qo.butterfly.kind = *kind;
+  qo.butterfly.compressed.tail = f.tail;
+  qo.butterfly.compressed.block = f.block;
+  qo.butterfly.compressed.rule = *rule;
+  qo.butterfly.dense_layers = f.dense_layers;
+  qo.butterfly.window = f.window;
+  qo.butterfly.landmark_stride = f.landmark_stride;
+  qo.butterfly.num_cycles = f.cycles;
+  qo.butterfly.seed = f.seed;
+  qo.top_k = f.top_k;
+  qo.positions = f.positions;
+  qo.greedy_tokens = f.greedy;
+  qo.chunk = f.chunk;
+  if (gpu) {
+    auto m = hf::CudaModel::load(f.model);
+    if (!m) return fail_cuda_load(m.status());
+    return compare_and_print(*m, f, **tk, *text, qo);
+  }
+  auto m = hf::Model::load(f.model);
+  if (!m) return fail(m.status(), std::string("supported architectures: ") + hf::supported_architectures());
+  return compare_and_print(*m, f, **tk, *text, qo);
+}
+
 BNA_CLI_COMMAND([](CLI::App& root) {
   auto* f = new QualityFlags();  // lives for the process
   auto* sub = root.add_subcommand("quality", "Butterfly or compressed vs dense on a Hugging Face model: KL, top-k, "
@@ -118,6 +152,7 @@ BNA_CLI_COMMAND([](CLI::App& root) {
   sub->add_option("--partner-rule", f->partner_rule, "compressed routing partner rule")->capture_default_str();
   sub->add_option("--model", f->model, "model directory (config.json, *.safetensors, tokenizer.json)")->required();
   sub->add_option("--text-file", f->text_file, "UTF-8 text")->required();
+  sub->add_option("--backend", f->backend, "cpu (f32) | cuda (bf16 on the GPU, one-call prefill)")->capture_default_str();
   sub->add_option("--window", f->window, "butterfly window W")->capture_default_str();
   sub->add_option("--landmark-stride", f->landmark_stride, "butterfly landmark stride S (0 = none)")->capture_default_str();
   sub->add_option("--cycles", f->cycles, "butterfly cycles per KV head")->capture_default_str();
@@ -126,7 +161,8 @@ BNA_CLI_COMMAND([](CLI::App& root) {
   sub->add_option("--top-k", f->top_k, "k of the top-k overlap")->capture_default_str();
   sub->add_option("--positions", f->positions, "last positions compared by KL / top-k (0 = all)")->capture_default_str();
   sub->add_option("--greedy-tokens", f->greedy, "greedy tokens decoded after the text")->capture_default_str();
-  sub->add_option("--prefill-chunk", f->chunk, "prefill chunk in tokens (0 = whole text)")->capture_default_str();
+  f->chunk_opt = sub->add_option("--prefill-chunk", f->chunk, "prefill chunk in tokens (0 = whole text; cpu only)")
+                     ->capture_default_str();
   sub->add_option("--max-tokens", f->max_tokens, "use only the first N tokens of the text (0 = all)")->capture_default_str();
   sub->add_flag("--json", f->json, "one JSON document instead of the summary");
   sub->callback([f] { run_quality(*f); });

@@ -1,10 +1,18 @@
-// bna run --model DIR --prompt-file F [--attention dense|butterfly|compressed] [--max-new-tokens N] ...: loads a
-// Hugging Face model directory (config.json, safetensors, tokenizer.json), prefills the prompt and
-// decodes, printing the continuation and timings. All work happens in bna::hf / bna::tok.
+// bna run --model DIR --prompt-file F [--backend cpu|cuda] [--attention dense|butterfly|compressed]
+//         [--max-new-tokens N] [--prefill-chunk N] [--window W --landmark-stride S --cycles C]
+//         [--compressed-tail L --compressed-block Bs ...] [--temperature T --top-k K --top-p P --seed N]
+// Loads a Hugging Face model directory (config.json, safetensors, tokenizer.json), prefills the prompt
+// and decodes, printing the continuation and timings. --backend cpu (default) runs hf::Model in f32;
+// --backend cuda runs hf::CudaModel in bf16 on the GPU (Qwen2/Qwen3/Llama/GLM-4, head_dim 64 or 128)
+// with the same hf::generate, prefilling in one call (--prefill-chunk is an error there). No GPU, a
+// build without CUDA, or a model the GPU backend does not cover: exit 2. All work happens in
+// bna::hf / bna::tok.
 #include <chrono>
 #include <cstdio>
 
+#include "bna/attention.hpp"
 #include "bna/hf.hpp"
+#include "bna/hf_cuda.hpp"
 #include "bna/io.hpp"
 #include "bna/tokenizer.hpp"
 #include "cli.hpp"
@@ -13,7 +21,7 @@ namespace bna::cli {
 namespace {
 
 struct RunFlags {
-  std::string model, prompt_file, attention = "dense";
+  std::string model, prompt_file, attention = "dense", backend = "cpu";
   int64_t max_new = 32, chunk = 0, window = 64, landmark_stride = 64, cycles = 1;
   std::vector<int64_t> dense_layers;
   int64_t tail = 1024, block = 64, partner_count = 1, local_blocks = 1, sink_count = 1;
@@ -23,8 +31,52 @@ struct RunFlags {
   uint64_t seed = 0;
 };
 
-int run_model(const RunFlags& f) {
+// A failed CudaModel load: no device, or no CUDA in this build, is bad usage (exit 2); kUnavailable from
+// a device that exists (out of memory) stays a failed run.
+int fail_cuda_load(const Status& st) {
+  if (st.code() == StatusCode::kUnavailable && !attn::cuda_available())
+    return fail_usage(st.message(), "--backend cuda needs an NVIDIA GPU and bna built with CUDA; use --backend cpu");
+  return fail(st, st.code() == StatusCode::kUnimplemented ? "--backend cpu runs every supported architecture" : "");
+}
+
+// Generates with the loaded model (hf::Model or hf::CudaModel) and prints the text and timings.
+template <class M>
+int generate_and_print(M& m, const RunFlags& f, const hf::AttentionOptions& ao, const tok::Tokenizer& tk,
+                       const std::string& prompt, std::chrono::steady_clock::time_point t0) {
   using clock = std::chrono::steady_clock;
+  if (Status st = m.set_attention(ao); !st.is_ok()) return fail(st);
+  auto ids = tk.try_encode(prompt);
+  if (!ids) return fail(ids.status());
+  if (ids->empty()) return fail_usage("the prompt file '" + f.prompt_file + "' encodes to no tokens");
+  const auto t1 = clock::now();
+  hf::SamplingOptions so{.temperature = f.temperature, .top_k = f.top_k, .top_p = f.top_p, .seed = f.seed};
+  hf::GenerateStats gs;
+  auto out = hf::generate(m, *ids, f.max_new, so, f.chunk, &gs);
+  if (!out) return fail(out.status(), m.config().family == hf::Family::kGpt2
+                                          ? "GPT-2's context is limited to n_positions tokens"
+                                          : "");
+  const auto t2 = clock::now();
+  std::printf("%s%s\n", prompt.c_str(), tk.decode(*out).c_str());
+  const double load_s = std::chrono::duration<double>(t1 - t0).count();
+  const double gen_s = std::chrono::duration<double>(t2 - t1).count();
+  std::fprintf(stderr, "model %s (%s), backend %s, attention %s, prompt %zu tokens, generated %zu tokens, "
+               "load %.2f s, generate %.2f s, KV cache %.1f KiB, graph %.1f KiB\n",
+               m.config().architecture.c_str(), hf::family_name(m.config().family), f.backend.c_str(),
+               f.attention.c_str(), ids->size(), out->size(), load_s, gen_s, m.kv_bytes() / 1024.0,
+               m.graph_bytes() / 1024.0);
+  std::fprintf(stderr, "prefill %.1f tok/s, time to first token %.3f s, decode %.1f tok/s (%lld steps)\n",
+               gs.prefill_s > 0 ? double(ids->size()) / gs.prefill_s : 0.0, gs.first_token_s,
+               gs.decode_s > 0 ? double(gs.decode_steps) / gs.decode_s : 0.0, (long long)gs.decode_steps);
+  return 0;
+}
+
+int run_model(const RunFlags& f) {
+  if (f.backend != "cpu" && f.backend != "cuda")
+    return fail_usage("--backend " + f.backend + ", expected cpu or cuda");
+  const bool gpu = f.backend == "cuda";
+  if (gpu && f.chunk != 0)
+    return fail_usage("--prefill-chunk " + std::to_string(f.chunk) + " with --backend cuda: the CUDA backend "
+                      "prefills the prompt in one call", "drop --prefill-chunk, or use --backend cpu");
   auto kind = hf::parse_attn_kind(f.attention);
   if (!kind) return fail(kind.status(), "use --attention dense, butterfly or compressed");
   auto rule = topo::parse_partner_rule(f.partner_rule);
@@ -34,9 +86,6 @@ int run_model(const RunFlags& f) {
   if (!prompt) return fail(prompt.status());
   auto tk = tok::load_tokenizer_json(f.model + "/tokenizer.json");
   if (!tk) return fail(tk.status(), "the model directory needs a byte-level BPE tokenizer.json");
-  const auto t0 = clock::now();
-  auto m = hf::Model::load(f.model);
-  if (!m) return fail(m.status(), std::string("supported architectures: ") + hf::supported_architectures());
   hf::AttentionOptions ao;
   ao.kind = *kind;
   ao.window = f.window;
@@ -50,39 +99,26 @@ int run_model(const RunFlags& f) {
   ao.compressed.partner_count = f.partner_count;
   ao.compressed.local_blocks = f.local_blocks;
   ao.compressed.sink_count = f.sink_count;
-  if (Status st = m->set_attention(ao); !st.is_ok()) return fail(st);
-  auto ids = (*tk)->try_encode(*prompt);
-  if (!ids) return fail(ids.status());
-  if (ids->empty()) return fail_usage("the prompt file '" + f.prompt_file + "' encodes to no tokens");
-  const auto t1 = clock::now();
-  hf::SamplingOptions so{.temperature = f.temperature, .top_k = f.top_k, .top_p = f.top_p, .seed = f.seed};
-  hf::GenerateStats gs;
-  auto out = hf::generate(*m, *ids, f.max_new, so, f.chunk, &gs);
-  if (!out) return fail(out.status(), m->config().family == hf::Family::kGpt2
-                                          ? "GPT-2's context is limited to n_positions tokens"
-                                          : "");
-  const auto t2 = clock::now();
-  std::printf("%s%s\n", prompt->c_str(), (*tk)->decode(*out).c_str());
-  const double load_s = std::chrono::duration<double>(t1 - t0).count();
-  const double gen_s = std::chrono::duration<double>(t2 - t1).count();
-  std::fprintf(stderr, "model %s (%s), attention %s, prompt %zu tokens, generated %zu tokens, load %.2f s, "
-               "generate %.2f s, KV cache %.1f KiB, graph %.1f KiB\n",
-               m->config().architecture.c_str(), hf::family_name(m->config().family), f.attention.c_str(),
-               ids->size(), out->size(), load_s, gen_s, m->kv_bytes() / 1024.0, m->graph_bytes() / 1024.0);
-  std::fprintf(stderr, "prefill %.1f tok/s, time to first token %.3f s, decode %.1f tok/s (%lld steps)\n",
-               gs.prefill_s > 0 ? double(ids->size()) / gs.prefill_s : 0.0, gs.first_token_s,
-               gs.decode_s > 0 ? double(gs.decode_steps) / gs.decode_s : 0.0, (long long)gs.decode_steps);
-  return 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  if (gpu) {
+    auto m = hf::CudaModel::load(f.model);
+    if (!m) return fail_cuda_load(m.status());
+    return generate_and_print(*m, f, ao, **tk, *prompt, t0);
+  }
+  auto m = hf::Model::load(f.model);
+  if (!m) return fail(m.status(), std::string("supported architectures: ") + hf::supported_architectures());
+  return generate_and_print(*m, f, ao, **tk, *prompt, t0);
 }
 
 BNA_CLI_COMMAND([](CLI::App& root) {
   auto* f = new RunFlags();  // lives for the process
-  auto* sub = root.add_subcommand("run", "run a Hugging Face model directory on a prompt (CPU, fp32)");
+  auto* sub = root.add_subcommand("run", "run a Hugging Face model directory on a prompt (CPU fp32, or --backend cuda)");
   sub->add_option("--model", f->model, "model directory (config.json, *.safetensors, tokenizer.json)")->required();
   sub->add_option("--prompt-file", f->prompt_file, "UTF-8 prompt file")->required();
+  sub->add_option("--backend", f->backend, "cpu (f32) | cuda (bf16 on the GPU)")->capture_default_str();
   sub->add_option("--attention", f->attention, "dense | butterfly | compressed")->capture_default_str();
   sub->add_option("--max-new-tokens", f->max_new, "tokens to generate")->capture_default_str();
-  sub->add_option("--prefill-chunk", f->chunk, "prefill chunk in tokens (0 = whole prompt)")->capture_default_str();
+  sub->add_option("--prefill-chunk", f->chunk, "prefill chunk in tokens (0 = whole prompt; cpu only)")->capture_default_str();
   sub->add_option("--window", f->window, "butterfly window W")->capture_default_str();
   sub->add_option("--landmark-stride", f->landmark_stride, "butterfly landmark stride S (0 = none)")->capture_default_str();
   sub->add_option("--cycles", f->cycles, "butterfly cycles per KV head")->capture_default_str();
