@@ -81,7 +81,7 @@ int run_bench_model(const BenchModelFlags& f) {
   Expected<hf::ModelBenchReport> rep = unavailable("bench model: not run");
   if (gpu) {
     auto m = hf::CudaModel::random(c, f.seed);
-    if (!m) return fail(m.status());
+    if (!m) return fail_cuda_load(m.status());
     rep = hf::bench_model_cuda(*m, o);
   } else {
     auto m = hf::Model::random(c, f.seed);

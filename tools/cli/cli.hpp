@@ -23,6 +23,9 @@ int& exit_code();
 // code: 1 for kInternal/kUnavailable (a failed run), 2 for everything a user caused.
 int fail(const Status& st, const std::string& hint = "");
 int fail_usage(const std::string& message, const std::string& hint = "");
+// A failed hf::CudaModel / model::CudaGpt load: exit 2 with a hint when the machine has no GPU or
+// the build has no CUDA (a usage problem here, not a failed run), else as fail().
+int fail_cuda_load(const Status& st);
 
 // The subcommand `name` of `parent`, created with `description` if it does not exist yet, so several
 // files can add children to one group (e.g. `bna graph build` and `bna graph analyze`).

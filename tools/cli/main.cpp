@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "bna/attention.hpp"
 #include "bna/log.hpp"
 #include "cli.hpp"
 
@@ -27,6 +28,12 @@ int fail(const Status& st, const std::string& hint) {
 
 int fail_usage(const std::string& message, const std::string& hint) {
   return fail(invalid_argument(message), hint);
+}
+
+int fail_cuda_load(const Status& st) {
+  if (st.code() == StatusCode::kUnavailable && !attn::cuda_available())
+    return fail_usage(st.message(), "--backend cuda needs an NVIDIA GPU and bna built with CUDA; use --backend cpu");
+  return fail(st, st.code() == StatusCode::kUnimplemented ? "--backend cpu runs every supported architecture" : "");
 }
 
 CLI::App* ensure_subcommand(CLI::App* parent, const std::string& name, const std::string& description) {

@@ -33,14 +33,6 @@ struct QualityFlags {
   CLI::Option* chunk_opt = nullptr;  // --prefill-chunk, to tell an explicit value from the default
 };
 
-// A failed CudaModel load: no device, or no CUDA in this build, is bad usage (exit 2); kUnavailable from
-// a device that exists (out of memory) stays a failed run.
-int fail_cuda_load(const Status& st) {
-  if (st.code() == StatusCode::kUnavailable && !attn::cuda_available())
-    return fail_usage(st.message(), "--backend cuda needs an NVIDIA GPU and bna built with CUDA; use --backend cpu");
-  return fail(st, st.code() == StatusCode::kUnimplemented ? "--backend cpu runs every supported architecture" : "");
-}
-
 // Compares on the loaded model (hf::Model or hf::CudaModel) and prints the summary or the JSON.
 template <class M>
 int compare_and_print(M& m, const QualityFlags& f, const tok::Tokenizer& tk, const std::string& text,

@@ -31,14 +31,6 @@ struct RunFlags {
   uint64_t seed = 0;
 };
 
-// A failed CudaModel load: no device, or no CUDA in this build, is bad usage (exit 2); kUnavailable from
-// a device that exists (out of memory) stays a failed run.
-int fail_cuda_load(const Status& st) {
-  if (st.code() == StatusCode::kUnavailable && !attn::cuda_available())
-    return fail_usage(st.message(), "--backend cuda needs an NVIDIA GPU and bna built with CUDA; use --backend cpu");
-  return fail(st, st.code() == StatusCode::kUnimplemented ? "--backend cpu runs every supported architecture" : "");
-}
-
 // Generates with the loaded model (hf::Model or hf::CudaModel) and prints the text and timings.
 template <class M>
 int generate_and_print(M& m, const RunFlags& f, const hf::AttentionOptions& ao, const tok::Tokenizer& tk,
