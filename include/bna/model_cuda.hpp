@@ -49,6 +49,10 @@ class CudaGpt {
   Expected<double> step(float lr, const train::AdamWOptions& opt, double max_norm);
   int64_t steps_done() const;
 
+  // AdamW state (moments [num_params] in m's layout, updates done) to and from the host, for
+  // checkpoints and resume (train::train with TrainOptions::cuda).
+  Status download_optimizer(std::vector<float>& m, std::vector<float>& v) const;
+  Status upload_optimizer(const std::vector<float>& m, const std::vector<float>& v, int64_t t);
   // Logits [B, T, V] of the last forward (f32, to the host); an error before any forward.
   Status logits(std::vector<float>& out) const;
   Status download_weights(Gpt& m) const;            // device masters -> m.weights()

@@ -86,12 +86,18 @@ struct TrainOptions {
   bool resume = false;     // continue from out_dir/ckpt.safetensors when it exists
   int64_t stop_after = -1; // testing: stop after this step as if killed (no final checkpoint)
   std::map<std::string, std::string> metadata;  // stored in checkpoints (tokenizer, data spec, ...)
+  // Run the steps and evaluation on the GPU (model::CudaGpt, include/bna/model_cuda.hpp): same
+  // schedule, clipping, AdamW and data order; checkpoints download weights and moments first, so they
+  // are the CPU format and resume on either backend. Not bit-reproducible (GPU atomics).
+  bool cuda = false;
+  double peak_tflops = 989.4;  // for the MFU of GPU log lines (H100 SXM dense bf16)
 };
 
 struct LogRecord {
   int64_t step = 0, steps = 0;
   double loss = 0, lr = 0, grad_norm = 0;
   double tokens_per_s = 0;  // over the steps since the previous record
+  double mfu = 0;           // GPU runs: (6 * matrix params + 6 * L * C * T) * tokens_per_s / peak
   double elapsed_s = 0;     // training time so far in this process
   std::optional<EvalResult> eval;
 };

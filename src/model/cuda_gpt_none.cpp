@@ -20,6 +20,8 @@ Status CudaGpt::zero_grad() { return none(); }
 Expected<double> CudaGpt::step(float, const train::AdamWOptions&, double) { return none(); }
 int64_t CudaGpt::steps_done() const { return 0; }
 Status CudaGpt::logits(std::vector<float>&) const { return none(); }
+Status CudaGpt::download_optimizer(std::vector<float>&, std::vector<float>&) const { return none(); }
+Status CudaGpt::upload_optimizer(const std::vector<float>&, const std::vector<float>&, int64_t) { return none(); }
 Status CudaGpt::download_weights(Gpt&) const { return none(); }
 Status CudaGpt::download_grads(std::vector<float>&) const { return none(); }
 size_t CudaGpt::device_bytes() const { return 0; }

@@ -6,10 +6,12 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <optional>
 #include <sstream>
 
 #include "bna/io.hpp"
 #include "bna/log.hpp"
+#include "bna/model_cuda.hpp"
 #include "bna/train.hpp"
 
 namespace bna::train {
@@ -25,6 +27,7 @@ std::string record_json(const LogRecord& r) {
   j["lr"] = r.lr;
   j["grad_norm"] = r.grad_norm;
   j["tokens_per_s"] = r.tokens_per_s;
+  if (r.mfu > 0) j["mfu"] = r.mfu;
   j["elapsed_s"] = r.elapsed_s;
   if (r.eval) {
     j["val_loss"] = r.eval->loss;
@@ -36,23 +39,26 @@ std::string record_json(const LogRecord& r) {
   }
   return j.dump();
 }
-}  // namespace
 
-Expected<EvalResult> evaluate(model::Gpt& m, const BatchFn& fn, int64_t batches, bool score_task) {
+// Mean loss and task scores over `batches` batches. forward(b) -> loss of the batch; scores(b) ->
+// logits or probabilities [B, T, V] of that forward (the same argmax).
+template <class Forward, class Scores>
+Expected<EvalResult> evaluate_with(const BatchFn& fn, int64_t batches, bool score_task, int64_t V, Forward&& forward,
+                                   Scores&& scores) {
   if (batches < 1) return invalid_argument("evaluate: batches=" + std::to_string(batches) + ", expected >= 1");
   EvalResult r;
   double loss_sum = 0;
   data::Batch b;
-  const int64_t V = m.config().vocab_size;
   for (int64_t i = 0; i < batches; ++i) {
     BNA_RETURN_IF_ERROR(fn(static_cast<uint64_t>(i), b));
     int64_t counted = 0;
     for (int32_t y : b.y) counted += y >= 0;
-    BNA_ASSIGN_OR_RETURN(float loss, m.forward(b.x.data(), b.y.data(), b.B, b.T));
+    BNA_ASSIGN_OR_RETURN(float loss, forward(b));
     loss_sum += static_cast<double>(loss) * counted;
     r.tokens += counted;
     if (score_task) {
-      const data::TaskScore s = data::score_batch(b, m.logits(), V);  // probabilities: same argmax
+      BNA_ASSIGN_OR_RETURN(const float* probs, scores());
+      const data::TaskScore s = data::score_batch(b, probs, V);
       r.score.examples += s.examples; r.score.exact += s.exact;
       r.score.tokens += s.tokens; r.score.correct += s.correct;
     }
@@ -60,6 +66,33 @@ Expected<EvalResult> evaluate(model::Gpt& m, const BatchFn& fn, int64_t batches,
   r.loss = loss_sum / static_cast<double>(std::max<int64_t>(1, r.tokens));
   r.ppl = std::exp(std::min(r.loss, 20.0));
   return r;
+}
+
+Expected<EvalResult> evaluate_gpu(model::CudaGpt& g, const BatchFn& fn, int64_t batches, bool score_task, int64_t V) {
+  std::vector<float> logits;
+  return evaluate_with(
+      fn, batches, score_task, V, [&](const data::Batch& b) { return g.forward(b.x.data(), b.y.data(), b.B, b.T); },
+      [&]() -> Expected<const float*> {
+        BNA_RETURN_IF_ERROR(g.logits(logits));
+        return static_cast<const float*>(logits.data());
+      });
+}
+
+// Model FLOPs per token (bench/gpt_train.cpp's convention).
+double flops_per_token(const model::Gpt& m, int64_t T) {
+  int64_t matrix = 0;
+  for (const auto& p : m.params())
+    if (p.shape.size() == 2 && p.name != "wpe" && p.name != "wte") matrix += p.numel;
+  const auto& c = m.config();
+  return 6.0 * static_cast<double>(matrix) + 6.0 * static_cast<double>(c.n_layers * c.d_model * T);
+}
+}  // namespace
+
+Expected<EvalResult> evaluate(model::Gpt& m, const BatchFn& fn, int64_t batches, bool score_task) {
+  return evaluate_with(
+      fn, batches, score_task, m.config().vocab_size,
+      [&](const data::Batch& b) { return m.forward(b.x.data(), b.y.data(), b.B, b.T); },
+      [&]() -> Expected<const float*> { return m.logits(); });  // probabilities: same argmax
 }
 
 Expected<TrainResult> train(model::Gpt& m, const BatchFn& train_fn, const BatchFn& eval_fn, const TrainOptions& o,
@@ -100,8 +133,22 @@ Expected<TrainResult> train(model::Gpt& m, const BatchFn& train_fn, const BatchF
     for (const auto& l : metric_lines) all += l + "\n";
     return io::write_file_atomic(metrics_path, all);
   };
+  std::optional<model::CudaGpt> gpu;
+  if (o.cuda) {
+    BNA_ASSIGN_OR_RETURN(model::CudaGpt g, model::CudaGpt::create(m));
+    BNA_RETURN_IF_ERROR(g.upload_optimizer(adam.m, adam.v, adam.t));
+    gpu = std::move(g);
+  }
+  auto to_host = [&]() -> Status {  // the GPU's weights and moments into m / adam
+    if (!gpu) return Status::ok();
+    BNA_RETURN_IF_ERROR(gpu->download_weights(m));
+    BNA_RETURN_IF_ERROR(gpu->download_optimizer(adam.m, adam.v));
+    adam.t = gpu->steps_done();
+    return Status::ok();
+  };
   auto save = [&](int64_t step) -> Status {
     if (ckpt.empty()) return Status::ok();
+    BNA_RETURN_IF_ERROR(to_host());
     BNA_RETURN_IF_ERROR(save_checkpoint(ckpt, m, &adam, step, o.metadata));
     return write_metrics();
   };
@@ -111,19 +158,31 @@ Expected<TrainResult> train(model::Gpt& m, const BatchFn& train_fn, const BatchF
   int64_t window_tokens = 0, total_tokens = 0;
   for (int64_t s = res.start_step; s < o.steps; ++s) {
     const auto t0 = Clock::now();
-    m.zero_grad();
+    if (gpu) BNA_RETURN_IF_ERROR(gpu->zero_grad());
+    else m.zero_grad();
     double loss_sum = 0;
     for (int64_t a = 0; a < o.accum; ++a) {
       BNA_RETURN_IF_ERROR(train_fn(static_cast<uint64_t>(s * o.accum + a), batch));
-      BNA_ASSIGN_OR_RETURN(float loss, m.forward(batch.x.data(), batch.y.data(), batch.B, batch.T));
-      BNA_RETURN_IF_ERROR(m.backward(1.0f / static_cast<float>(o.accum)));
+      float loss = 0;
+      if (gpu) {
+        BNA_ASSIGN_OR_RETURN(loss, gpu->forward(batch.x.data(), batch.y.data(), batch.B, batch.T));
+        BNA_RETURN_IF_ERROR(gpu->backward(1.0f / static_cast<float>(o.accum)));
+      } else {
+        BNA_ASSIGN_OR_RETURN(loss, m.forward(batch.x.data(), batch.y.data(), batch.B, batch.T));
+        BNA_RETURN_IF_ERROR(m.backward(1.0f / static_cast<float>(o.accum)));
+      }
       loss_sum += loss;
       window_tokens += batch.B * batch.T;
       total_tokens += batch.B * batch.T;
     }
-    const double norm = clip_grad_norm(m.grads(), m.num_params(), o.grad_clip);
     const float lr = lr_at(sched, s + 1);
-    adam.step(m, lr);
+    double norm = 0;
+    if (gpu) {
+      BNA_ASSIGN_OR_RETURN(norm, gpu->step(lr, o.adamw, o.grad_clip));  // reads the norm back: synchronises
+    } else {
+      norm = clip_grad_norm(m.grads(), m.num_params(), o.grad_clip);
+      adam.step(m, lr);
+    }
     const float loss = static_cast<float>(loss_sum / static_cast<double>(o.accum));
     res.losses.push_back(loss);
     const double dt = seconds(t0, Clock::now());
@@ -137,11 +196,14 @@ Expected<TrainResult> train(model::Gpt& m, const BatchFn& train_fn, const BatchF
       LogRecord r;
       r.step = step; r.steps = o.steps; r.loss = loss; r.lr = lr; r.grad_norm = norm;
       r.tokens_per_s = window_s > 0 ? static_cast<double>(window_tokens) / window_s : 0.0;
+      if (gpu) r.mfu = flops_per_token(m, batch.T) * r.tokens_per_s / (o.peak_tflops * 1e12);
       r.elapsed_s = total_s;
       window_s = 0;
       window_tokens = 0;
       if (do_eval) {
-        BNA_ASSIGN_OR_RETURN(EvalResult ev, evaluate(m, eval_fn, o.eval_batches, o.score_task));
+        Expected<EvalResult> evr = gpu ? evaluate_gpu(*gpu, eval_fn, o.eval_batches, o.score_task, m.config().vocab_size)
+                                       : evaluate(m, eval_fn, o.eval_batches, o.score_task);
+        BNA_ASSIGN_OR_RETURN(EvalResult ev, std::move(evr));
         r.eval = ev;
         if (last) res.final_eval = ev;
       }
@@ -157,6 +219,7 @@ Expected<TrainResult> train(model::Gpt& m, const BatchFn& train_fn, const BatchF
     if (last || (o.ckpt_every > 0 && step % o.ckpt_every == 0)) BNA_RETURN_IF_ERROR(save(step));
   }
   res.tokens_per_s = total_s > 0 ? static_cast<double>(total_tokens) / total_s : 0.0;
+  BNA_RETURN_IF_ERROR(to_host());  // the caller's model holds the trained weights on either backend
   return res;
 }
 

@@ -10,11 +10,15 @@
 // wrong key set or scale shows up above the bound.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cmath>
+#include <filesystem>
 #include <string>
 #include <vector>
 
 #include "bna/attention.hpp"
+#include "bna/data.hpp"
 #include "bna/model.hpp"
 #include "bna/model_cuda.hpp"
 #include "bna/rng.hpp"
@@ -135,6 +139,53 @@ TEST(CudaGpt, LossGradientsAndStepsMatchTheCpuModel) {
   for (int64_t i = 0; i < copy->num_params(); ++i)
     diff = std::max(diff, std::fabs(double(copy->weights()[i]) - cpu->weights()[i]));
   EXPECT_LT(diff, 0.1);  // same training: close to the CPU's weights (lr 1e-2, 3 steps)
+}
+
+// train::train with TrainOptions::cuda: the same losses as the CPU trainer within the bound, a
+// GPU checkpoint resumes (on the GPU) to the uninterrupted GPU run's losses, and evaluation scores run.
+TEST(CudaGpt, TrainerOnTheGpuMatchesTheCpuTrainerAndResumes) {
+  if (!bna::attn::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  GptConfig cfg = tiny();
+  bna::data::TaskOptions to;
+  to.T = cfg.seq_len;
+  auto batch_fn = [&](uint64_t i, bna::data::Batch& b) { return bna::data::task_batch(to, 4, 9, i, b); };
+  bna::train::TrainOptions o;
+  o.steps = 6;
+  o.schedule.lr = 3e-3f;
+  o.schedule.warmup = 2;
+  o.eval_batches = 2;
+  o.score_task = true;
+  auto run = [&](bool cuda, int64_t stop_after, bool resume, const std::string& dir) {
+    auto m = Gpt::create(cfg);
+    EXPECT_TRUE(m.has_value());
+    bna::train::TrainOptions oo = o;
+    oo.cuda = cuda;
+    oo.stop_after = stop_after;
+    oo.resume = resume;
+    oo.out_dir = dir;
+    oo.ckpt_every = dir.empty() ? 0 : 3;
+    auto r = bna::train::train(*m, batch_fn, batch_fn, oo);
+    EXPECT_TRUE(r.has_value()) << r.status().to_string();
+    return *r;
+  };
+  const auto cpu = run(false, -1, false, "");
+  const auto gpu = run(true, -1, false, "");
+  ASSERT_EQ(cpu.losses.size(), gpu.losses.size());
+  const double tol = bound(cfg.n_layers);
+  for (size_t i = 0; i < cpu.losses.size(); ++i)
+    EXPECT_LE(std::fabs(gpu.losses[i] - cpu.losses[i]), tol * cpu.losses[i]) << "step " << i + 1;
+  ASSERT_TRUE(gpu.final_eval.has_value());
+  EXPECT_GT(gpu.final_eval->score.examples, 0);
+  EXPECT_LE(std::fabs(gpu.final_eval->loss - cpu.final_eval->loss), tol * cpu.final_eval->loss);
+  const std::string dir = (std::filesystem::temp_directory_path() / ("bna_cuda_train_" + std::to_string(::getpid()))).string();
+  std::filesystem::remove_all(dir);
+  run(true, 3, false, dir);                      // killed after step 3 (its checkpoint)
+  const auto resumed = run(true, -1, true, dir);  // steps 4..6
+  ASSERT_EQ(resumed.start_step, 3);
+  ASSERT_EQ(resumed.losses.size(), 3u);
+  for (size_t i = 0; i < 3; ++i)
+    EXPECT_LE(std::fabs(resumed.losses[i] - gpu.losses[i + 3]), tol * gpu.losses[i + 3]) << "resumed step " << i + 4;
+  std::filesystem::remove_all(dir);
 }
 
 TEST(CudaGpt, RejectsHeadDimsWithoutKernelsAndBadInput) {

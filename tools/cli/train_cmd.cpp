@@ -1,5 +1,7 @@
 // bna train: train the reference GPT on a synthetic task, a text file or a token file, with attention
 // chosen per layer; checkpoints and metrics.jsonl go to --out, --resume continues a killed run.
+// --backend cuda runs the steps on the GPU (model::CudaGpt; log lines add MFU); checkpoints are the
+// same format on both backends.
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -21,13 +23,14 @@ struct TrainFlags {
   float lr = 1e-3f, lr_min = 1e-4f, wd = 0.1f, beta2 = 0.95f;
   double clip = 1.0;
   uint64_t seed = 1337;
-  std::string out;
+  std::string out, backend = "cpu";
   bool resume = false, json = false;
 };
 
 int run_train(const TrainFlags& f) {
   const int sources = !f.task.empty() + !f.text.empty() + !f.tokens.empty();
   if (sources != 1) return fail_usage("train: give exactly one of --task, --text, --tokens", "e.g. bna train --task passkey --T 256");
+  if (f.backend != "cpu" && f.backend != "cuda") return fail_usage("train: --backend " + f.backend + ", expected cpu or cuda");
   if (f.threads > 0) set_num_threads(static_cast<int>(f.threads));
   train::DataSpec ds;
   if (!f.task.empty()) {
@@ -59,6 +62,7 @@ int run_train(const TrainFlags& f) {
   o.adamw.weight_decay = f.wd; o.adamw.beta2 = f.beta2;
   o.grad_clip = f.clip; o.log_every = f.log_every; o.eval_every = f.eval_every; o.eval_batches = f.eval_batches;
   o.score_task = streams->is_task; o.ckpt_every = f.ckpt_every; o.out_dir = f.out; o.resume = f.resume;
+  o.cuda = f.backend == "cuda";
   o.metadata["data"] = train::data_spec_to_json(ds);
   o.metadata["data.batch"] = std::to_string(f.batch);
   o.metadata["data.seed"] = std::to_string(f.seed);
@@ -73,6 +77,7 @@ int run_train(const TrainFlags& f) {
   auto on_log = [&](const train::LogRecord& r) {
     std::printf("step %5lld/%lld | loss %.4f | lr %.2e | norm %.3f | %.0f tok/s", static_cast<long long>(r.step),
                 static_cast<long long>(r.steps), r.loss, r.lr, r.grad_norm, r.tokens_per_s);
+    if (r.mfu > 0) std::printf(" | MFU %.1f%%", 100 * r.mfu);
     if (r.eval) {
       std::printf(" | val loss %.4f ppl %.2f", r.eval->loss, r.eval->ppl);
       if (r.eval->score.examples > 0) std::printf(" acc %.3f", r.eval->accuracy());
@@ -81,9 +86,10 @@ int run_train(const TrainFlags& f) {
     std::fflush(stdout);
   };
   auto res = train::train(*m, streams->train_fn, streams->eval_fn, o, on_log);
+  if (!res && o.cuda && res.status().code() != StatusCode::kInvalidArgument) return fail_cuda_load(res.status());
   if (!res) return fail(res.status(), res.status().code() == StatusCode::kInvalidArgument && f.resume
                                           ? "resume with the same model flags as the original run" : "");
-  for (int64_t l = 0; l < f.layers; ++l)
+  for (int64_t l = 0; !o.cuda && l < f.layers; ++l)  // the CPU's plans (a GPU run plans on the device)
     std::printf("  layer %lld attention path %s\n", static_cast<long long>(l), m->attention_path(l).c_str());
   if (f.json) {
     nlohmann::ordered_json j;
@@ -135,6 +141,7 @@ void setup(CLI::App& root) {
   sub->add_option("--ckpt-every", f->ckpt_every, "steps between checkpoints (0 = at the end)")->capture_default_str();
   sub->add_option("--threads", f->threads, "OpenMP threads (0 = all cores)")->capture_default_str();
   sub->add_option("--out", f->out, "output directory (ckpt.safetensors, metrics.jsonl)");
+  sub->add_option("--backend", f->backend, "cpu | cuda (the GPU: bf16 mixed precision, model::CudaGpt)")->capture_default_str();
   sub->add_flag("--resume", f->resume, "continue from --out/ckpt.safetensors if it exists");
   sub->add_flag("--json", f->json, "print a JSON summary line at the end");
   sub->callback([f] { run_train(*f); });

@@ -325,6 +325,26 @@ Expected<double> CudaGpt::step(float lr, const train::AdamWOptions& o, double ma
   return norm;
 }
 
+Status CudaGpt::download_optimizer(std::vector<float>& m, std::vector<float>& v) const {
+  const size_t n = static_cast<size_t>(impl_->n_params);
+  m.resize(n);
+  v.resize(n);
+  BNA_RETURN_IF_ERROR(bna::cuda::copy_to_host(m.data(), impl_->m.get(), n * 4));
+  return bna::cuda::copy_to_host(v.data(), impl_->v.get(), n * 4);
+}
+
+Status CudaGpt::upload_optimizer(const std::vector<float>& m, const std::vector<float>& v, int64_t t) {
+  const size_t n = static_cast<size_t>(impl_->n_params);
+  if (m.size() != n || v.size() != n || t < 0)
+    return invalid_argument("cuda gpt: optimizer state of " + S(static_cast<int64_t>(m.size())) + "/" +
+                            S(static_cast<int64_t>(v.size())) + " moments at t=" + S(t) + ", expected " +
+                            S(impl_->n_params) + " each and t >= 0");
+  BNA_RETURN_IF_ERROR(bna::cuda::copy_to_device(impl_->m.get(), m.data(), n * 4));
+  BNA_RETURN_IF_ERROR(bna::cuda::copy_to_device(impl_->v.get(), v.data(), n * 4));
+  impl_->t = t;
+  return Status::ok();
+}
+
 Status CudaGpt::logits(std::vector<float>& out) const {
   const Impl& M = *impl_;
   if (M.B == 0) return invalid_argument("cuda gpt: logits before any forward");
