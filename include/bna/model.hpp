@@ -124,6 +124,8 @@ class Gpt {
   double attention_ms() const { return attn_ms_; }
   // The plan path chosen for layer l at length T (for logs); "" before any forward.
   std::string attention_path(int64_t layer) const;
+  // Layer l's token graph at T = seq_len (graph layers), else nullptr.
+  const graph::GraphAbi* layer_graph(int64_t l) const;
   // A fresh plan of layer l's attention over [B, T] (Tq = Tk = T) with this dtype and backend, on the
   // same graph the CPU forward uses (model::CudaGpt plans its layers with it).
   Expected<attn::Plan> plan_layer(int64_t l, int64_t B, int64_t T, DType dtype, attn::Backend backend);

@@ -246,6 +246,11 @@ Expected<const attn::Plan*> Gpt::plan_for(int64_t l, int64_t B, int64_t Tq, int6
   return &ins->second;
 }
 
+const graph::GraphAbi* Gpt::layer_graph(int64_t l) const {
+  if (l < 0 || l >= static_cast<int64_t>(layers_.size()) || layers_[l]->spec.kind != AttnKind::kGraph) return nullptr;
+  return &layers_[l]->full;
+}
+
 Expected<attn::Plan> Gpt::plan_layer(int64_t l, int64_t B, int64_t T, DType dtype, attn::Backend backend) {
   if (l < 0 || l >= cfg_.n_layers) return invalid_argument("gpt plan_layer: layer " + S(l) + " out of range");
   if (T < 1 || T > cfg_.seq_len) return invalid_argument("gpt plan_layer: T=" + S(T) + ", expected [1, seq_len]");

@@ -7,8 +7,8 @@
 //   * The graph layer's neighbourhoods come from C++. This file owns the tiny config (tiny_config())
 //     and writes it, with the ABI rows of every graph layer, to tests/fixtures/gpt/tiny_graph.json when
 //     BNA_UPDATE_GPT_GRAPH=1; the script reads that file and copies the rows it used into the fixture
-//     ("graph.<l>.neigh_idx"). GraphRowsMatchCommittedFile rebuilds the rows with the model's recipe
-//     (src/model/gpt.cpp build_layer) so a drift of the graph builder fails on its own, apart from the
+//     ("graph.<l>.neigh_idx"). GraphRowsMatchCommittedFile reads the rows the model built (Gpt::layer_graph)
+//     so a drift of the graph builder fails on its own, apart from the
 //     numerics; the logits then show that the model attends exactly those rows.
 //   * Pass rule (docs/numerics.md, FA3 style) on every compared tensor t:
 //       max|ours - ref64| <= 2 max|ref32 - ref64| + floor(t)  and the same on the mean,
@@ -60,31 +60,15 @@ GptConfig tiny_config() {
 
 using Rows = std::vector<std::vector<std::vector<int32_t>>>;  // [Hkv][i] -> ABI row (no pads, not causal-filtered)
 
-// Layer l's rows for T = seq_len, built as Gpt::create does (src/model/gpt.cpp, build_layer).
+// Layer l's rows for T = seq_len, as the model built them (Gpt::layer_graph).
 Expected<Rows> graph_rows(const GptConfig& c, int64_t l) {
-  const AttnSpec& s = c.attn[static_cast<size_t>(l)];
-  const int64_t hkv = c.n_kv_heads == 0 ? c.n_heads : c.n_kv_heads, T = c.seq_len;
-  std::vector<std::vector<std::vector<int32_t>>> perms(static_cast<size_t>(hkv));
-  if (s.cycles > 0) {
-    topo::TopologyOptions to;
-    to.n_heads = hkv;
-    BNA_ASSIGN_OR_RETURN(to.strategy, topo::parse_strategy(s.strategy));
-    to.num_cycles = s.cycles;
-    to.seed = c.seed + 1337 * static_cast<uint64_t>(l);
-    to.window = s.window;
-    to.landmark_stride = s.landmark_stride;
-    BNA_ASSIGN_OR_RETURN(auto topo, topo::Topology::create(to));
-    BNA_ASSIGN_OR_RETURN(auto cyc, topo.cycles(T));
-    for (int64_t h = 0; h < hkv; ++h)
-      for (auto& p : cyc[h]) perms[h].push_back(std::move(p));
-  }
-  graph::RowRules rr;
-  rr.T = T; rr.window = s.window; rr.landmark_stride = s.landmark_stride; rr.include_self = true;
-  BNA_ASSIGN_OR_RETURN(graph::GraphAbi g, graph::build_heads(rr, perms));
-  Rows rows(static_cast<size_t>(hkv), std::vector<std::vector<int32_t>>(static_cast<size_t>(T)));
-  for (int64_t h = 0; h < hkv; ++h)
-    for (int64_t i = 0; i < T; ++i)
-      for (int64_t d = 0; d < g.D && g.row(h, i)[d] >= 0; ++d) rows[h][i].push_back(g.row(h, i)[d]);
+  BNA_ASSIGN_OR_RETURN(Gpt m, Gpt::create(c));
+  const graph::GraphAbi* g = m.layer_graph(l);
+  if (g == nullptr) return invalid_argument("layer " + std::to_string(l) + " has no graph");
+  Rows rows(static_cast<size_t>(g->H), std::vector<std::vector<int32_t>>(static_cast<size_t>(g->T)));
+  for (int64_t h = 0; h < g->H; ++h)
+    for (int64_t i = 0; i < g->T; ++i)
+      for (int64_t d = 0; d < g->D && g->row(h, i)[d] >= 0; ++d) rows[h][i].push_back(g->row(h, i)[d]);
   return rows;
 }
 
