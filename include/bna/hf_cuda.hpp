@@ -59,6 +59,9 @@ class CudaModel {
   // Errors: those of Model::forward, plus a chunked prefill (position > 0 and more tokens than one
   // decode call takes, named).
   Expected<std::vector<float>> forward(std::span<const int32_t> ids, bool all_logits = false);
+  // forward() of ids, then the greedy next token (hf::sample at temperature 0: argmax, lowest id on
+  // ties) drawn on the device: only 4 bytes come back instead of V logits. Errors as forward().
+  Expected<int32_t> forward_greedy(std::span<const int32_t> ids);
 
   struct Impl;
 

@@ -6,8 +6,9 @@
 // * Every attention kind is validated (set_attention) before any timing, so a bad option fails fast.
 // * Each record starts by freeing the previous record's cache (reset(1)) and each run gets a fresh
 //   cache of context + decode_tokens; the median of the timed runs is kept.
-// * The greedy draw runs on the host, as `bna run` does: TTFT is prefill + the first draw, and the
-//   decode time covers decode_tokens forwards of one token with their draws.
+// * TTFT is the prompt's forward + the first greedy draw on the host. The decode time covers
+//   decode_tokens forwards of one token, each with its greedy draw (hooks.decode_greedy: the host's
+//   sample on the CPU, the device's argmax with 4 bytes copied back on CUDA).
 // * The model's attention options are restored afterwards, on an emptied cache (a compressed cache
 //   cannot turn back into a full one mid-sequence).
 #pragma once
@@ -32,6 +33,7 @@ inline double median(std::vector<double> v) {
 // Hooks (a class the caller writes; M is Model or CudaModel):
 //   int warmup_runs() const;                             untimed runs per record before the timed ones
 //   Expected<std::vector<float>> prefill(M&, std::span<const int32_t> ids);   the prompt's forward
+//   Expected<int32_t> decode_greedy(M&, int32_t tok);    one token's forward and its greedy draw
 //   void before_runs(ModelBenchRecord&);                 after the previous cache is freed
 //   void after_runs(const M&, ModelBenchRecord&);        after the runs, the record's cache still held
 // Fills every record's attention, context, prefill_s, prefill_tok_s, ttft_s, decode_tok_s, kv_bytes
@@ -89,8 +91,7 @@ Expected<ModelBenchReport> bench_model_loop(M& m, const ModelBenchOptions& o, Ho
         int32_t tok = sample(logits, greedy, nullptr);
         const auto t2 = clock::now();
         for (int64_t i = 0; i < o.decode_tokens; ++i) {
-          BNA_ASSIGN_OR_RETURN(logits, m.forward(std::span<const int32_t>(&tok, 1)));
-          tok = sample(logits, greedy, nullptr);
+          BNA_ASSIGN_OR_RETURN(tok, hooks.decode_greedy(m, tok));
         }
         const auto t3 = clock::now();
         if (run < warmup) continue;

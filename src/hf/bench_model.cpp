@@ -81,6 +81,10 @@ Expected<ModelBenchReport> bench_model(Model& m, const ModelBenchOptions& o) {
     int64_t chunk;
     int warmup_runs() const { return 0; }
     Expected<std::vector<float>> prefill(Model& m, std::span<const int32_t> ids) { return m.forward(ids, false, chunk); }
+    Expected<int32_t> decode_greedy(Model& m, int32_t tok) {
+      BNA_ASSIGN_OR_RETURN(std::vector<float> logits, m.forward(std::span<const int32_t>(&tok, 1)));
+      return sample(logits, SamplingOptions{}, nullptr);
+    }
     void before_runs(ModelBenchRecord& r) { r.peak_rss_reset = reset_vm_hwm(); }
     void after_runs(const Model&, ModelBenchRecord& r) { r.peak_rss_bytes = read_vm_hwm(); }
   } hooks{o.chunk};

@@ -215,6 +215,46 @@ TEST_P(CudaModelVsCpu, PrefillAndDecodeMatchTheCpuModel) {
 
 INSTANTIATE_TEST_SUITE_P(Families, CudaModelVsCpu, ::testing::Values("qwen2", "qwen3", "llama3", "glm4"));
 
+// The device-side greedy draw equals the host's greedy sample of the same logits, for a prompt and
+// for decode steps (the forward is deterministic for the same shapes).
+TEST(CudaModel, ForwardGreedyEqualsTheHostDraw) {
+  if (!bna::attn::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  auto cfg = bna::hf::preset_config("qwen-tiny");
+  ASSERT_TRUE(cfg.has_value());
+  auto m = bna::hf::CudaModel::random(*cfg, 3);
+  ASSERT_TRUE(m.has_value()) << m.status().to_string();
+  for (AttnKind kind : {AttnKind::kDense, AttnKind::kButterfly}) {
+    AttentionOptions a;
+    a.kind = kind;
+    a.window = 8;
+    a.landmark_stride = 8;
+    ASSERT_TRUE(m->reset(200).is_ok());
+    ASSERT_TRUE(m->set_attention(a).is_ok());
+    std::vector<int32_t> ids(90);
+    for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>((i * 37 + 11) % cfg->vocab);
+    std::vector<int32_t> host, dev;
+    auto lg = m->forward(ids);
+    ASSERT_TRUE(lg.has_value());
+    host.push_back(bna::hf::sample(*lg, {}, nullptr));
+    for (int s = 0; s < 5; ++s) {
+      lg = m->forward(std::span<const int32_t>(&host.back(), 1));
+      ASSERT_TRUE(lg.has_value());
+      host.push_back(bna::hf::sample(*lg, {}, nullptr));
+    }
+    ASSERT_TRUE(m->reset(200).is_ok());
+    auto g = m->forward_greedy(ids);
+    ASSERT_TRUE(g.has_value()) << g.status().to_string();
+    dev.push_back(*g);
+    for (int s = 0; s < 5; ++s) {
+      g = m->forward_greedy(std::span<const int32_t>(&dev.back(), 1));
+      ASSERT_TRUE(g.has_value());
+      dev.push_back(*g);
+    }
+    EXPECT_EQ(host, dev) << bna::hf::attn_kind_name(kind);
+    EXPECT_EQ(m->position(), 95);
+  }
+}
+
 TEST(CudaModel, RejectsWhatTheBackendDoesNotCover) {
   if (!bna::attn::cuda_available()) GTEST_SKIP() << "no CUDA device";
   // GPT-2 stays on the CPU backend.

@@ -19,6 +19,9 @@ Expected<ModelBenchReport> bench_model_cuda(CudaModel& m, const ModelBenchOption
   struct CudaHooks {
     int warmup_runs() const { return 1; }
     Expected<std::vector<float>> prefill(CudaModel& m, std::span<const int32_t> ids) { return m.forward(ids); }
+    Expected<int32_t> decode_greedy(CudaModel& m, int32_t tok) {
+      return m.forward_greedy(std::span<const int32_t>(&tok, 1));
+    }
     void before_runs(ModelBenchRecord&) {}
     void after_runs(const CudaModel& m, ModelBenchRecord& r) { r.device_bytes = m.device_bytes(); }
   } hooks;

@@ -144,6 +144,7 @@ struct CudaModel::Impl {
   Status allocate_storage();
   Status compressed_attention(CudaLayer& l, int64_t p0, int64_t n);
 
+  Expected<std::vector<float>> forward(std::span<const int32_t> ids, bool all_logits, int32_t* greedy);
   Status rebuild_graphs();
   Status append_graph_rows(int64_t p0, int64_t n);
   Status grow_work(int64_t n, int64_t rows_out);
@@ -587,7 +588,19 @@ Status CudaModel::reset(int64_t cap) {
 }
 
 Expected<std::vector<float>> CudaModel::forward(std::span<const int32_t> ids, bool all_logits) {
-  Impl& M = *impl_;
+  return impl_->forward(ids, all_logits, nullptr);
+}
+
+Expected<int32_t> CudaModel::forward_greedy(std::span<const int32_t> ids) {
+  int32_t tok = 0;
+  BNA_RETURN_IF_ERROR(impl_->forward(ids, false, &tok).status());
+  return tok;
+}
+
+// The forward of CudaModel::forward; with greedy != nullptr the last row's argmax is taken on the
+// device and only it comes back (the logits stay on the device; the result vector is empty).
+Expected<std::vector<float>> CudaModel::Impl::forward(std::span<const int32_t> ids, bool all_logits, int32_t* greedy) {
+  Impl& M = *this;
   const Config& c = M.cfg;
   const int64_t n = static_cast<int64_t>(ids.size());
   if (n == 0) return invalid_argument("model: forward of 0 tokens");
@@ -689,8 +702,14 @@ Expected<std::vector<float>> CudaModel::forward(std::span<const int32_t> ids, bo
                                      c.norm_eps, nullptr));
   const DeviceBuffer& head = M.lm_head.get() != nullptr ? M.lm_head : M.embed;
   BNA_RETURN_IF_ERROR(M.blas.linear(M.h.as<uint16_t>(), head.as<uint16_t>(), M.logits.get(), true, rows_out, C, c.vocab));
-  std::vector<float> out(static_cast<size_t>(rows_out * c.vocab));
-  BNA_RETURN_IF_ERROR(bna::cuda::copy_to_host(out.data(), M.logits.get(), out.size() * 4));  // synchronises
+  std::vector<float> out;
+  if (greedy != nullptr) {
+    BNA_RETURN_IF_ERROR(cuda::argmax(M.logits.as<float>(), c.vocab, M.ids.as<int32_t>(), nullptr));  // ids: free now
+    BNA_RETURN_IF_ERROR(bna::cuda::copy_to_host(greedy, M.ids.get(), 4));  // synchronises
+  } else {
+    out.resize(static_cast<size_t>(rows_out * c.vocab));
+    BNA_RETURN_IF_ERROR(bna::cuda::copy_to_host(out.data(), M.logits.get(), out.size() * 4));  // synchronises
+  }
   M.pos = Tk;
   sync.done = true;
   return out;

@@ -189,6 +189,37 @@ __global__ void gather_compressed_kernel(const GatherArgs a) {
   }
 }
 
+// One block of 1024 threads: strided scan, then a shared-memory tree; ties keep the lower index.
+constexpr int kArgmaxThreads = 1024;
+__global__ void argmax_kernel(const float* x, int64_t n, int32_t* out) {
+  __shared__ float sv[kArgmaxThreads];
+  __shared__ int64_t si[kArgmaxThreads];
+  float best = -INFINITY;
+  int64_t bi = -1;
+  for (int64_t e = threadIdx.x; e < n; e += kArgmaxThreads) {
+    const float v = x[e];
+    if (v > best || (bi < 0 && !(v != v))) {  // first number seen, or strictly larger (NaN never)
+      best = v;
+      bi = e;
+    }
+  }
+  sv[threadIdx.x] = best;
+  si[threadIdx.x] = bi;
+  __syncthreads();
+  for (int w = kArgmaxThreads / 2; w > 0; w >>= 1) {
+    if (threadIdx.x < w) {
+      const float v2 = sv[threadIdx.x + w];
+      const int64_t i2 = si[threadIdx.x + w];
+      if (i2 >= 0 && (si[threadIdx.x] < 0 || v2 > sv[threadIdx.x] || (v2 == sv[threadIdx.x] && i2 < si[threadIdx.x]))) {
+        sv[threadIdx.x] = v2;
+        si[threadIdx.x] = i2;
+      }
+    }
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) *out = static_cast<int32_t>(si[0] < 0 ? 0 : si[0]);
+}
+
 __device__ __forceinline__ uint64_t mix64(uint64_t z) {
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
@@ -300,6 +331,13 @@ Status heads_to_tokens(const uint16_t* o, uint16_t* y, int64_t H, int64_t n, int
 
 Status swiglu(const uint16_t* gu, uint16_t* y, int64_t n, int64_t I, void* stream) {
   swiglu_kernel<<<blocks_for(n * I, 4), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(gu, y, n, I);
+  BNA_CUDA_TRY(cudaGetLastError());
+  return Status::ok();
+}
+
+Status argmax(const float* x, int64_t n, int32_t* out, void* stream) {
+  if (n < 1 || n > 0x7fffffff) return bad("argmax", "n=" + std::to_string(n) + ", expected 1 <= n < 2^31");
+  argmax_kernel<<<1, kArgmaxThreads, 0, static_cast<cudaStream_t>(stream)>>>(x, n, out);
   BNA_CUDA_TRY(cudaGetLastError());
   return Status::ok();
 }

@@ -79,6 +79,10 @@ Status heads_to_tokens(const uint16_t* o, uint16_t* y, int64_t H, int64_t n, int
 // gu bf16 [n, 2I] (gate | up) -> y bf16 [n, I] = silu(gate) * up, in f32.
 Status swiglu(const uint16_t* gu, uint16_t* y, int64_t n, int64_t I, void* stream);
 
+// out (DEVICE int32, one element) = the index of the largest of x[0..n) (f32), the lowest index on
+// ties, NaN never chosen over a number: the host's greedy draw (hf::sample at temperature 0).
+Status argmax(const float* x, int64_t n, int32_t* out, void* stream);
+
 // dst bf16 [count] = N(0, stddev) from a counter-based generator keyed by (seed, index): the same
 // values for the same seed on any launch geometry. stddev = 0 fills `value` instead.
 Status fill_bf16(uint16_t* dst, int64_t count, uint64_t seed, float stddev, float value, void* stream);
