@@ -1,0 +1,195 @@
+// hf::CudaModel's weights: from a Hugging Face model directory (rounded to bf16 at upload) or random
+// on the device (include/bna/hf_cuda.hpp). The device state is cuda_model_impl.hpp's.
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "attention/cuda/launch.hpp"
+#include "bna/io.hpp"
+#include "bna/safetensors.hpp"
+#include "hf/cuda/cuda_model_impl.hpp"
+#include "hf/cuda/decoder_kernels.hpp"
+
+namespace bna::hf {
+
+using cuda_detail::S;
+
+namespace {
+
+uint16_t to_bf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return 0x7fc0;  // NaN stays NaN
+  u += 0x7fffu + ((u >> 16) & 1u);                     // round to nearest even
+  return static_cast<uint16_t>(u >> 16);
+}
+
+Status upload_bf16(const std::vector<float>& v, DeviceBuffer& d) {
+  std::vector<uint16_t> h(v.size());
+  for (size_t i = 0; i < v.size(); ++i) h[i] = to_bf16(v[i]);
+  BNA_RETURN_IF_ERROR(d.allocate(h.size() * 2));
+  return bna::cuda::copy_to_device(d.get(), h.data(), h.size() * 2);
+}
+
+Status upload_f32(const std::vector<float>& v, DeviceBuffer& d) {
+  if (v.empty()) return Status::ok();
+  BNA_RETURN_IF_ERROR(d.allocate(v.size() * 4));
+  return bna::cuda::copy_to_device(d.get(), v.data(), v.size() * 4);
+}
+
+Status check_config(const Config& c) {
+  if (c.family == Family::kGpt2 || c.layer_norm || c.learned_pos || c.gelu_mlp || c.mlp_bias)
+    return unimplemented(std::string("cuda model: ") + c.architecture +
+                         " (LayerNorm / learned positions / GELU MLP) runs on the CPU backend only; the CUDA "
+                         "backend covers Qwen2ForCausalLM, Qwen3ForCausalLM, LlamaForCausalLM and Glm4ForCausalLM");
+  if (c.head_dim != 64 && c.head_dim != 128)
+    return unimplemented("cuda model: head_dim=" + S(c.head_dim) + ", expected 64 or 128 (the CUDA attention kernels)");
+  if (c.vocab < 1 || c.hidden < 1 || c.layers < 1 || c.n_heads < 1 || c.n_kv_heads < 1 || c.intermediate < 1 ||
+      c.n_heads % c.n_kv_heads != 0)
+    return invalid_argument("cuda model: vocab=" + S(c.vocab) + " hidden=" + S(c.hidden) + " layers=" + S(c.layers) +
+                            " heads=" + S(c.n_heads) + " kv_heads=" + S(c.n_kv_heads) + " intermediate=" +
+                            S(c.intermediate) + ", expected all >= 1 and kv_heads dividing heads");
+  if (c.rotary_dim < 2 || c.rotary_dim % 2 != 0 || c.rotary_dim > c.head_dim)
+    return invalid_argument("cuda model: rotary_dim=" + S(c.rotary_dim) + ", expected even in [2, head_dim=" +
+                            S(c.head_dim) + "]");
+  return Status::ok();
+}
+
+}  // namespace
+
+Expected<CudaModel> CudaModel::random(const Config& c, uint64_t seed) {
+  BNA_RETURN_IF_ERROR(check_config(c));
+  if (!bna::cuda::device_available()) return unavailable("cuda model: no CUDA device");
+  CudaModel m;
+  Impl& M = *m.impl_;
+  M.cfg = c;
+  BNA_ASSIGN_OR_RETURN(M.blas, nn::cuda::Blas::create());
+  const int64_t C = c.hidden, dh = c.head_dim, Hq = c.n_heads, Hkv = c.n_kv_heads, I = c.intermediate;
+  uint64_t stream_id = 0;
+  auto mat = [&](DeviceBuffer& d, int64_t count) -> Status {
+    BNA_RETURN_IF_ERROR(d.allocate(static_cast<size_t>(count) * 2));
+    return cuda::fill_bf16(d.as<uint16_t>(), count, seed * 1000003ull + (++stream_id << 40), 0.02f, 0.0f, nullptr);
+  };
+  auto vec = [&](DeviceBuffer& d, int64_t count, float value) -> Status {
+    BNA_RETURN_IF_ERROR(d.allocate(static_cast<size_t>(count) * 4));
+    return cuda::fill_f32(d.as<float>(), count, value, nullptr);
+  };
+  BNA_RETURN_IF_ERROR(mat(M.embed, c.vocab * C));
+  BNA_RETURN_IF_ERROR(mat(M.lm_head, c.vocab * C));
+  BNA_RETURN_IF_ERROR(vec(M.norm_w, C, 1.0f));
+  M.layers.resize(static_cast<size_t>(c.layers));
+  for (CudaLayer& l : M.layers) {
+    BNA_RETURN_IF_ERROR(mat(l.wqkv, (Hq + 2 * Hkv) * dh * C));
+    BNA_RETURN_IF_ERROR(mat(l.wo, C * Hq * dh));
+    BNA_RETURN_IF_ERROR(mat(l.w_gu, 2 * I * C));
+    BNA_RETURN_IF_ERROR(mat(l.w_down, C * I));
+    if (c.qkv_bias) BNA_RETURN_IF_ERROR(vec(l.bqkv, (Hq + 2 * Hkv) * dh, 0.0f));
+    if (c.o_bias) BNA_RETURN_IF_ERROR(vec(l.bo, C, 0.0f));
+    if (c.qk_norm) {
+      BNA_RETURN_IF_ERROR(vec(l.q_norm, dh, 1.0f));
+      BNA_RETURN_IF_ERROR(vec(l.k_norm, dh, 1.0f));
+    }
+    BNA_RETURN_IF_ERROR(vec(l.ln1, C, 1.0f));
+    BNA_RETURN_IF_ERROR(vec(l.ln2, C, 1.0f));
+    if (c.sandwich_norm) {
+      BNA_RETURN_IF_ERROR(vec(l.post_attn, C, 1.0f));
+      BNA_RETURN_IF_ERROR(vec(l.post_mlp, C, 1.0f));
+    }
+  }
+  BNA_RETURN_IF_ERROR(upload_f32(rope_inv_freq(c), M.inv_freq));
+  BNA_RETURN_IF_ERROR(bna::cuda::device_synchronize());
+  BNA_RETURN_IF_ERROR(m.reset(std::min<int64_t>(c.max_positions > 0 ? c.max_positions : 2048, 2048)));
+  return m;
+}
+
+Expected<CudaModel> CudaModel::load(const std::string& dir) {
+  BNA_ASSIGN_OR_RETURN(std::string text, io::read_file(dir + "/config.json"));
+  BNA_ASSIGN_OR_RETURN(Config c, parse_config(text));
+  BNA_RETURN_IF_ERROR(check_config(c));
+  if (!bna::cuda::device_available()) return unavailable("cuda model: no CUDA device");
+  BNA_ASSIGN_OR_RETURN(st::Checkpoint ck, st::Checkpoint::open_dir(dir));
+  CudaModel m;
+  Impl& M = *m.impl_;
+  M.cfg = c;
+  BNA_ASSIGN_OR_RETURN(M.blas, nn::cuda::Blas::create());
+  auto read = [&](const std::string& name, const std::vector<int64_t>& shape, std::vector<float>& out) -> Status {
+    const st::TensorInfo* t = ck.find(name);
+    if (t == nullptr) return not_found("cuda model: tensor '" + name + "' is missing from the checkpoint");
+    if (t->shape != shape) {
+      std::string got, want;
+      for (int64_t d : t->shape) got += (got.empty() ? "" : ", ") + S(d);
+      for (int64_t d : shape) want += (want.empty() ? "" : ", ") + S(d);
+      return corrupt("cuda model: tensor '" + name + "' has shape [" + got + "], expected [" + want + "] from config.json");
+    }
+    out.resize(static_cast<size_t>(t->numel()));
+    return st::read_f32(*t, out.data());
+  };
+  // Reads the tensors and concatenates them along rows (the fused projections).
+  auto rows = [&](const std::vector<std::pair<std::string, std::vector<int64_t>>>& parts, std::vector<float>& out) -> Status {
+    out.clear();
+    std::vector<float> one;
+    for (const auto& [name, shape] : parts) {
+      BNA_RETURN_IF_ERROR(read(name, shape, one));
+      out.insert(out.end(), one.begin(), one.end());
+    }
+    return Status::ok();
+  };
+  const int64_t C = c.hidden, dh = c.head_dim, Hq = c.n_heads, Hkv = c.n_kv_heads, I = c.intermediate, V = c.vocab;
+  std::vector<float> buf;
+  BNA_RETURN_IF_ERROR(read("model.embed_tokens.weight", {V, C}, buf));
+  BNA_RETURN_IF_ERROR(upload_bf16(buf, M.embed));
+  BNA_RETURN_IF_ERROR(read("model.norm.weight", {C}, buf));
+  BNA_RETURN_IF_ERROR(upload_f32(buf, M.norm_w));
+  if (ck.find("lm_head.weight") != nullptr) {
+    BNA_RETURN_IF_ERROR(read("lm_head.weight", {V, C}, buf));
+    BNA_RETURN_IF_ERROR(upload_bf16(buf, M.lm_head));
+  }
+  M.layers.resize(static_cast<size_t>(c.layers));
+  for (int64_t li = 0; li < c.layers; ++li) {
+    CudaLayer& l = M.layers[static_cast<size_t>(li)];
+    const std::string p = "model.layers." + S(li) + ".", a = p + "self_attn.";
+    BNA_RETURN_IF_ERROR(rows({{a + "q_proj.weight", {Hq * dh, C}}, {a + "k_proj.weight", {Hkv * dh, C}},
+                              {a + "v_proj.weight", {Hkv * dh, C}}}, buf));
+    BNA_RETURN_IF_ERROR(upload_bf16(buf, l.wqkv));
+    if (c.qkv_bias) {
+      BNA_RETURN_IF_ERROR(rows({{a + "q_proj.bias", {Hq * dh}}, {a + "k_proj.bias", {Hkv * dh}},
+                                {a + "v_proj.bias", {Hkv * dh}}}, buf));
+      BNA_RETURN_IF_ERROR(upload_f32(buf, l.bqkv));
+    }
+    BNA_RETURN_IF_ERROR(read(a + "o_proj.weight", {C, Hq * dh}, buf));
+    BNA_RETURN_IF_ERROR(upload_bf16(buf, l.wo));
+    if (c.o_bias) {
+      BNA_RETURN_IF_ERROR(read(a + "o_proj.bias", {C}, buf));
+      BNA_RETURN_IF_ERROR(upload_f32(buf, l.bo));
+    }
+    if (c.qk_norm) {
+      BNA_RETURN_IF_ERROR(read(a + "q_norm.weight", {dh}, buf));
+      BNA_RETURN_IF_ERROR(upload_f32(buf, l.q_norm));
+      BNA_RETURN_IF_ERROR(read(a + "k_norm.weight", {dh}, buf));
+      BNA_RETURN_IF_ERROR(upload_f32(buf, l.k_norm));
+    }
+    BNA_RETURN_IF_ERROR(read(p + "input_layernorm.weight", {C}, buf));
+    BNA_RETURN_IF_ERROR(upload_f32(buf, l.ln1));
+    BNA_RETURN_IF_ERROR(read(p + "post_attention_layernorm.weight", {C}, buf));
+    BNA_RETURN_IF_ERROR(upload_f32(buf, l.ln2));
+    if (c.sandwich_norm) {
+      BNA_RETURN_IF_ERROR(read(p + "post_self_attn_layernorm.weight", {C}, buf));
+      BNA_RETURN_IF_ERROR(upload_f32(buf, l.post_attn));
+      BNA_RETURN_IF_ERROR(read(p + "post_mlp_layernorm.weight", {C}, buf));
+      BNA_RETURN_IF_ERROR(upload_f32(buf, l.post_mlp));
+    }
+    if (c.fused_gate_up) {
+      BNA_RETURN_IF_ERROR(read(p + "mlp.gate_up_proj.weight", {2 * I, C}, buf));
+    } else {
+      BNA_RETURN_IF_ERROR(rows({{p + "mlp.gate_proj.weight", {I, C}}, {p + "mlp.up_proj.weight", {I, C}}}, buf));
+    }
+    BNA_RETURN_IF_ERROR(upload_bf16(buf, l.w_gu));
+    BNA_RETURN_IF_ERROR(read(p + "mlp.down_proj.weight", {C, I}, buf));
+    BNA_RETURN_IF_ERROR(upload_bf16(buf, l.w_down));
+  }
+  BNA_RETURN_IF_ERROR(upload_f32(rope_inv_freq(c), M.inv_freq));
+  BNA_RETURN_IF_ERROR(m.reset(std::min<int64_t>(c.max_positions > 0 ? c.max_positions : 2048, 2048)));
+  return m;
+}
+
+}  // namespace bna::hf
