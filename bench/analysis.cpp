@@ -2,7 +2,8 @@
 // spectral gaps (adjacency, normalised, Laplacian) on the implicit banded graph (and on the explicit CSR
 // with --csr) and bitset causal reachability (window + cycle, and window only) — min, median and max of
 // `--repeats` runs after one warm-up. Plain main (no Google Benchmark): each case takes seconds.
-// Usage: bna_analysis [--T 65536,1048576] [--repeats 3] [--layers 16] [--reach-max-T 65536] [--cases anl] [--csr] [--json]
+// Usage: bna_analysis [--T 65536,1048576] [--repeats 3] [--layers 16] [--reach-max-T 65536] [--cases anl] [--block b]
+//        [--csr] [--json]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -62,6 +63,7 @@ int main(int argc, char** argv) {
   int64_t reach_max_T = 65536, reach_layers = 16, fiedler_max_T = 16384, full_reorth_max_T = -1, max_matvecs = -1;
   std::string cases = "anl";  // a: adjacency gap, n: normalised gap, l: Fiedler
   double tol = -1;
+  int block = -1;  // SpectralOptions::block_size (default when < 1)
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--json")) json = true;
     else if (!std::strcmp(argv[i], "--csr")) csr = true;
@@ -72,6 +74,7 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--fiedler-max-T") && i + 1 < argc) fiedler_max_T = std::atoll(argv[++i]);
     else if (!std::strcmp(argv[i], "--max-matvecs") && i + 1 < argc) max_matvecs = std::atoll(argv[++i]);
     else if (!std::strcmp(argv[i], "--tol") && i + 1 < argc) tol = std::atof(argv[++i]);
+    else if (!std::strcmp(argv[i], "--block") && i + 1 < argc) block = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--cases") && i + 1 < argc) cases = argv[++i];
     else if (!std::strcmp(argv[i], "--T") && i + 1 < argc) {
       Ts.clear();
@@ -81,7 +84,7 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "error: unknown argument %s\nhint: bna_analysis [--T a,b,c] [--repeats n] [--layers n] "
-                   "[--reach-max-T n] [--full-reorth-max-T n] [--fiedler-max-T n] [--max-matvecs n] [--tol x] [--cases a,n,l] [--csr] [--json]\n", argv[i]);
+                   "[--reach-max-T n] [--full-reorth-max-T n] [--fiedler-max-T n] [--max-matvecs n] [--tol x] [--block b] [--cases a,n,l] [--csr] [--json]\n", argv[i]);
       return 2;
     }
   }
@@ -100,6 +103,7 @@ int main(int argc, char** argv) {
     if (full_reorth_max_T >= 0) o.full_reorth_max_T = full_reorth_max_T;
     if (max_matvecs > 0) o.max_matvecs = max_matvecs;
     if (tol > 0) o.tol = tol;
+    if (block > 0) o.block_size = block;
     // bound: the certified error bound of `value` (gap_error_bound, fiedler_error_bound); residual: the
     // largest Ritz residual (what the old criterion compared with tol).
     auto report = [&](const char* name, const std::vector<double>& s, int64_t mv, double value, bool conv,
@@ -112,6 +116,7 @@ int main(int argc, char** argv) {
                          {"max_s", mx}, {"repeats", s.size()}, {"matvecs", mv}, {"value", value}, {"error_bound", bound},
                          {"max_residual", residual}, {"converged", conv},
                          {"tol", o.tol}, {"max_matvecs", o.max_matvecs}, {"full_reorth_max_T", o.full_reorth_max_T},
+                         {"block_size", o.block_size},
                          {"threads", num_threads()}, {"load_average", load_average()}});
       std::fflush(stdout);
     };

@@ -97,6 +97,14 @@ struct SpectralOptions {
   // step. It sees distinct eigenvalues only (a multiplicity > 1 is invisible to it). Up to this T (and
   // whenever eigenvectors are wanted): thick-restart Lanczos with full reorthogonalisation, O(T * krylov_dim).
   int64_t full_reorth_max_T = 16384;
+  // Columns of the recurrence above (1..4): block Lanczos with this many interleaved vectors, so a
+  // cluster of up to block_size nearly equal eigenvalues converges at the rate set by its distance to
+  // the rest of the spectrum; the operator pass loads the block's values of a row together. Same bounds
+  // and semantics (docs/analysis.md). 1 (default): the single-vector recurrence — at T = 1M on a
+  // 2-core box a block of 2 takes ~30% fewer steps but each costs ~3x (the gathered block leaves the
+  // last-level cache), so it is ~2x slower there. matvecs counts columns (block_size per step; a
+  // budget is checked after whole steps).
+  int block_size = 1;
 };
 
 // Bounds hold under the usual Lanczos premise that no eigenvalue beyond a reported one was missed by the

@@ -1,5 +1,6 @@
 // Implicit banded permutation graphs (window band + cycle extras) and their one-pass operator kernel
-// (adjacency, normalised adjacency, Laplacian), used as the plain matvec and as the fused Lanczos step.
+// (adjacency, normalised adjacency, Laplacian), used as the plain matvec and as the fused Lanczos step,
+// single-column or on a block of 2-4 interleaved columns (block Lanczos).
 // Decisions: the band sum over [i - b, i + b] is a sliding window restarted from a direct sum every
 // L = 2b + 1 rows, so each sum carries at most ~3L roundings (no long running sums whose rounding grows
 // with T, no scratch arrays) and, with the fixed row chunks, does not depend on the thread count. Cycle
@@ -248,6 +249,154 @@ std::pair<double, double> dispatch(const BandedGraph& g, const BandedPlan* p, co
   return banded_step_impl<kOp, false, false>(g, p, x, sx, u, cu, q);
 }
 
+// The block step: b interleaved columns ([n][b] row-major), so each band entry and each random cycle
+// gather loads the b values of a row from one cache line. Same row walk, chunking, restarts and prefetch
+// as the single-column kernel; per row u[i] <- (Op x)[i] S - u[i] C (b x b, row-major) and G += x[i]^T u[i].
+template <Operator kOp, int kB, bool kAxpy>
+void banded_block_impl(const BandedGraph& g, const BandedPlan* plan, const double* x, const double* Sm, double* u,
+                       const double* Cm, double* G) {
+  const double* dsc = plan ? plan->dscale.data() : nullptr;
+  const double* deg = plan ? plan->degree.data() : nullptr;
+  const int32_t* slots = plan && !plan->slots.empty() ? plan->slots.data() : nullptr;
+  const int64_t ks = plan ? plan->num_slots : 0;
+  const int64_t n = g.n, b = g.band, L = 2 * b + 1;
+  const int64_t* off = g.offsets.data();
+  const int32_t* ex = g.extra.data();
+  const double* src = x;
+  if constexpr (kOp == Operator::kNormalized) {
+    thread_local std::vector<double> scaled;
+    scaled.resize(static_cast<size_t>(n) * kB);
+    double* t = scaled.data();
+    auto scale = [&](int64_t ch) {
+      const int64_t r0 = ch * kChunk, r1 = std::min(n, r0 + kChunk);
+      for (int64_t i = r0; i < r1; ++i)
+        for (int c = 0; c < kB; ++c) t[i * kB + c] = dsc[i] * x[i * kB + c];
+    };
+    const int64_t nch = (n + kChunk - 1) / kChunk;
+    if (n >= (int64_t{1} << 16)) parallel_for(0, nch, scale);
+    else for (int64_t ch = 0; ch < nch; ++ch) scale(ch);
+    src = t;
+  }
+  double S[kB * kB], C[kB * kB];
+  for (int k = 0; k < kB * kB; ++k) { S[k] = Sm[k]; C[k] = kAxpy ? Cm[k] : 0.0; }
+  const int64_t nchunks = (n + kChunk - 1) / kChunk;
+  // kTwo: one cycle, two fixed slots per row (the common case, as in the single-column kernel).
+  auto rows = [&]<bool kInterior, bool kTwo>(int64_t i0, int64_t i1, double* s_io, int64_t& until_reset,
+                                             double* acc_io) {
+    const double* __restrict sv = src;
+    const double* __restrict xs = x;
+    const double* __restrict dv = kOp == Operator::kNormalized ? dsc : deg;
+    const int32_t* __restrict sl = slots;
+    double* __restrict us = u;
+    const int64_t kpf = kPrefetchRows, kss = kTwo ? 2 : ks;
+    int64_t left = until_reset;
+    double s_[kB], acc[kB * kB];  // locals, so they stay in registers
+    for (int c = 0; c < kB; ++c) s_[c] = s_io[c];
+    for (int k = 0; k < kB * kB; ++k) acc[k] = acc_io[k];
+    for (int64_t i = i0; i < i1; ++i) {
+      if (left == 0) {
+        const int64_t lo = std::max<int64_t>(0, i - b), hi = std::min<int64_t>(n - 1, i + b);
+        double s0[kB], s1[kB];
+        for (int c = 0; c < kB; ++c) { s0[c] = 0; s1[c] = 0; }
+        int64_t j = lo;
+        for (; j + 1 <= hi; j += 2)
+          for (int c = 0; c < kB; ++c) { s0[c] += sv[j * kB + c]; s1[c] += sv[(j + 1) * kB + c]; }
+        for (; j <= hi; ++j)
+          for (int c = 0; c < kB; ++c) s0[c] += sv[j * kB + c];
+        for (int c = 0; c < kB; ++c) s_[c] = s0[c] + s1[c];
+        left = L;
+      } else {
+        for (int c = 0; c < kB; ++c) {
+          const double in = kInterior || i + b < n ? sv[(i + b) * kB + c] : 0.0;
+          const double out = kInterior || i - b - 1 >= 0 ? sv[(i - b - 1) * kB + c] : 0.0;
+          s_[c] += in - out;
+        }
+      }
+      --left;
+      double nb[kB];
+      for (int c = 0; c < kB; ++c) nb[c] = s_[c] - sv[i * kB + c];
+      if (kTwo || sl) {
+        if (kInterior || i + kpf < n)
+          for (int64_t e = (i + kpf) * kss; e < (i + kpf + 1) * kss; ++e)
+            if (sl[e] >= 0) __builtin_prefetch(sv + static_cast<int64_t>(sl[e]) * kB);
+        for (int64_t e = i * kss; e < (i + 1) * kss; ++e)
+          if (sl[e] >= 0)
+            for (int c = 0; c < kB; ++c) nb[c] += sv[static_cast<int64_t>(sl[e]) * kB + c];
+      } else {
+        if (kInterior || i + kpf < n)
+          for (int64_t e = off[i + kpf]; e < off[i + kpf + 1]; ++e) __builtin_prefetch(sv + static_cast<int64_t>(ex[e]) * kB);
+        for (int64_t e = off[i]; e < off[i + 1]; ++e)
+          for (int c = 0; c < kB; ++c) nb[c] += sv[static_cast<int64_t>(ex[e]) * kB + c];
+      }
+      double opx[kB], uo[kB], un[kB];
+      for (int c = 0; c < kB; ++c) {
+        if constexpr (kOp == Operator::kAdjacency) opx[c] = nb[c];
+        else if constexpr (kOp == Operator::kNormalized) opx[c] = dv[i] * nb[c];
+        else opx[c] = dv[i] * xs[i * kB + c] - nb[c];
+        uo[c] = us[i * kB + c];
+      }
+      for (int c = 0; c < kB; ++c) {
+        double v = 0;
+        for (int k = 0; k < kB; ++k) v += opx[k] * S[k * kB + c];
+        if constexpr (kAxpy)
+          for (int k = 0; k < kB; ++k) v -= uo[k] * C[k * kB + c];
+        un[c] = v;
+        us[i * kB + c] = v;
+      }
+      for (int k = 0; k < kB; ++k)
+        for (int c = 0; c < kB; ++c) acc[k * kB + c] += xs[i * kB + k] * un[c];
+    }
+    until_reset = left;
+    for (int c = 0; c < kB; ++c) s_io[c] = s_[c];
+    for (int k = 0; k < kB * kB; ++k) acc_io[k] = acc[k];
+  };
+  const int64_t in_lo = b + 1, in_hi = n - std::max<int64_t>(b, kPrefetchRows) - 1;
+  auto chunk = [&](int64_t ch, double* acc) {
+    const int64_t r0 = ch * kChunk, r1 = std::min(n, r0 + kChunk);
+    double s_[kB] = {};
+    int64_t until_reset = 0;
+    for (int k = 0; k < kB * kB; ++k) acc[k] = 0;
+    const int64_t a0 = std::clamp(in_lo, r0, r1), a1 = std::clamp(in_hi, a0, r1);
+    if (slots && ks == 2) {
+      rows.template operator()<false, true>(r0, a0, s_, until_reset, acc);
+      rows.template operator()<true, true>(a0, a1, s_, until_reset, acc);
+      rows.template operator()<false, true>(a1, r1, s_, until_reset, acc);
+    } else {
+      rows.template operator()<false, false>(r0, a0, s_, until_reset, acc);
+      rows.template operator()<true, false>(a0, a1, s_, until_reset, acc);
+      rows.template operator()<false, false>(a1, r1, s_, until_reset, acc);
+    }
+  };
+  thread_local std::vector<double> part;
+  part.assign(static_cast<size_t>(kB * kB) * nchunks, 0.0);
+  double* pp = part.data();
+  auto run = [&](int64_t ch) { chunk(ch, pp + ch * kB * kB); };
+  if (n >= (int64_t{1} << 16)) parallel_for(0, nchunks, run);
+  else for (int64_t ch = 0; ch < nchunks; ++ch) run(ch);
+  for (int k = 0; k < kB * kB; ++k) G[k] = 0;
+  for (int64_t ch = 0; ch < nchunks; ++ch)
+    for (int k = 0; k < kB * kB; ++k) G[k] += pp[ch * kB * kB + k];
+}
+
+template <Operator kOp, int kB>
+void block_dispatch_axpy(const BandedGraph& g, const BandedPlan* p, const double* x, const double* S, double* u,
+                         const double* C, double* G) {
+  if (C) banded_block_impl<kOp, kB, true>(g, p, x, S, u, C, G);
+  else banded_block_impl<kOp, kB, false>(g, p, x, S, u, C, G);
+}
+
+template <Operator kOp>
+void block_dispatch(const BandedGraph& g, const BandedPlan* p, int nb, const double* x, const double* S, double* u,
+                    const double* C, double* G) {
+  switch (nb) {
+    case 1: return block_dispatch_axpy<kOp, 1>(g, p, x, S, u, C, G);
+    case 2: return block_dispatch_axpy<kOp, 2>(g, p, x, S, u, C, G);
+    case 3: return block_dispatch_axpy<kOp, 3>(g, p, x, S, u, C, G);
+    case 4: return block_dispatch_axpy<kOp, 4>(g, p, x, S, u, C, G);
+  }
+  BNA_ASSERT(false && "banded_block_step: block size outside [1, 4]");
+}
+
 }  // namespace
 
 BandedPlan make_banded_plan(const BandedGraph& g, Operator op) {
@@ -288,6 +437,22 @@ std::pair<double, double> banded_step(const BandedGraph& g, Operator op, const B
     case Operator::kLaplacian: return dispatch<Operator::kLaplacian>(g, plan, x, sx, u, cu, q);
   }
   return {0.0, 0.0};
+}
+
+void banded_block_step(const BandedGraph& g, Operator op, const BandedPlan* plan, int nb, const double* x,
+                       const double* S, double* u, const double* C, double* G) {
+  if (g.n == 0) { std::fill(G, G + nb * nb, 0.0); return; }
+  BandedPlan local;
+  if (!plan && op != Operator::kAdjacency) {
+    local = make_banded_plan(g, op);
+    local.slots.clear();
+    plan = &local;
+  }
+  switch (op) {
+    case Operator::kAdjacency: return block_dispatch<Operator::kAdjacency>(g, plan, nb, x, S, u, C, G);
+    case Operator::kNormalized: return block_dispatch<Operator::kNormalized>(g, plan, nb, x, S, u, C, G);
+    case Operator::kLaplacian: return block_dispatch<Operator::kLaplacian>(g, plan, nb, x, S, u, C, G);
+  }
 }
 
 }  // namespace detail

@@ -1,6 +1,7 @@
 // Lanczos for extreme eigenvalues (see lanczos.hpp) and a cyclic Jacobi solver.
 // Thick restart: (krylov_dim + 1) basis vectors of n doubles (T = 65,536, dim 64: 34 MiB). Three-term
-// recurrence: two [n] vectors, two passes over memory per step with a fused operator step.
+// recurrence: two [n] vectors, two passes over memory per step with a fused operator step; the block
+// form (block_size b >= 2): two [n, b] blocks, T_m a band matrix of half-bandwidth b, the same bounds.
 // Convergence is judged on eigenvalue error bounds, not residuals: a Ritz pair (theta, y) with residual
 // r = ||Op y - theta y|| = |beta * s_last| has an eigenvalue within r, and, when the nearest other
 // eigenvalue is at least delta away, within r^2 / delta (Kato-Temple; Parlett, The Symmetric Eigenvalue
@@ -12,9 +13,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <numeric>
 #include <utility>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "bna/rng.hpp"
 #include "bna/threads.hpp"
@@ -138,6 +143,35 @@ void orthogonalize(int64_t n, const double* D, int64_t nd, const double* V, int6
   }
 }
 
+
+// [n] doubles, all set to `fill`, on 2 MiB-aligned memory advised for transparent huge pages (Linux; the
+// advice is a hint, the values do not depend on it). The recurrence gathers at random rows of its
+// current vector (the cycle edges): with 4 KiB pages an 8 MiB vector spans 2,048 pages, about what the
+// TLB holds, and the gathers of a step start missing it (T = 1M: operator step 2.46 -> 2.27 ms, best
+// of 5 on the 2-core box).
+class HugeBuffer {
+ public:
+  HugeBuffer(size_t n, double fill) {
+    constexpr size_t kAlign = size_t{2} << 20;
+    const size_t bytes = std::max<size_t>(1, (n * sizeof(double) + kAlign - 1) / kAlign) * kAlign;
+    p_ = static_cast<double*>(std::aligned_alloc(kAlign, bytes));
+    BNA_ASSERT(p_ != nullptr);
+#if defined(MADV_HUGEPAGE)
+    madvise(p_, bytes, MADV_HUGEPAGE);  // before the first touch, so the pages are faulted in huge
+#endif
+    std::fill(p_, p_ + n, fill);
+  }
+  ~HugeBuffer() { std::free(p_); }
+  HugeBuffer(const HugeBuffer&) = delete;
+  HugeBuffer& operator=(const HugeBuffer&) = delete;
+  double* data() { return p_; }
+  const double* data() const { return p_; }
+  double& operator[](size_t i) { return p_[i]; }
+  void swap(HugeBuffer& o) { std::swap(p_, o.p_); }
+
+ private:
+  double* p_ = nullptr;
+};
 
 // ---- three-term recurrence without reorthogonalisation (Cullum-Willoughby) ----------------------
 
@@ -339,7 +373,7 @@ LanczosResult lanczos_values_cw(int64_t n, const MatVec& op, const LanczosStep& 
   }
   const double* q1 = nd == 1 ? deflate[0].data() : nullptr;
 
-  std::vector<double> xv(n), pv(n, 0.0);  // x: current (v_j = x / sigma), p: previous, then u, then w
+  HugeBuffer xv(n, 0.0), pv(n, 0.0);  // x: current (v_j = x / sigma), p: previous, then u, then w
   Rng rng(mix_seed(opt.seed, 0x1a2c05));
   for (int64_t i = 0; i < n; ++i) xv[i] = rng.uniform01() - 0.5;
   project_out(xv.data());
@@ -456,16 +490,497 @@ LanczosResult lanczos_values_cw(int64_t n, const MatVec& op, const LanczosStep& 
   }
 }
 
+
+// ---- block three-term recurrence without reorthogonalisation -------------------------------------
+//
+// Block Lanczos with nb columns: A Q_j = Q_{j-1} B_{j-1}^T + Q_j A_j + Q_{j+1} B_j, Q_j [n, nb] with
+// orthonormal columns, A_j symmetric and B_j upper triangular (nb x nb), so T_m is a symmetric band
+// matrix of half-bandwidth nb. A cluster of nearly equal eigenvalues of size <= nb converges at the rate
+// set by its distance to the rest of the spectrum, not by the splitting inside it. Blocks are stored
+// unnormalised (W_j = Q_j R_j, R_j = chol(W_j^T W_j)) and normalised on the fly by the operator step
+// (S = R_j^-1), so a step is two passes over memory like the single-vector recurrence.
+
+// Symmetric band matrix of half-bandwidth nb, order N: lower band, band[i * (nb + 1) + d] = T(i, i - d).
+struct Band {
+  int nb = 1;
+  int64_t N = 0;
+  std::vector<double> v;
+  double at(int64_t i, int64_t j) const {  // any (i, j)
+    if (i < j) std::swap(i, j);
+    const int64_t d = i - j;
+    return d > nb ? 0.0 : v[i * (nb + 1) + d];
+  }
+};
+
+// Number of eigenvalues < x of the trailing principal submatrix T[first:, first:], from the signs of
+// the pivots of an unpivoted LDL^T of T - x I (Sylvester's law of inertia).
+int64_t band_sturm(const Band& t, int64_t first, double x, std::vector<double>& l) {
+  const int nb = t.nb;
+  const int64_t N = t.N;
+  // l[i * nb + (i - k - 1)] = L(i, k) for i - nb <= k < i; the pivots d_i follow at l[N * nb + i].
+  // Only entries written in this call are read, so l is not cleared (a check bisects thousands of times).
+  l.resize(static_cast<size_t>(N) * (nb + 1));
+  double* dd = l.data() + static_cast<size_t>(N) * nb;
+  const double* tv = t.v.data();
+  int64_t count = 0;
+  for (int64_t i = first; i < N; ++i) {
+    const int64_t j0 = std::max<int64_t>(first, i - nb);
+    const double* ti = tv + i * (nb + 1);  // ti[d] = T(i, i - d)
+    double* li = l.data() + i * nb;
+    double d = ti[0] - x;
+    for (int64_t j = j0; j < i; ++j) {  // L(i, j) = (T(i, j) - sum_{k<j} L(i,k) d_k L(j,k)) / d_j
+      const double* lj = l.data() + j * nb;
+      double s = ti[i - j];
+      for (int64_t k = j0; k < j; ++k) s -= li[i - k - 1] * dd[k] * lj[j - k - 1];
+      const double lij = s / dd[j];
+      li[i - j - 1] = lij;
+      d -= lij * lij * dd[j];
+    }
+    if (d == 0) d = -1e-300;  // x hit a pivot exactly: count it as negative, consistently
+    dd[i] = d;
+    if (d < 0) ++count;
+  }
+  return count;
+}
+
+double band_kth(const Band& t, int64_t k, double lo, double hi, std::vector<double>& l) {
+  for (int it = 0; it < 200; ++it) {
+    const double mid = 0.5 * (lo + hi);
+    if (mid <= lo || mid >= hi) break;
+    if (band_sturm(t, 0, mid, l) > k) hi = mid; else lo = mid;
+  }
+  return 0.5 * (lo + hi);
+}
+
+// Unit eigenvector s of T for the eigenvalue theta (inverse iteration, Gaussian elimination with partial
+// pivoting on the band of T - theta I); returns ||T s - theta s||, which the caller adds to the Ritz
+// residual so that an inaccurate theta or s can only enlarge the bound.
+double band_eigvec(const Band& t, double theta, double scale, std::vector<double>& s) {
+  const int nb = t.nb;
+  const int64_t N = t.N, w = 3 * nb + 1;  // row i holds columns [i - nb, i + 2 nb] (U fills to 2 nb)
+  std::vector<double> a(static_cast<size_t>(N) * w, 0.0), lm(static_cast<size_t>(N) * nb, 0.0);
+  std::vector<int64_t> piv(N);
+  auto A = [&](int64_t i, int64_t j) -> double& { return a[i * w + (j - i + nb)]; };
+  const double shift = theta + 1e-14 * scale;  // off the exact eigenvalue so the solve stays finite
+  for (int64_t i = 0; i < N; ++i)
+    for (int64_t j = std::max<int64_t>(0, i - nb); j <= std::min<int64_t>(N - 1, i + nb); ++j)
+      A(i, j) = t.at(i, j) - (i == j ? shift : 0.0);
+  for (int64_t k = 0; k < N; ++k) {
+    const int64_t rmax = std::min<int64_t>(N - 1, k + nb), cmax = std::min<int64_t>(N - 1, k + 2 * nb);
+    int64_t p = k;
+    for (int64_t r = k + 1; r <= rmax; ++r)
+      if (std::fabs(A(r, k)) > std::fabs(A(p, k))) p = r;
+    piv[k] = p;
+    if (p != k)
+      for (int64_t j = k; j <= cmax; ++j) std::swap(A(k, j), A(p, j));
+    if (A(k, k) == 0) A(k, k) = 1e-300;
+    for (int64_t r = k + 1; r <= rmax; ++r) {
+      const double f = A(r, k) / A(k, k);
+      lm[k * nb + (r - k - 1)] = f;
+      A(r, k) = 0;
+      if (f != 0)
+        for (int64_t j = k + 1; j <= cmax; ++j) A(r, j) -= f * A(k, j);
+    }
+  }
+  s.assign(N, 1.0);
+  for (int iter = 0; iter < 3; ++iter) {
+    for (int64_t k = 0; k < N; ++k) {  // L solve with the row swaps
+      std::swap(s[k], s[piv[k]]);
+      for (int64_t r = k + 1; r <= std::min<int64_t>(N - 1, k + nb); ++r) s[r] -= lm[k * nb + (r - k - 1)] * s[k];
+    }
+    for (int64_t i = N - 1; i >= 0; --i) {  // U solve
+      double v = s[i];
+      for (int64_t j = i + 1; j <= std::min<int64_t>(N - 1, i + 2 * nb); ++j) v -= A(i, j) * s[j];
+      s[i] = v / A(i, i);
+    }
+    double nr = 0;
+    for (double v : s) nr += v * v;
+    nr = std::sqrt(nr);
+    if (!(nr > 0) || !std::isfinite(nr)) { s.assign(N, 1.0 / std::sqrt(static_cast<double>(N))); break; }
+    for (double& v : s) v /= nr;
+  }
+  double r2 = 0;
+  for (int64_t i = 0; i < N; ++i) {
+    double v = -theta * s[i];
+    for (int64_t j = std::max<int64_t>(0, i - nb); j <= std::min<int64_t>(N - 1, i + nb); ++j) v += t.at(i, j) * s[j];
+    r2 += v * v;
+  }
+  return std::sqrt(r2);
+}
+
+// Upper Cholesky factor R (H = R^T R) of the nb x nb Gram matrix h (row-major); false when a pivot is
+// <= floor (the block has lost rank: the Krylov space is, or is about to be, invariant).
+bool small_cholesky(int nb, const double* h, double* r, double floor) {
+  std::fill(r, r + nb * nb, 0.0);
+  for (int j = 0; j < nb; ++j) {
+    double d = h[j * nb + j];
+    for (int k = 0; k < j; ++k) d -= r[k * nb + j] * r[k * nb + j];
+    if (!(d > floor)) return false;
+    r[j * nb + j] = std::sqrt(d);
+    for (int c = j + 1; c < nb; ++c) {
+      double v = h[j * nb + c];
+      for (int k = 0; k < j; ++k) v -= r[k * nb + j] * r[k * nb + c];
+      r[j * nb + c] = v / r[j * nb + j];
+    }
+  }
+  return true;
+}
+
+// Inverse of an upper-triangular nb x nb matrix.
+void upper_inverse(int nb, const double* r, double* ri) {
+  std::fill(ri, ri + nb * nb, 0.0);
+  for (int c = 0; c < nb; ++c) {
+    ri[c * nb + c] = 1.0 / r[c * nb + c];
+    for (int i = c - 1; i >= 0; --i) {
+      double v = 0;
+      for (int k = i + 1; k <= c; ++k) v += r[i * nb + k] * ri[k * nb + c];
+      ri[i * nb + c] = -v / r[i * nb + i];
+    }
+  }
+}
+
+// Good distinct Ritz values at one end of T_m (band), as good_values above: a group of numerically equal
+// values counts once (converged copies: residual the grouping tolerance), a simple value that is also an
+// eigenvalue of T-hat (T_m without its first block row and column, the block analogue of the
+// Cullum-Willoughby test: its eigenvector has no component on the start block) is spurious and dropped.
+// The residual of a simple value is ||B_m s_m|| + ||T s - theta s|| (s_m: the last block of its unit
+// eigenvector s), plus `lost`, the norm of a last block's direction left out of B_m when it lost rank.
+std::vector<GoodValue> band_good_values(const Band& t, const double* bm, double lost, int want, bool from_top,
+                                        double lo, double hi, double scale, std::vector<double>& l) {
+  const int nb = t.nb;
+  const int64_t N = t.N;
+  const double eps = std::numeric_limits<double>::epsilon();
+  const double tol = std::max(1e-12, 64 * eps * static_cast<double>(N)) * scale;
+  std::vector<GoodValue> out;
+  int64_t idx = 0;
+  auto kth = [&](int64_t r) { return band_kth(t, from_top ? N - 1 - r : r, lo, hi, l); };
+  double theta = N > 0 ? kth(0) : 0;
+  std::vector<double> s;
+  while (static_cast<int>(out.size()) < want && idx < N) {
+    int64_t group = 1;
+    double next = 0;
+    while (idx + group < N) {
+      next = kth(idx + group);
+      if (std::fabs(next - theta) > tol) break;
+      ++group;
+    }
+    bool good = true;
+    double resid = tol;
+    if (group == 1) {
+      const int64_t hat = N > nb ? band_sturm(t, nb, theta + tol, l) - band_sturm(t, nb, theta - tol, l) : 0;
+      good = hat == 0;
+      if (good) {
+        resid = band_eigvec(t, theta, scale, s);
+        double r2 = 0;
+        for (int r = 0; r < nb; ++r) {  // (B_m s_m)_r, B_m upper triangular
+          double v = 0;
+          for (int c = r; c < nb; ++c) v += bm[r * nb + c] * s[N - nb + c];
+          r2 += v * v;
+        }
+        resid += std::sqrt(r2) + lost;
+      }
+    }
+    if (good) out.push_back({theta, resid});
+    idx += group;
+    if (idx < N) theta = next;
+  }
+  return out;
+}
+
+// Rows [r0, r1) of w <- w - x M (x, w [n, kB] row-major, M kB x kB) and acc += w^T w.
+template <int kB>
+void block_update(int64_t r0, int64_t r1, const double* __restrict x, const double* mm, double* __restrict w,
+                  double* acc_io) {
+  double M[kB * kB], acc[kB * kB];
+  for (int k = 0; k < kB * kB; ++k) { M[k] = mm[k]; acc[k] = acc_io[k]; }
+  for (int64_t i = r0; i < r1; ++i) {
+    double t[kB];
+    for (int c = 0; c < kB; ++c) {
+      double v = w[i * kB + c];
+      for (int k = 0; k < kB; ++k) v -= x[i * kB + k] * M[k * kB + c];
+      t[c] = v;
+    }
+    for (int c = 0; c < kB; ++c) w[i * kB + c] = t[c];
+    for (int k = 0; k < kB; ++k)
+      for (int c = 0; c < kB; ++c) acc[k * kB + c] += t[k] * t[c];
+  }
+  for (int k = 0; k < kB * kB; ++k) acc_io[k] = acc[k];
+}
+
+LanczosResult lanczos_values_block(int64_t n, const MatVec& op, const BlockStep& bstep_in, int nb, int n_top,
+                                   int n_bottom, const std::vector<std::vector<double>>& deflate,
+                                   const SpectralOptions& opt) {
+  const int64_t nd = static_cast<int64_t>(deflate.size());
+  const int64_t B2 = static_cast<int64_t>(nb) * nb;
+  constexpr int64_t kChunk = 8192;
+  const int64_t nchunks = (n + kChunk - 1) / kChunk;
+  const bool par = n >= (int64_t{1} << 16);
+  std::vector<double> part(static_cast<size_t>(nchunks) * B2);
+  // Sums over rows in fixed chunks, reduced in chunk order (results do not depend on threads).
+  // body(r0, r1, acc) adds into acc [nb * nb]; the total is written to out.
+  auto reduce = [&](auto&& body, double* out) {
+    auto one = [&](int64_t ch) {
+      const int64_t r0 = ch * kChunk, r1 = std::min(n, r0 + kChunk);
+      double* acc = part.data() + ch * B2;
+      std::fill(acc, acc + B2, 0.0);
+      body(r0, r1, acc);
+    };
+    if (par) parallel_for(0, nchunks, one); else for (int64_t ch = 0; ch < nchunks; ++ch) one(ch);
+    std::fill(out, out + B2, 0.0);
+    for (int64_t ch = 0; ch < nchunks; ++ch)
+      for (int64_t k = 0; k < B2; ++k) out[k] += part[ch * B2 + k];
+  };
+  auto gram = [&](const double* w, double* h) {  // h = w^T w
+    reduce([&](int64_t r0, int64_t r1, double* acc) {
+      for (int64_t i = r0; i < r1; ++i)
+        for (int k = 0; k < nb; ++k)
+          for (int c = 0; c < nb; ++c) acc[k * nb + c] += w[i * nb + k] * w[i * nb + c];
+    }, h);
+  };
+  // Every column of w minus its projection on the deflation vectors, twice.
+  auto project_out = [&](double* w) {
+    std::vector<double> h(B2);
+    for (int round = 0; round < 2; ++round)
+      for (int64_t k = 0; k < nd; ++k) {
+        const double* q = deflate[k].data();
+        reduce([&](int64_t r0, int64_t r1, double* acc) {
+          for (int64_t i = r0; i < r1; ++i)
+            for (int c = 0; c < nb; ++c) acc[c] += q[i] * w[i * nb + c];
+        }, h.data());
+        auto upd = [&](int64_t ch) {
+          const int64_t r0 = ch * kChunk, r1 = std::min(n, r0 + kChunk);
+          for (int64_t i = r0; i < r1; ++i)
+            for (int c = 0; c < nb; ++c) w[i * nb + c] -= h[c] * q[i];
+        };
+        if (par) parallel_for(0, nchunks, upd); else for (int64_t ch = 0; ch < nchunks; ++ch) upd(ch);
+      }
+  };
+  // Generic block step over the plain matvec, one column at a time, when the operator has none.
+  BlockStep bstep = bstep_in;
+  std::vector<double> cx, cy;
+  if (!bstep) {
+    cx.resize(n);
+    cy.resize(static_cast<size_t>(n) * nb);
+    bstep = [&](int, const double* x, const double* S, double* u, const double* C, double* G) {
+      for (int c = 0; c < nb; ++c) {
+        for (int64_t i = 0; i < n; ++i) cx[i] = x[i * nb + c];
+        op(cx.data(), cy.data() + c * n);
+      }
+      reduce([&](int64_t r0, int64_t r1, double* acc) {
+        for (int64_t i = r0; i < r1; ++i) {
+          double un[4];
+          for (int c = 0; c < nb; ++c) {
+            double v = 0;
+            for (int k = 0; k < nb; ++k) v += cy[k * n + i] * S[k * nb + c];
+            if (C)
+              for (int k = 0; k < nb; ++k) v -= u[i * nb + k] * C[k * nb + c];
+            un[c] = v;
+          }
+          for (int c = 0; c < nb; ++c) u[i * nb + c] = un[c];
+          for (int k = 0; k < nb; ++k)
+            for (int c = 0; c < nb; ++c) acc[k * nb + c] += x[i * nb + k] * un[c];
+        }
+      }, G);
+    };
+  }
+
+  // x: W_j (Q_j = W_j R_j^-1), p: W_{j-1}, then U, then W_{j+1}.
+  HugeBuffer xv(static_cast<size_t>(n) * nb, 0.0), pv(static_cast<size_t>(n) * nb, 0.0);
+  Rng rng(mix_seed(opt.seed, 0x1a2c05));
+  for (int c = 0; c < nb; ++c)  // column by column: column 0 is the single-vector start vector
+    for (int64_t i = 0; i < n; ++i) xv[i * nb + c] = rng.uniform01() - 0.5;
+  std::vector<double> H(B2), R(B2), Ri(B2), Rp(B2), Rpi(B2), S(B2), C(B2), G(B2), Aj(B2), M(B2);
+  LanczosResult res;
+  project_out(xv.data());
+  for (int pass = 0; pass < 2; ++pass) {  // start block: Cholesky QR twice, so Q_1 is orthonormal
+    gram(xv.data(), H.data());
+    if (!small_cholesky(nb, H.data(), R.data(), 0.0)) { BNA_ASSERT(false && "block Lanczos: singular start block"); }
+    if (pass == 0) {
+      upper_inverse(nb, R.data(), Ri.data());
+      for (int64_t i = 0; i < n; ++i) {
+        double row[4];
+        for (int c = 0; c < nb; ++c) {
+          double v = 0;
+          for (int k = 0; k <= c; ++k) v += xv[i * nb + k] * Ri[k * nb + c];
+          row[c] = v;
+        }
+        for (int c = 0; c < nb; ++c) xv[i * nb + c] = row[c];
+      }
+    }
+  }
+  upper_inverse(nb, R.data(), Ri.data());
+  std::vector<double> adiag, bsub;  // A_j and B_j (= R_{j+1}), nb x nb each, row-major
+  double gmin = 0, gmax = 0;
+  int64_t next_check = 16;
+  std::vector<double> work;
+  for (int64_t m = 1;; ++m) {
+    // Pass 1: U = A Q_j - Q_{j-1} B_{j-1}^T = (A W_j) R_j^-1 - W_{j-1} (R_{j-1}^-1 R_j^T); G = W_j^T U.
+    if (m > 1)
+      for (int r = 0; r < nb; ++r)
+        for (int c = 0; c < nb; ++c) {
+          double v = 0;
+          for (int k = 0; k < nb; ++k) v += Rpi[r * nb + k] * R[c * nb + k];  // (R_j^T)[k][c] = R[c][k]
+          C[r * nb + c] = v;
+        }
+    bstep(nb, xv.data(), Ri.data(), pv.data(), m > 1 ? C.data() : nullptr, G.data());
+    res.matvecs += nb;
+    // A_j = Q_j^T U = R_j^-T G, symmetrised (it is symmetric up to rounding).
+    for (int r = 0; r < nb; ++r)
+      for (int c = 0; c < nb; ++c) {
+        double v = 0;
+        for (int k = 0; k <= r; ++k) v += Ri[k * nb + r] * G[k * nb + c];
+        Aj[r * nb + c] = v;
+      }
+    for (int r = 0; r < nb; ++r)
+      for (int c = r + 1; c < nb; ++c) Aj[r * nb + c] = Aj[c * nb + r] = 0.5 * (Aj[r * nb + c] + Aj[c * nb + r]);
+    // Pass 2: W_{j+1} = U - Q_j A_j = U - W_j (R_j^-1 A_j), and its Gram matrix.
+    for (int r = 0; r < nb; ++r)
+      for (int c = 0; c < nb; ++c) {
+        double v = 0;
+        for (int k = r; k < nb; ++k) v += Ri[r * nb + k] * Aj[k * nb + c];
+        M[r * nb + c] = v;
+      }
+    {
+      double* w = pv.data();
+      const double* x = xv.data();
+      const double* mm = M.data();
+      reduce([&](int64_t r0, int64_t r1, double* acc) {
+        switch (nb) {
+          case 2: block_update<2>(r0, r1, x, mm, w, acc); break;
+          case 3: block_update<3>(r0, r1, x, mm, w, acc); break;
+          case 4: block_update<4>(r0, r1, x, mm, w, acc); break;
+          default: block_update<1>(r0, r1, x, mm, w, acc); break;
+        }
+      }, H.data());
+    }
+    if (nd > 0) { project_out(pv.data()); gram(pv.data(), H.data()); }
+    adiag.insert(adiag.end(), Aj.begin(), Aj.end());
+    double hmax = 0;
+    for (int k = 0; k < nb; ++k) hmax = std::max(hmax, H[k * nb + k]);
+    const double scale_prev = std::max({1.0, std::fabs(gmin), std::fabs(gmax)});
+    const bool full = small_cholesky(nb, H.data(), Rp.data(), std::max(hmax, scale_prev * scale_prev) * 1e-24);
+    double lost = 0;  // norm of the part of W_{j+1} that the factor below leaves out
+    if (!full) {  // rank lost: the Krylov space is (numerically) invariant in some direction
+      Rp.assign(B2, 0.0);
+      double lost2 = 0;
+      for (int r = 0; r < nb; ++r) {  // a factor of the directions that are there; a lost one's row is 0
+        double d = H[r * nb + r];
+        for (int k = 0; k < r; ++k) d -= Rp[k * nb + r] * Rp[k * nb + r];
+        if (!(d > std::max(hmax, scale_prev * scale_prev) * 1e-24)) { lost2 += std::max(d, 0.0); continue; }
+        Rp[r * nb + r] = std::sqrt(d);
+        for (int c = r + 1; c < nb; ++c) {
+          double v = H[r * nb + c];
+          for (int k = 0; k < r; ++k) v -= Rp[k * nb + r] * Rp[k * nb + c];
+          Rp[r * nb + c] = v / Rp[r * nb + r];
+        }
+      }
+      lost = std::sqrt(lost2);
+    }
+    bsub.insert(bsub.end(), Rp.begin(), Rp.end());
+    // Gershgorin bounds of T_m, kept up to date block row by block row: row r of block m couples to
+    // block m-1 through R_j and to block m+1 through R_{j+1}; both rows and columns of each are added
+    // (an over-estimate, which only widens the bisection interval).
+    for (int r = 0; r < nb; ++r) {
+      double row = 0;
+      for (int c = 0; c < nb; ++c) row += c == r ? 0.0 : std::fabs(Aj[r * nb + c]);
+      for (int c = 0; c < nb; ++c) row += std::fabs(R[c * nb + r]) * (m > 1) + std::fabs(Rp[r * nb + c]);
+      for (int c = 0; c < nb; ++c) row += std::fabs(R[r * nb + c]) * (m > 1) + std::fabs(Rp[c * nb + r]);
+      const double a = Aj[r * nb + r];
+      if (m == 1 && r == 0) { gmin = a; gmax = a; }
+      gmin = std::min(gmin, a - row);
+      gmax = std::max(gmax, a + row);
+    }
+    const double scale_now = std::max({1.0, std::fabs(gmin), std::fabs(gmax)});
+    double bnorm = 0;
+    for (double v : Rp) bnorm = std::max(bnorm, std::fabs(v));
+    const bool invariant = bnorm <= 1e-12 * scale_now;
+    const bool last = !full || m * nb >= n - nd || res.matvecs >= opt.max_matvecs;
+    if (m >= next_check || last) {
+      Band t;
+      t.nb = nb;
+      t.N = m * nb;
+      t.v.assign(static_cast<size_t>(t.N) * (nb + 1), 0.0);
+      for (int64_t j = 0; j < m; ++j)
+        for (int r = 0; r < nb; ++r) {
+          const int64_t i = j * nb + r;
+          for (int c = 0; c <= r; ++c) t.v[i * (nb + 1) + (r - c)] = adiag[j * B2 + r * nb + c];
+          if (j > 0)  // T(i, (j-1) nb + c) = B_{j-1}[r][c], upper triangular (r <= c)
+            for (int c = r; c < nb; ++c) t.v[i * (nb + 1) + (nb + r - c)] = bsub[(j - 1) * B2 + r * nb + c];
+        }
+      const double lo = gmin - 1e-9 * scale_now, hi = gmax + 1e-9 * scale_now;
+      std::vector<double> bm(Rp);
+      if (invariant) bm.assign(B2, 0.0);
+      auto top = band_good_values(t, bm.data(), lost, n_top > 0 ? n_top + 1 : 0, true, lo, hi, scale_now, work);
+      auto bot = band_good_values(t, bm.data(), lost, n_bottom > 0 ? n_bottom + 1 : 0, false, lo, hi, scale_now, work);
+      const auto tb = end_bounds(top, n_top), bb = end_bounds(bot, n_bottom);
+      double scale = 1.0, max_res = 0, max_bound = 0;
+      for (int k = 0; k < static_cast<int>(tb.size()); ++k) {
+        scale = std::max(scale, std::fabs(top[k].theta));
+        max_res = std::max(max_res, top[k].resid);
+        max_bound = std::max(max_bound, tb[k]);
+      }
+      for (int k = 0; k < static_cast<int>(bb.size()); ++k) {
+        scale = std::max(scale, std::fabs(bot[k].theta));
+        max_res = std::max(max_res, bot[k].resid);
+        max_bound = std::max(max_bound, bb[k]);
+      }
+      const double floor_b = kRoundingUlps * std::numeric_limits<double>::epsilon() * scale_now;
+      max_bound = std::max(max_bound, floor_b);
+      const bool enough = static_cast<int>(tb.size()) == n_top && static_cast<int>(bb.size()) == n_bottom;
+      const double target = opt.tol * scale;
+      const bool converged = enough && max_bound <= target;
+      // The check schedule of the single-vector recurrence, in block steps: each check costs O(m nb^3)
+      // per Sturm count, far below a step at large T.
+      const bool near = enough && max_bound <= 1e4 * target;
+      const bool close = enough && max_bound <= 100 * target;
+      next_check = m + std::max<int64_t>(8, close ? 0 : near ? m / 40 : m / 8);
+      if (converged || last) {
+        res.converged = converged;
+        res.max_residual = max_res;
+        res.max_bound = max_bound;
+        for (int k = 0; k < static_cast<int>(tb.size()); ++k) {
+          res.top.push_back(top[k].theta);
+          res.top_bound.push_back(std::max(tb[k], floor_b));
+        }
+        for (int k = 0; k < static_cast<int>(bb.size()); ++k) {
+          res.bottom.push_back(bot[k].theta);
+          res.bottom_bound.push_back(std::max(bb[k], floor_b));
+        }
+        while (static_cast<int>(res.top.size()) < n_top) {
+          res.top.push_back(res.top.empty() ? (res.bottom.empty() ? 0.0 : res.bottom.back()) : res.top.back());
+          res.top_bound.push_back(res.top_bound.empty() ? 0.0 : res.top_bound.back());
+          res.converged = false;
+        }
+        while (static_cast<int>(res.bottom.size()) < n_bottom) {
+          res.bottom.push_back(res.bottom.empty() ? res.top.back() : res.bottom.back());
+          res.bottom_bound.push_back(res.bottom_bound.empty() ? res.top_bound.back() : res.bottom_bound.back());
+          res.converged = false;
+        }
+        return res;
+      }
+    }
+    // Q_{j+1} = W_{j+1} R_{j+1}^-1: W stays in p unnormalised; the roles of the buffers swap.
+    xv.swap(pv);
+    Rpi = Ri;
+    R = Rp;
+    upper_inverse(nb, R.data(), Ri.data());
+  }
+}
 }  // namespace
 
 LanczosResult lanczos_extremes(int64_t n, const MatVec& op, int n_top, int n_bottom, bool want_vectors,
                                const std::vector<std::vector<double>>& deflate, const SpectralOptions& opt,
-                               const LanczosStep& step) {
+                               const LanczosStep& step, const BlockStep& bstep) {
   const int64_t nd = static_cast<int64_t>(deflate.size());
   const int64_t n_eff = n - nd;
   const int nwant = n_top + n_bottom;
   BNA_ASSERT(nwant >= 1 && nwant <= n_eff);
-  if (!want_vectors && n > opt.full_reorth_max_T) return lanczos_values_cw(n, op, step, n_top, n_bottom, deflate, opt);
+  if (!want_vectors && n > opt.full_reorth_max_T) {
+    // The block recurrence needs room for a few blocks in the deflated space.
+    if (opt.block_size >= 2 && n_eff >= 4 * opt.block_size)
+      return lanczos_values_block(n, op, bstep, opt.block_size, n_top, n_bottom, deflate, opt);
+    return lanczos_values_cw(n, op, step, n_top, n_bottom, deflate, opt);
+  }
   int64_t m = std::min<int64_t>(std::max<int64_t>(opt.krylov_dim, 2 * nwant + 4), n_eff);
 
   std::vector<double> Q(static_cast<size_t>(std::max<int64_t>(nd, 1)) * n);  // deflation basis

@@ -1,6 +1,7 @@
 // Internal: Lanczos for extreme eigenpairs of a symmetric operator given as a matvec (thick restart with
-// full reorthogonalisation, or the three-term recurrence with Cullum-Willoughby filtering), with
-// certified-style error bounds per Ritz value, and a small dense Jacobi solver for projected problems.
+// full reorthogonalisation, or the three-term recurrence with Cullum-Willoughby filtering, single-vector
+// or in blocks of 2-4 interleaved columns), with certified-style error bounds per Ritz value, and a
+// small dense Jacobi solver for projected problems.
 // Decisions: the basis is kept orthonormal by classical Gram-Schmidt applied twice (BLAS dgemv), so the
 // projected matrix is formed from the Gram-Schmidt coefficients rather than from a three-term
 // recurrence; a restart keeps the wanted Ritz vectors plus their nearest neighbours (about half the
@@ -23,6 +24,11 @@ using MatVec = std::function<void(const double* x, double* y)>;
 using LanczosStep = std::function<std::pair<double, double>(const double* x, double sx, double* u, double cu,
                                                             const double* q)>;
 
+// Fused block step (optional), nb interleaved columns: x, u [n, nb] row-major, S, C nb x nb row-major:
+// u <- (Op x) S - u C in place (u not read when C is null), G (nb x nb) <- x^T u.
+using BlockStep = std::function<void(int nb, const double* x, const double* S, double* u, const double* C,
+                                     double* G)>;
+
 struct LanczosResult {
   std::vector<double> top;      // largest eigenvalues, descending  [n_top]
   std::vector<double> bottom;   // smallest eigenvalues, ascending  [n_bottom]
@@ -38,10 +44,11 @@ struct LanczosResult {
 
 // Extreme eigenpairs of Op restricted to the orthogonal complement of `deflate` (orthonormal [n]
 // vectors). n_top + n_bottom must not exceed n - deflate.size(). Converged when every reported value's
-// error bound is <= opt.tol * max(1, |theta| max). `step` (optional) is used by the three-term path.
+// error bound is <= opt.tol * max(1, |theta| max). `step` (optional) is used by the three-term path,
+// `bstep` (optional) by the block three-term path (opt.block_size >= 2); both fall back to `op`.
 LanczosResult lanczos_extremes(int64_t n, const MatVec& op, int n_top, int n_bottom, bool want_vectors,
                                const std::vector<std::vector<double>>& deflate, const SpectralOptions& opt,
-                               const LanczosStep& step = {});
+                               const LanczosStep& step = {}, const BlockStep& bstep = {});
 // The Ritz error bound above, for value theta with residual r and neighbours (theta_k, r_k).
 double ritz_error_bound(double theta, double r, const double* nb_theta, const double* nb_resid, int num_nb);
 

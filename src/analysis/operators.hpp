@@ -32,4 +32,11 @@ BandedPlan make_banded_plan(const BandedGraph& g, Operator op);
 std::pair<double, double> banded_step(const BandedGraph& g, Operator op, const BandedPlan* plan, const double* x,
                                       double sx, double* u, double cu, const double* q);
 
+// The block step on nb interleaved columns (1 <= nb <= 4): x and u are [n, nb] row-major (column c of
+// row i at i * nb + c), S and C nb x nb row-major: u <- (Op x) S - u C in place (u not read when C is
+// null); G (nb x nb, row-major) <- x^T u. The b columns of a row share the cache line each band entry
+// and each random cycle gather loads, so one block step costs far less than nb single steps.
+void banded_block_step(const BandedGraph& g, Operator op, const BandedPlan* plan, int nb, const double* x,
+                       const double* S, double* u, const double* C, double* G);
+
 }  // namespace bna::analysis::detail

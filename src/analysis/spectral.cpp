@@ -64,6 +64,16 @@ detail::LanczosStep make_step(const BandedGraph& g, Operator op) {
   };
 }
 
+// The fused block step: interleaved columns on the implicit banded graph, none (generic fallback) on a Csr.
+detail::BlockStep make_block_step(const Csr&, Operator) { return {}; }
+detail::BlockStep make_block_step(const BandedGraph& g, Operator op) {
+  const BandedGraph* gp = &g;
+  auto plan = std::make_shared<detail::BandedPlan>(detail::make_banded_plan(g, op));
+  return [gp, op, plan](int nb, const double* x, const double* S, double* u, const double* C, double* G) {
+    detail::banded_block_step(*gp, op, plan.get(), nb, x, S, u, C, G);
+  };
+}
+
 // On the banded graph every operator is the one-pass kernel (no scaled copies, no second pass).
 detail::MatVec make_op(const BandedGraph& g, Operator op) {
   auto step = make_step(g, op);
@@ -80,6 +90,8 @@ bool use_dense(const G& g, const SpectralOptions& opt) {
 template <class G>
 Status check_options(const G& g, const SpectralOptions& opt) {
   if (opt.krylov_dim < 8) return invalid_argument("analysis: krylov_dim=" + std::to_string(opt.krylov_dim) + ", expected >= 8");
+  if (opt.block_size < 1 || opt.block_size > 4)
+    return invalid_argument("analysis: block_size=" + std::to_string(opt.block_size) + ", expected 1..4");
   if (!(opt.tol > 0)) return invalid_argument("analysis: tol=" + std::to_string(opt.tol) + ", expected tol > 0");
   if (opt.method == EigenMethod::kDense && g.n > kDenseLimit)
     return invalid_argument("analysis: method=dense with T=" + std::to_string(g.n) + ", expected T <= " +
@@ -206,7 +218,7 @@ Expected<AdjacencySpectrum> adjacency_impl(const G& g, const SpectralOptions& op
       // disconnected regular graph, stays visible there).
       std::vector<double> c(g.n, 1.0 / std::sqrt(static_cast<double>(g.n)));
       auto r = detail::lanczos_extremes(g.n, make_op(g, Operator::kAdjacency), 1, 1, false, {c}, opt,
-                                        make_step(g, Operator::kAdjacency));
+                                        make_step(g, Operator::kAdjacency), make_block_step(g, Operator::kAdjacency));
       s.lambda1 = s.degree_max;
       s.lambda2 = std::min(r.top[0], s.lambda1);
       s.lambda_min = std::min(r.bottom[0], s.lambda2);
@@ -215,7 +227,7 @@ Expected<AdjacencySpectrum> adjacency_impl(const G& g, const SpectralOptions& op
     } else {
       const int top = g.n >= 3 ? 2 : 1;
       auto r = detail::lanczos_extremes(g.n, make_op(g, Operator::kAdjacency), top, 1, false, {}, opt,
-                                        make_step(g, Operator::kAdjacency));
+                                        make_step(g, Operator::kAdjacency), make_block_step(g, Operator::kAdjacency));
       s.lambda1 = r.top[0];
       s.lambda2 = top == 2 ? r.top[1] : r.bottom[0];
       s.lambda_min = r.bottom[0];
@@ -252,7 +264,8 @@ Expected<NormalizedSpectrum> normalized_impl(const G& g, const SpectralOptions& 
     double nrm = 0;
     for (int64_t i = 0; i < g.n; ++i) { u[i] = std::sqrt((double)g.degree(i)); nrm += u[i] * u[i]; }
     for (double& x : u) x /= std::sqrt(nrm);
-    auto r = detail::lanczos_extremes(g.n, op, 1, g.n >= 3 ? 1 : 0, false, {u}, opt, make_step(g, Operator::kNormalized));
+    auto r = detail::lanczos_extremes(g.n, op, 1, g.n >= 3 ? 1 : 0, false, {u}, opt, make_step(g, Operator::kNormalized),
+                                      make_block_step(g, Operator::kNormalized));
     s.lambda1 = 1.0;
     s.lambda2 = r.top[0];
     s.lambda_min = r.bottom.empty() ? r.top[0] : std::min(r.bottom[0], r.top[0]);

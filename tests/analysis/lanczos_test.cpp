@@ -14,6 +14,7 @@
 #include "analysis/lanczos.hpp"
 #include "bna/analysis.hpp"
 #include "bna/rng.hpp"
+#include "bna/threads.hpp"
 #include "bna/topology.hpp"
 
 namespace bna::analysis {
@@ -29,11 +30,12 @@ struct Case {
   bool cw;              // three-term recurrence instead of full reorthogonalisation
   double tol;
   int64_t max_matvecs;  // small budgets stop before convergence: the bound must still hold
+  int block = 1;        // SpectralOptions::block_size of the recurrence (cw only)
 };
 std::string name(const Case& c) {
   return "T" + std::to_string(c.T) + "_W" + std::to_string(c.window) + "_k" + std::to_string(c.k) +
          (c.cw ? "_cw" : "_full") + "_tol" + std::to_string(static_cast<int>(-std::log10(c.tol))) + "_mv" +
-         std::to_string(c.max_matvecs);
+         std::to_string(c.max_matvecs) + (c.block > 1 ? "_b" + std::to_string(c.block) : "");
 }
 
 BandedGraph banded(const Case& c) {
@@ -59,6 +61,7 @@ TEST_P(BoundVsDense, ReportedBoundsHold) {
   l.max_matvecs = c.max_matvecs;
   l.krylov_dim = 24;  // small basis: several restarts on the full-reorthogonalisation path
   if (c.cw) l.full_reorth_max_T = 0;
+  l.block_size = c.block;
 
   auto ad = adjacency_spectrum(g, d), al = adjacency_spectrum(bg, l);
   ASSERT_TRUE(ad.has_value() && al.has_value());
@@ -102,7 +105,17 @@ INSTANTIATE_TEST_SUITE_P(
                       // Stopped by the budget: converged = false, the bound is what was reached.
                       Case{1000, 4, 1, false, 1e-12, 120}, Case{1000, 4, 1, true, 1e-12, 120},
                       Case{801, 2, 1, true, 1e-12, 60}, Case{801, 2, 1, false, 1e-12, 60},
-                      Case{1000, 8, 1, true, 1e-12, 50}, Case{1000, 8, 1, false, 1e-12, 50}),
+                      Case{1000, 8, 1, true, 1e-12, 50}, Case{1000, 8, 1, false, 1e-12, 50},
+                      // Block recurrence (2 and 3 columns): window + cycle graphs whose top eigenvalues
+                      // below lambda1 are near-degenerate (the low-frequency modes of the band), converged
+                      // and stopped by the budget (which counts columns).
+                      Case{300, 4, 1, true, 1e-9, 20000, 2}, Case{300, 4, 1, true, 1e-9, 20000, 3},
+                      Case{700, 8, 2, true, 1e-6, 20000, 2}, Case{700, 8, 2, true, 1e-6, 20000, 3},
+                      Case{1000, 64, 1, true, 1e-9, 20000, 2}, Case{1000, 64, 1, true, 1e-9, 20000, 3},
+                      Case{1500, 64, 1, true, 1e-9, 20000, 2}, Case{1500, 64, 1, true, 1e-10, 20000, 4},
+                      Case{1000, 4, 1, true, 1e-12, 120, 2}, Case{801, 2, 1, true, 1e-12, 60, 2},
+                      Case{1000, 8, 1, true, 1e-12, 50, 2}, Case{1000, 8, 1, true, 1e-12, 51, 3},
+                      Case{1500, 64, 1, true, 1e-12, 200, 2}, Case{1500, 64, 1, true, 1e-12, 400, 2}),
     [](const auto& info) { return name(info.param); });
 
 // A budget too small for the tolerance must say so: converged = false and a bound above the target.
@@ -207,17 +220,85 @@ TEST(KnownGap, RingWindowIsReproduced) {
     lmin = std::min(lmin, f);
   }
   const double gap = 2.0 * w - std::max(std::fabs(l2), std::fabs(lmin));
-  for (bool cw : {true, false}) {
+  for (int variant = 0; variant < 5; ++variant) {  // thick restart, single vector, blocks of 2, 3, 4
     SpectralOptions l;
     l.method = EigenMethod::kLanczos;
-    if (cw) l.full_reorth_max_T = 0;
+    if (variant > 0) l.full_reorth_max_T = 0;
+    l.block_size = std::max(1, variant);
     l.tol = 1e-9;
+    const std::string what = variant == 0 ? "full" : "cw block " + std::to_string(l.block_size);
     auto a = adjacency_spectrum(g, l);
     ASSERT_TRUE(a.has_value());
-    EXPECT_TRUE(a->info.converged) << (cw ? "cw" : "full") << " bound " << a->info.max_error_bound;
-    EXPECT_LE(std::fabs(a->spectral_gap - gap), a->gap_error_bound + 1e-11) << (cw ? "cw" : "full");
-    EXPECT_NEAR(a->spectral_gap, gap, 1e-8 * 2 * w) << (cw ? "cw" : "full");
+    EXPECT_TRUE(a->info.converged) << what << " bound " << a->info.max_error_bound;
+    EXPECT_LE(std::fabs(a->spectral_gap - gap), a->gap_error_bound + 1e-11) << what;
+    EXPECT_NEAR(a->spectral_gap, gap, 1e-8 * 2 * w) << what;
+    EXPECT_LE(std::fabs(a->lambda2 - l2), a->info.max_error_bound + 1e-11) << what;
+    EXPECT_LE(std::fabs(a->lambda_min - lmin), a->info.max_error_bound + 1e-11) << what;
   }
+}
+
+// The block recurrence on cycles, whose eigenvalues below 2 are all exactly double (cos/sin pairs): a
+// block of 2 sees both copies, which count once, as on the other paths. A space large enough not to be
+// exhausted (the recurrence has no reorthogonalisation: an exhausted space is reported, not trusted).
+TEST(BlockLanczos, CycleIsReproduced) {
+  for (const int64_t n : {1001, 2000}) {
+    for (int nb : {2, 3}) {
+      const Csr g = ring_window(n, 1);
+      SpectralOptions l;
+      l.method = EigenMethod::kLanczos;
+      l.full_reorth_max_T = 0;
+      l.block_size = nb;
+      const double pi = std::numbers::pi;
+      const double lambda2 = 2 * std::cos(2 * pi / n), lmin = n % 2 == 0 ? -2.0 : -2 * std::cos(pi / n);
+      const double gap = 2 - std::max(std::fabs(lambda2), std::fabs(lmin));
+      auto a = adjacency_spectrum(g, l);
+      ASSERT_TRUE(a.has_value());
+      const std::string what = "n=" + std::to_string(n) + " block " + std::to_string(nb);
+      EXPECT_LE(std::fabs(a->spectral_gap - gap), a->gap_error_bound + 1e-12) << what;
+      EXPECT_LE(std::fabs(a->lambda2 - lambda2), a->info.max_error_bound + 1e-12) << what;
+      EXPECT_LE(std::fabs(a->lambda_min - lmin), a->info.max_error_bound + 1e-12) << what;
+      if (a->info.converged) {
+        EXPECT_NEAR(a->spectral_gap, gap, 2e-9) << what;
+      }
+    }
+  }
+}
+
+// Bitwise determinism of the block recurrence for a fixed seed: the same result on repeated runs and for
+// 1 or all threads (fixed row chunks, reduced in chunk order), with the kernel's threaded path engaged.
+TEST(BlockLanczos, DeterministicAcrossRunsAndThreads) {
+  const BandedGraph bg = banded(Case{70001, 64, 1, true, 0, 0});
+  SpectralOptions l;
+  l.method = EigenMethod::kLanczos;
+  l.block_size = 2;
+  l.tol = 1e-12;
+  l.max_matvecs = 300;  // stopped by the budget: a few checks, every value still moving
+  auto a = adjacency_spectrum(bg, l);
+  auto b = adjacency_spectrum(bg, l);
+  const int threads = num_threads();
+  set_num_threads(1);
+  auto c = adjacency_spectrum(bg, l);
+  set_num_threads(threads);
+  ASSERT_TRUE(a.has_value() && b.has_value() && c.has_value());
+  for (const auto* r : {&*b, &*c}) {
+    EXPECT_EQ(a->lambda1, r->lambda1);
+    EXPECT_EQ(a->lambda2, r->lambda2);
+    EXPECT_EQ(a->lambda_min, r->lambda_min);
+    EXPECT_EQ(a->gap_error_bound, r->gap_error_bound);
+    EXPECT_EQ(a->info.matvecs, r->info.matvecs);
+  }
+  EXPECT_EQ(a->info.matvecs, 300);
+  EXPECT_FALSE(a->info.converged);
+}
+
+// Options: block_size outside 1..4 is an error naming the value.
+TEST(BlockLanczos, BlockSizeIsChecked) {
+  const BandedGraph bg = banded(Case{300, 4, 1, true, 0, 0});
+  SpectralOptions l;
+  l.block_size = 5;
+  auto a = adjacency_spectrum(bg, l);
+  ASSERT_FALSE(a.has_value());
+  EXPECT_NE(a.status().message().find("block_size=5"), std::string::npos) << a.status().message();
 }
 
 }  // namespace
