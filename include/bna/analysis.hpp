@@ -101,8 +101,8 @@ struct SpectralOptions {
   // cluster of up to block_size nearly equal eigenvalues converges at the rate set by its distance to
   // the rest of the spectrum; the operator pass loads the block's values of a row together. Same bounds
   // and semantics (docs/analysis.md). 1 (default): the single-vector recurrence — at T = 1M on a
-  // 2-core box a block of 2 takes ~30% fewer steps but each costs ~3x (the gathered block leaves the
-  // last-level cache), so it is ~2x slower there. matvecs counts columns (block_size per step; a
+  // 2-core box a block of 2 takes ~30% fewer steps but each costs 2.5-3x (the gathered block leaves the
+  // last-level cache), so it is 1.5x slower there. matvecs counts columns (block_size per step; a
   // budget is checked after whole steps).
   int block_size = 1;
 };
