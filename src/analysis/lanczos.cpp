@@ -284,6 +284,17 @@ std::vector<GoodValue> good_values(const std::vector<double>& a, const std::vect
 
 // Bounds of the values at one end (most extreme first): value k's neighbours are k - 1 and k + 1 of the
 // same list (the list holds one value more than is reported, so the innermost reported one has both).
+// The largest |theta|, residual and bound over the reported values at one end (bounds[k] for v[k]),
+// folded into scale / max_res / max_bound.
+void fold_ends(const std::vector<GoodValue>& v, const std::vector<double>& bounds, double& scale, double& max_res,
+               double& max_bound) {
+  for (size_t k = 0; k < bounds.size(); ++k) {
+    scale = std::max(scale, std::fabs(v[k].theta));
+    max_res = std::max(max_res, v[k].resid);
+    max_bound = std::max(max_bound, bounds[k]);
+  }
+}
+
 std::vector<double> end_bounds(const std::vector<GoodValue>& v, int reported) {
   std::vector<double> out;
   for (int k = 0; k < reported && k < static_cast<int>(v.size()); ++k) {
@@ -432,16 +443,8 @@ LanczosResult lanczos_values_cw(int64_t n, const MatVec& op, const LanczosStep& 
       auto bot = good_values(alpha, betas, m, bm, n_bottom > 0 ? n_bottom + 1 : 0, false, lo, hi, scale_now);
       const auto tb = end_bounds(top, n_top), bb = end_bounds(bot, n_bottom);
       double scale = 1.0, max_res = 0, max_bound = 0;
-      for (int k = 0; k < static_cast<int>(tb.size()); ++k) {
-        scale = std::max(scale, std::fabs(top[k].theta));
-        max_res = std::max(max_res, top[k].resid);
-        max_bound = std::max(max_bound, tb[k]);
-      }
-      for (int k = 0; k < static_cast<int>(bb.size()); ++k) {
-        scale = std::max(scale, std::fabs(bot[k].theta));
-        max_res = std::max(max_res, bot[k].resid);
-        max_bound = std::max(max_bound, bb[k]);
-      }
+      fold_ends(top, tb, scale, max_res, max_bound);
+      fold_ends(bot, bb, scale, max_res, max_bound);
       // The Krylov space is invariant: Ritz values are eigenvalues up to rounding. Every bound is floored
       // at the rounding of the eigenvalues themselves (a few ulps of the spectral scale).
       const double floor_b = kRoundingUlps * std::numeric_limits<double>::epsilon() * scale_now;
@@ -914,16 +917,8 @@ LanczosResult lanczos_values_block(int64_t n, const MatVec& op, const BlockStep&
       auto bot = band_good_values(t, bm.data(), lost, n_bottom > 0 ? n_bottom + 1 : 0, false, lo, hi, scale_now, work);
       const auto tb = end_bounds(top, n_top), bb = end_bounds(bot, n_bottom);
       double scale = 1.0, max_res = 0, max_bound = 0;
-      for (int k = 0; k < static_cast<int>(tb.size()); ++k) {
-        scale = std::max(scale, std::fabs(top[k].theta));
-        max_res = std::max(max_res, top[k].resid);
-        max_bound = std::max(max_bound, tb[k]);
-      }
-      for (int k = 0; k < static_cast<int>(bb.size()); ++k) {
-        scale = std::max(scale, std::fabs(bot[k].theta));
-        max_res = std::max(max_res, bot[k].resid);
-        max_bound = std::max(max_bound, bb[k]);
-      }
+      fold_ends(top, tb, scale, max_res, max_bound);
+      fold_ends(bot, bb, scale, max_res, max_bound);
       const double floor_b = kRoundingUlps * std::numeric_limits<double>::epsilon() * scale_now;
       max_bound = std::max(max_bound, floor_b);
       const bool enough = static_cast<int>(tb.size()) == n_top && static_cast<int>(bb.size()) == n_bottom;
