@@ -284,17 +284,6 @@ std::vector<GoodValue> good_values(const std::vector<double>& a, const std::vect
 
 // Bounds of the values at one end (most extreme first): value k's neighbours are k - 1 and k + 1 of the
 // same list (the list holds one value more than is reported, so the innermost reported one has both).
-// The largest |theta|, residual and bound over the reported values at one end (bounds[k] for v[k]),
-// folded into scale / max_res / max_bound.
-void fold_ends(const std::vector<GoodValue>& v, const std::vector<double>& bounds, double& scale, double& max_res,
-               double& max_bound) {
-  for (size_t k = 0; k < bounds.size(); ++k) {
-    scale = std::max(scale, std::fabs(v[k].theta));
-    max_res = std::max(max_res, v[k].resid);
-    max_bound = std::max(max_bound, bounds[k]);
-  }
-}
-
 std::vector<double> end_bounds(const std::vector<GoodValue>& v, int reported) {
   std::vector<double> out;
   for (int k = 0; k < reported && k < static_cast<int>(v.size()); ++k) {
@@ -305,6 +294,64 @@ std::vector<double> end_bounds(const std::vector<GoodValue>& v, int reported) {
     out.push_back(ritz_error_bound(v[k].theta, v[k].resid, th, rr, nb));
   }
   return out;
+}
+
+// One convergence check of a values-only recurrence (single-vector or block) from the good values at
+// both ends. When the Krylov space is invariant the Ritz values are eigenvalues up to rounding: every
+// bound is floored at the rounding of the eigenvalues themselves (a few ulps of the spectral scale).
+struct EndCheck {
+  std::vector<double> tb, bb;  // bounds of the reported values at the top / bottom
+  double scale = 1.0, max_res = 0, max_bound = 0, floor_b = 0;
+  bool enough = false, converged = false;
+  bool near = false, close = false;  // within 1e4x / 100x of the target (the check schedule)
+};
+EndCheck check_ends(const std::vector<GoodValue>& top, const std::vector<GoodValue>& bot, int n_top, int n_bottom,
+                    double tol, double scale_now, bool invariant) {
+  EndCheck e;
+  e.tb = end_bounds(top, n_top);
+  e.bb = end_bounds(bot, n_bottom);
+  for (const auto& [v, b] : {std::pair{&top, &e.tb}, std::pair{&bot, &e.bb}})
+    for (size_t k = 0; k < b->size(); ++k) {
+      e.scale = std::max(e.scale, std::fabs((*v)[k].theta));
+      e.max_res = std::max(e.max_res, (*v)[k].resid);
+      e.max_bound = std::max(e.max_bound, (*b)[k]);
+    }
+  e.floor_b = kRoundingUlps * std::numeric_limits<double>::epsilon() * scale_now;
+  if (invariant) e.max_bound = 0;
+  e.max_bound = std::max(e.max_bound, e.floor_b);
+  e.enough = static_cast<int>(e.tb.size()) == n_top && static_cast<int>(e.bb.size()) == n_bottom;
+  const double target = tol * e.scale;
+  e.converged = e.enough && e.max_bound <= target;
+  e.near = e.enough && e.max_bound <= 1e4 * target;
+  e.close = e.enough && e.max_bound <= 100 * target;
+  return e;
+}
+
+// The result of a final check. Too few distinct values (tiny or exhausted spaces): the last one found
+// is repeated and the result is not converged.
+void report_ends(LanczosResult& res, const std::vector<GoodValue>& top, const std::vector<GoodValue>& bot,
+                 const EndCheck& e, int n_top, int n_bottom, bool invariant) {
+  res.converged = e.converged || (invariant && e.enough);
+  res.max_residual = invariant ? 0.0 : e.max_res;
+  res.max_bound = e.max_bound;
+  for (size_t k = 0; k < e.tb.size(); ++k) {
+    res.top.push_back(top[k].theta);
+    res.top_bound.push_back(std::max(invariant ? 0.0 : e.tb[k], e.floor_b));
+  }
+  for (size_t k = 0; k < e.bb.size(); ++k) {
+    res.bottom.push_back(bot[k].theta);
+    res.bottom_bound.push_back(std::max(invariant ? 0.0 : e.bb[k], e.floor_b));
+  }
+  while (static_cast<int>(res.top.size()) < n_top) {
+    res.top.push_back(res.top.empty() ? (res.bottom.empty() ? 0.0 : res.bottom.back()) : res.top.back());
+    res.top_bound.push_back(res.top_bound.empty() ? 0.0 : res.top_bound.back());
+    res.converged = false;
+  }
+  while (static_cast<int>(res.bottom.size()) < n_bottom) {
+    res.bottom.push_back(res.bottom.empty() ? res.top.back() : res.bottom.back());
+    res.bottom_bound.push_back(res.bottom_bound.empty() ? res.top_bound.back() : res.bottom_bound.back());
+    res.converged = false;
+  }
 }
 
 // The three-term recurrence (Paige's variant: u = Op v_j - beta_j v_{j-1}, alpha_j = v_j . u,
@@ -441,46 +488,14 @@ LanczosResult lanczos_values_cw(int64_t n, const MatVec& op, const LanczosStep& 
       // One value beyond those reported at each end: the inner neighbour of the innermost one.
       auto top = good_values(alpha, betas, m, bm, n_top > 0 ? n_top + 1 : 0, true, lo, hi, scale_now);
       auto bot = good_values(alpha, betas, m, bm, n_bottom > 0 ? n_bottom + 1 : 0, false, lo, hi, scale_now);
-      const auto tb = end_bounds(top, n_top), bb = end_bounds(bot, n_bottom);
-      double scale = 1.0, max_res = 0, max_bound = 0;
-      fold_ends(top, tb, scale, max_res, max_bound);
-      fold_ends(bot, bb, scale, max_res, max_bound);
-      // The Krylov space is invariant: Ritz values are eigenvalues up to rounding. Every bound is floored
-      // at the rounding of the eigenvalues themselves (a few ulps of the spectral scale).
-      const double floor_b = kRoundingUlps * std::numeric_limits<double>::epsilon() * scale_now;
-      if (invariant) max_bound = 0;
-      max_bound = std::max(max_bound, floor_b);
-      const bool enough = static_cast<int>(tb.size()) == n_top && static_cast<int>(bb.size()) == n_bottom;
-      const double target = opt.tol * scale;
-      const bool converged = enough && max_bound <= target;
+      const EndCheck e = check_ends(top, bot, n_top, n_bottom, opt.tol, scale_now, invariant);
       // Check often once the bound is near the target (it falls steeply once the wanted value separates
       // from its neighbour), rarely before (each check bisects T_m: O(m) per Sturm count, about the cost
       // of one step at T = 1M): every m/8 steps, every m/40 within 1e4x of the target, every 16 within
       // 100x (T = 1M: 2,793 -> 2,787 matvecs; the overshoot past the first converged step is < 16).
-      const bool near = enough && max_bound <= 1e4 * target;
-      const bool close = enough && max_bound <= 100 * target;
-      next_check = m + std::max<int64_t>(16, close ? 0 : near ? m / 40 : m / 8);
-      if (converged || last) {
-        res.converged = converged || (invariant && enough);
-        res.max_residual = invariant ? 0.0 : max_res;
-        res.max_bound = max_bound;
-        for (int k = 0; k < static_cast<int>(tb.size()); ++k) {
-          res.top.push_back(top[k].theta);
-          res.top_bound.push_back(std::max(invariant ? 0.0 : tb[k], floor_b));
-        }
-        for (int k = 0; k < static_cast<int>(bb.size()); ++k) {
-          res.bottom.push_back(bot[k].theta);
-          res.bottom_bound.push_back(std::max(invariant ? 0.0 : bb[k], floor_b));
-        }
-        // Too few distinct values (tiny or exhausted spaces): repeat the last one found.
-        while (static_cast<int>(res.top.size()) < n_top) {
-          res.top.push_back(res.top.empty() ? (res.bottom.empty() ? 0.0 : res.bottom.back()) : res.top.back());
-          res.top_bound.push_back(res.top_bound.empty() ? 0.0 : res.top_bound.back());
-        }
-        while (static_cast<int>(res.bottom.size()) < n_bottom) {
-          res.bottom.push_back(res.bottom.empty() ? res.top.back() : res.bottom.back());
-          res.bottom_bound.push_back(res.bottom_bound.empty() ? res.top_bound.back() : res.bottom_bound.back());
-        }
+      next_check = m + std::max<int64_t>(16, e.close ? 0 : e.near ? m / 40 : m / 8);
+      if (e.converged || last) {
+        report_ends(res, top, bot, e, n_top, n_bottom, invariant);
         return res;
       }
     }
@@ -915,42 +930,13 @@ LanczosResult lanczos_values_block(int64_t n, const MatVec& op, const BlockStep&
       if (invariant) bm.assign(B2, 0.0);
       auto top = band_good_values(t, bm.data(), lost, n_top > 0 ? n_top + 1 : 0, true, lo, hi, scale_now, work);
       auto bot = band_good_values(t, bm.data(), lost, n_bottom > 0 ? n_bottom + 1 : 0, false, lo, hi, scale_now, work);
-      const auto tb = end_bounds(top, n_top), bb = end_bounds(bot, n_bottom);
-      double scale = 1.0, max_res = 0, max_bound = 0;
-      fold_ends(top, tb, scale, max_res, max_bound);
-      fold_ends(bot, bb, scale, max_res, max_bound);
-      const double floor_b = kRoundingUlps * std::numeric_limits<double>::epsilon() * scale_now;
-      max_bound = std::max(max_bound, floor_b);
-      const bool enough = static_cast<int>(tb.size()) == n_top && static_cast<int>(bb.size()) == n_bottom;
-      const double target = opt.tol * scale;
-      const bool converged = enough && max_bound <= target;
+      // No invariant-space shortcut here: an exhausted block space reports its bounds as they are.
+      const EndCheck e = check_ends(top, bot, n_top, n_bottom, opt.tol, scale_now, false);
       // The check schedule of the single-vector recurrence, in block steps: each check costs O(m nb^3)
       // per Sturm count, far below a step at large T.
-      const bool near = enough && max_bound <= 1e4 * target;
-      const bool close = enough && max_bound <= 100 * target;
-      next_check = m + std::max<int64_t>(8, close ? 0 : near ? m / 40 : m / 8);
-      if (converged || last) {
-        res.converged = converged;
-        res.max_residual = max_res;
-        res.max_bound = max_bound;
-        for (int k = 0; k < static_cast<int>(tb.size()); ++k) {
-          res.top.push_back(top[k].theta);
-          res.top_bound.push_back(std::max(tb[k], floor_b));
-        }
-        for (int k = 0; k < static_cast<int>(bb.size()); ++k) {
-          res.bottom.push_back(bot[k].theta);
-          res.bottom_bound.push_back(std::max(bb[k], floor_b));
-        }
-        while (static_cast<int>(res.top.size()) < n_top) {
-          res.top.push_back(res.top.empty() ? (res.bottom.empty() ? 0.0 : res.bottom.back()) : res.top.back());
-          res.top_bound.push_back(res.top_bound.empty() ? 0.0 : res.top_bound.back());
-          res.converged = false;
-        }
-        while (static_cast<int>(res.bottom.size()) < n_bottom) {
-          res.bottom.push_back(res.bottom.empty() ? res.top.back() : res.bottom.back());
-          res.bottom_bound.push_back(res.bottom_bound.empty() ? res.top_bound.back() : res.bottom_bound.back());
-          res.converged = false;
-        }
+      next_check = m + std::max<int64_t>(8, e.close ? 0 : e.near ? m / 40 : m / 8);
+      if (e.converged || last) {
+        report_ends(res, top, bot, e, n_top, n_bottom, false);
         return res;
       }
     }
