@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "bna/attention.hpp"
+
 namespace {
 
 struct Result {
@@ -178,6 +180,20 @@ TEST(Cli, DemoTrainBadValuesExitTwoAndNameTheValue) {
   expect_bad_input("demo --train --task copy", "--task copy");
   expect_bad_input("demo --steps 10", "--train");    // a training flag without --train
   expect_bad_input("demo --train --T 128", "--T");  // the graph's T; training uses --train-T
+}
+
+// --backend of train and bench model: an unknown value is bad usage; cuda without a device (or in a
+// build without CUDA) exits 2 with a hint instead of failing as a run.
+TEST(Cli, TrainAndBenchModelBackendErrorsExitTwo) {
+  expect_bad_input("train --task passkey --T 64 --steps 1 --backend bogus", "--backend bogus");
+  expect_bad_input("bench model --context 64 --decode-tokens 1 --backend bogus", "--backend bogus");
+  if (bna::attn::cuda_available()) GTEST_SKIP() << "a CUDA device is present; the no-device path is not reachable";
+  for (const char* args : {"train --task passkey --T 64 --steps 1 --backend cuda",
+                           "bench model --context 64 --decode-tokens 1 --backend cuda"}) {
+    const Result r = bna(args);
+    EXPECT_EQ(r.code, 2) << args << "\n" << r.out;
+    EXPECT_NE(r.out.find("use --backend cpu"), std::string::npos) << args << "\n" << r.out;
+  }
 }
 
 }  // namespace
