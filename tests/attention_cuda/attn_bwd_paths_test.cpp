@@ -60,15 +60,10 @@ TEST_P(AttnBwdPathsCuda, MatchesFloat64Reference) {
                    v = random_tensor(nk, c.dtype, rng, false), dO = random_tensor(nq, c.dtype, rng, true);
   DeviceBuffer d_q = upload(q.bits.data(), nq * 2), d_k = upload(k.bits.data(), nk * 2),
                d_v = upload(v.bits.data(), nk * 2), d_do = upload(dO.bits.data(), nq * 2);
-  DeviceBuffer d_out, d_lse, gq, gk, gv, ws;
+  DeviceBuffer d_out, d_lse, ws;
   ASSERT_TRUE(d_out.allocate(nq * 2).is_ok());
   ASSERT_TRUE(d_lse.allocate(rows * 4).is_ok());
-  ASSERT_TRUE(gq.allocate(nq * 2).is_ok());
-  ASSERT_TRUE(gk.allocate(nk * 2).is_ok());
-  ASSERT_TRUE(gv.allocate(nk * 2).is_ok());
-  ASSERT_TRUE(bna::cuda::device_memset(gq.get(), 0xFF, nq * 2).is_ok());  // NaN poison
-  ASSERT_TRUE(bna::cuda::device_memset(gk.get(), 0xFF, nk * 2).is_ok());
-  ASSERT_TRUE(bna::cuda::device_memset(gv.get(), 0xFF, nk * 2).is_ok());
+  DeviceBuffer gq = poisoned(nq * 2), gk = poisoned(nk * 2), gv = poisoned(nk * 2);
   ASSERT_TRUE(ws.allocate(std::max<size_t>(plan->workspace_bytes, 256)).is_ok());
   ASSERT_TRUE(bna::cuda::device_memset(ws.get(), 0xFF, std::max<size_t>(plan->workspace_bytes, 256)).is_ok());
   auto v4 = [&](void* d, int64_t h) { return bna::TensorView{d, c.dtype, bna::Shape{B, h, T, dh}}; };

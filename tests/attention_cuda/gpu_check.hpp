@@ -42,6 +42,15 @@ inline HostTensor random_tensor(size_t n, DType dt, bna::Rng& rng, bool normal) 
 
 inline float to_f(DType dt, uint16_t b) { return dt == DType::kBF16 ? bna::bf16_to_float(b) : bna::f16_to_float(b); }
 
+// A device buffer of `bytes` filled with 0xFF: NaN in bf16/f16/f32, so an element a kernel should
+// have written and did not fails the pass rule.
+inline DeviceBuffer poisoned(size_t bytes) {
+  DeviceBuffer d;
+  EXPECT_TRUE(d.allocate(bytes).is_ok());
+  EXPECT_TRUE(bna::cuda::device_memset(d.get(), 0xFF, bytes).is_ok());
+  return d;
+}
+
 inline DeviceBuffer upload(const void* src, size_t bytes) {
   DeviceBuffer d;
   EXPECT_TRUE(d.allocate(bytes).is_ok());
