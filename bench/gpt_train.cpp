@@ -73,10 +73,7 @@ int main(int argc, char** argv) {
     opt.step(*m, 1e-4f);
     if (s > 0) step_s.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
   }
-  int64_t matrix_params = 0;
-  for (const auto& p : m->params())
-    if (p.shape.size() == 2 && p.name != "wpe" && p.name != "wte") matrix_params += p.numel;
-  const double flops_per_token = 6.0 * matrix_params + 6.0 * layers * C * T;
+  const double flops_per_token = bna::model::flops_per_token(*m, T);
   const double tok_s = B * T / median(step_s);
   const double bound = sgemm_gflops * 1e9 / flops_per_token;
   if (json) {

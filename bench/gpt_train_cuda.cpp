@@ -62,10 +62,7 @@ int main(int argc, char** argv) {
   }
   std::sort(step_s.begin(), step_s.end());
   const double med = step_s[step_s.size() / 2];
-  int64_t matrix_params = 0;
-  for (const auto& p : m->params())
-    if (p.shape.size() == 2 && p.name != "wpe" && p.name != "wte") matrix_params += p.numel;
-  const double flops_per_token = 6.0 * static_cast<double>(matrix_params) + 6.0 * layers * C * T;
+  const double flops_per_token = bna::model::flops_per_token(*m, T);
   const double tok_s = static_cast<double>(B * T) / med;
   const double mfu = flops_per_token * tok_s / (peak * 1e12);
   if (json) {
@@ -73,7 +70,7 @@ int main(int argc, char** argv) {
     j["device"] = bna::attn::cuda_device_name();
     j["layers"] = layers; j["d_model"] = C; j["heads"] = heads; j["vocab"] = V; j["T"] = T; j["batch"] = B;
     j["attn"] = attn; j["dtype"] = "bf16 mixed (f32 masters)";
-    j["matrix_params"] = matrix_params; j["flops_per_token"] = flops_per_token;
+    j["matrix_params"] = bna::model::matrix_params(*m); j["flops_per_token"] = flops_per_token;
     j["step_s_median"] = med; j["step_s_min"] = step_s.front(); j["step_s_max"] = step_s.back();
     j["tokens_per_s"] = tok_s; j["peak_tflops"] = peak; j["mfu"] = mfu; j["last_loss"] = loss;
     j["device_bytes"] = g->device_bytes();

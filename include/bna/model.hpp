@@ -147,6 +147,12 @@ class Gpt {
   double attn_ms_ = 0;
 };
 
+// Model FLOPs per trained token at length T (llm.c / PaLM convention): 6 * matrix parameters (every
+// 2-D weight but the wte / wpe lookups) for forward + backward, plus 6 * L * C * T for causal dense
+// attention (half of 12 L C T), whatever each layer's attention is (dense-equivalent FLOPs).
+int64_t matrix_params(const Gpt& m);
+double flops_per_token(const Gpt& m, int64_t T);
+
 // ---- sampling and generation --------------------------------------------------------------------
 struct SampleOptions {
   float temperature = 1.0f;  // <= 0: greedy (argmax, lowest id on ties)

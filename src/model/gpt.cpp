@@ -567,4 +567,16 @@ Status Gpt::decode(KvCache& cache, const int32_t* tokens, int64_t n, float* logi
   return Status::ok();
 }
 
+int64_t matrix_params(const Gpt& m) {
+  int64_t n = 0;
+  for (const ParamInfo& p : m.params())
+    if (p.shape.size() == 2 && p.name != "wpe" && p.name != "wte") n += p.numel;
+  return n;
+}
+
+double flops_per_token(const Gpt& m, int64_t T) {
+  const GptConfig& c = m.config();
+  return 6.0 * static_cast<double>(matrix_params(m)) + 6.0 * static_cast<double>(c.n_layers * c.d_model * T);
+}
+
 }  // namespace bna::model

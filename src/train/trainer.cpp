@@ -78,14 +78,6 @@ Expected<EvalResult> evaluate_gpu(model::CudaGpt& g, const BatchFn& fn, int64_t 
       });
 }
 
-// Model FLOPs per token (bench/gpt_train.cpp's convention).
-double flops_per_token(const model::Gpt& m, int64_t T) {
-  int64_t matrix = 0;
-  for (const auto& p : m.params())
-    if (p.shape.size() == 2 && p.name != "wpe" && p.name != "wte") matrix += p.numel;
-  const auto& c = m.config();
-  return 6.0 * static_cast<double>(matrix) + 6.0 * static_cast<double>(c.n_layers * c.d_model * T);
-}
 }  // namespace
 
 Expected<EvalResult> evaluate(model::Gpt& m, const BatchFn& fn, int64_t batches, bool score_task) {
@@ -196,7 +188,7 @@ Expected<TrainResult> train(model::Gpt& m, const BatchFn& train_fn, const BatchF
       LogRecord r;
       r.step = step; r.steps = o.steps; r.loss = loss; r.lr = lr; r.grad_norm = norm;
       r.tokens_per_s = window_s > 0 ? static_cast<double>(window_tokens) / window_s : 0.0;
-      if (gpu) r.mfu = flops_per_token(m, batch.T) * r.tokens_per_s / (o.peak_tflops * 1e12);
+      if (gpu) r.mfu = model::flops_per_token(m, batch.T) * r.tokens_per_s / (o.peak_tflops * 1e12);
       r.elapsed_s = total_s;
       window_s = 0;
       window_tokens = 0;
