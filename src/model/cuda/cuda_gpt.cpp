@@ -57,10 +57,11 @@ struct CudaGpt::Impl {
   const float* W(const std::string& name) const { return w.as<float>() + off(name); }
   const uint16_t* WB(const std::string& name) const { return wb.as<uint16_t>() + off(name); }
   float* G(const std::string& name) const { return g.as<float>() + off(name); }
+  // Names are the model's own (model.hpp's parameter table); a miss is a programming error.
   int64_t off(const std::string& name) const {
-    for (const ParamInfo& p : params)
-      if (p.name == name) return p.offset;
-    return 0;  // names are the model's own (never reached)
+    const ParamInfo* p = host->find_param(name);
+    BNA_ASSERT(p != nullptr);
+    return p->offset;
   }
   Expected<const std::vector<attn::Plan>*> plans_for(int64_t b, int64_t t);
   Status grow(int64_t b, int64_t t);
