@@ -98,6 +98,7 @@ struct AttentionOptions {
   std::vector<int64_t> dense_layers;  // layers kept dense when kind is kButterfly or kCompressed
   int64_t window = 64, landmark_stride = 64, num_cycles = 1;  // Butterfly graph
   uint64_t seed = 0;
+  int64_t kv_page = 0;  // > 0: dense layers keep K/V in pages of this many tokens, allocated as the cache fills (0 = one contiguous [Hkv, capacity, dh] buffer per layer)
   CompressedOptions compressed;       // used when kind is kCompressed
 };
 

@@ -8,10 +8,16 @@
 // * Precision: weights bf16 (f32/f16 checkpoints are rounded to bf16 at load); the residual stream,
 //   norm weights, biases, the q/k/v projection output and the logits are f32; GEMM inputs, q, the KV
 //   cache, the attention output and the MLP activations are bf16. GEMMs: cuBLAS, f32 accumulation.
-// * Attention: bna::cuda kernels straight on the cache [Hkv, capacity, dh] (no copy): a call at
-//   position 0 runs the forward kernels (dense causal or streams) over its n tokens; a call after it
-//   runs the split-K decode kernels, which take up to 64 / (Hq / Hkv) tokens per call. A longer call
-//   at a later position (chunked prefill) is kUnimplemented on this backend.
+// * Attention: bna::cuda kernels straight on the cache [Hkv, capacity, dh] (no copy): a call of up to
+//   64 / (Hq / Hkv) tokens after position 0 runs the split-K decode kernels; any other call runs the
+//   forward kernels (dense causal or streams) for its n queries against all p0 + n cached keys
+//   (q_offset = p0), so chunked prefill runs the same kernels (their rows equal one-shot prefill's
+//   bit for bit; the GEMMs of other shapes may round differently). Compressed layers take a prompt in one call at position 0, then one token per call.
+// * Paged KV (AttentionOptions::kv_page = P, a power of two): dense layers keep K/V in pages of P
+//   tokens ([2][Hkv][P][dh] bf16: K rows, then V rows) taken from a model-wide pool as the cache
+//   fills, one device page table per layer; the attention kernels read through the table. The pool
+//   grows by slabs (at least the pages a call needs, else at most doubling, capped at 4096 pages) and
+//   keeps them across reset(); kv_bytes() counts the pages in use, device_bytes() the slabs.
 // * Butterfly: the CPU model's graph exactly: one random-insertion topo::DecodeGraph per KV head
 //   (seed head_seed(seed, h)); token i attends its window, landmarks and the cycle neighbours it got
 //   when it was appended (stored as the streams "extras" row i, uploaded once), in prefill and decode
@@ -56,9 +62,10 @@ class CudaModel {
   size_t device_bytes() const;  // everything the model holds on the device now
 
   // As Model::forward (logits f32 [n, V] or [1, V], copied to the host; the call synchronises).
-  // Errors: those of Model::forward, plus a chunked prefill (position > 0 and more tokens than one
-  // decode call takes, named).
-  Expected<std::vector<float>> forward(std::span<const int32_t> ids, bool all_logits = false);
+  // chunk > 0 splits ids into calls of at most chunk tokens (chunked prefill), as Model::forward.
+  // Errors: those of Model::forward, plus more than one token per call after position 0 with
+  // compressed layers (kUnimplemented, named).
+  Expected<std::vector<float>> forward(std::span<const int32_t> ids, bool all_logits = false, int64_t chunk = 0);
   // forward() of ids, then the greedy next token (hf::sample at temperature 0: argmax, lowest id on
   // ties) drawn on the device: only 4 bytes come back instead of V logits. Errors as forward().
   Expected<int32_t> forward_greedy(std::span<const int32_t> ids);
@@ -87,7 +94,8 @@ Expected<QualityReport> compare_quality(CudaModel& m, std::span<const int32_t> i
 // bench_model() on the GPU, the same loop (src/hf/bench_loop.hpp): the same records (prefill is one
 // call; decode one token per call; one untimed warm-up run per record), with device_bytes the model's
 // device footprint after the record and report.device the GPU's name. peak_rss_bytes is not measured
-// (0). Errors: those of bench_model, and opt.chunk != 0 (kUnimplemented, naming it).
+// (0). opt.chunk > 0 prefills in chunks. Errors: those of bench_model, and a chunk > 1 with compressed
+// layers (kUnimplemented, naming it).
 Expected<ModelBenchReport> bench_model_cuda(CudaModel& m, const ModelBenchOptions& opt);
 
 }  // namespace bna::hf

@@ -27,7 +27,7 @@ int64_t CudaModel::capacity() const { return 0; }
 size_t CudaModel::kv_bytes() const { return 0; }
 size_t CudaModel::graph_bytes() const { return 0; }
 size_t CudaModel::device_bytes() const { return 0; }
-Expected<std::vector<float>> CudaModel::forward(std::span<const int32_t>, bool) { return none(); }
+Expected<std::vector<float>> CudaModel::forward(std::span<const int32_t>, bool, int64_t) { return none(); }
 Expected<int32_t> CudaModel::forward_greedy(std::span<const int32_t>) { return none(); }
 Expected<ModelBenchReport> bench_model_cuda(CudaModel&, const ModelBenchOptions&) { return none(); }
 

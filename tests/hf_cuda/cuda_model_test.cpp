@@ -16,6 +16,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -265,7 +266,7 @@ TEST(CudaModel, RejectsWhatTheBackendDoesNotCover) {
   auto q = bna::hf::CudaModel::load(std::string(BNA_FIXTURES_DIR) + "/hf/qwen3");
   ASSERT_FALSE(q.has_value());
   EXPECT_NE(q.status().message().find("head_dim=16"), std::string::npos) << q.status().to_string();
-  // Chunked prefill, ids out of range, overflow of the cache.
+  // Ids out of range, overflow of the cache, a bad chunk or page size.
   auto cfg = bna::hf::preset_config("qwen-tiny");
   ASSERT_TRUE(cfg.has_value());
   auto m = bna::hf::CudaModel::random(*cfg, 1);
@@ -273,10 +274,16 @@ TEST(CudaModel, RejectsWhatTheBackendDoesNotCover) {
   ASSERT_TRUE(m->reset(300).is_ok());
   std::vector<int32_t> ids(100, 3);
   ASSERT_TRUE(m->forward(ids).has_value());
-  auto chunk = m->forward(ids);
-  ASSERT_FALSE(chunk.has_value());
-  EXPECT_EQ(chunk.status().code(), bna::StatusCode::kUnimplemented);
+  EXPECT_EQ(m->forward(ids, false, -1).status().code(), bna::StatusCode::kInvalidArgument);
   EXPECT_EQ(m->position(), 100);
+  AttentionOptions paged;
+  paged.kv_page = 48;
+  auto pst = m->set_attention(paged);
+  EXPECT_EQ(pst.code(), bna::StatusCode::kInvalidArgument);
+  EXPECT_NE(pst.message().find("kv_page=48"), std::string::npos) << pst.to_string();
+  paged.kv_page = 64;  // the cache holds tokens: no switch of storage
+  EXPECT_EQ(m->set_attention(paged).code(), bna::StatusCode::kUnimplemented);
+  EXPECT_EQ(m->attention().kv_page, 0);
   std::vector<int32_t> bad = {static_cast<int32_t>(cfg->vocab)};
   EXPECT_EQ(m->forward(bad).status().code(), bna::StatusCode::kInvalidArgument);
   ASSERT_TRUE(m->reset(4).is_ok());
@@ -296,6 +303,7 @@ TEST(CudaModel, RejectsWhatTheBackendDoesNotCover) {
   ASSERT_TRUE(m->forward(ids).has_value());
   std::vector<int32_t> two(2, 1);
   EXPECT_EQ(m->forward(two).status().code(), bna::StatusCode::kUnimplemented);
+  EXPECT_EQ(m->forward(ids, false, 7).status().code(), bna::StatusCode::kUnimplemented);  // chunked, compressed
   ASSERT_TRUE(m->forward(std::span<const int32_t>(two.data(), 1)).has_value());
   AttentionOptions dense;
   EXPECT_EQ(m->set_attention(dense).code(), bna::StatusCode::kUnimplemented);
@@ -303,6 +311,90 @@ TEST(CudaModel, RejectsWhatTheBackendDoesNotCover) {
   // Bounded memory: the pools hold R = 32 ring rows and (300 - 32) / 16 = 16 summaries per KV head.
   const auto& c = m->config();
   EXPECT_EQ(m->kv_bytes(), static_cast<size_t>(c.layers * 2 * c.n_kv_heads * (32 + 16) * c.head_dim * 2));
+}
+
+// Chunked prefill (any chunk, run by the forward kernels with q_offset) and the paged KV cache of
+// dense layers against one-shot prefill on the contiguous cache, for dense and Butterfly (layer 0
+// dense and paged, layer 1 Butterfly), prompt then decode steps:
+// - paged vs contiguous with the same chunks: the kernels only read through the page table, and
+//   every GEMM has the same shape, so the logits must be bit-identical;
+// - chunked vs one-shot: the attention rows are bit-identical (tests/attention_cuda
+//   attn_paged_test), the GEMMs of other row counts may round differently: the header's rule;
+// - kv_bytes counts the pages in use and grows a page at a time.
+TEST(CudaModel, ChunkedPrefillAndPagedCacheMatchOneShot) {
+  if (!bna::attn::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  auto cfg = bna::hf::preset_config("qwen-tiny");
+  ASSERT_TRUE(cfg.has_value());
+  auto m = bna::hf::CudaModel::random(*cfg, 11);
+  ASSERT_TRUE(m.has_value()) << m.status().to_string();
+  const bna::hf::Config& c = m->config();
+  const int64_t V = c.vocab, n_prompt = 300, n_dec = 8, cap = 400;
+  std::vector<int32_t> ids(static_cast<size_t>(n_prompt + n_dec));
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>((i * 7919 + 13) % static_cast<size_t>(V));
+  auto run = [&](const AttentionOptions& a, int64_t chunk) {
+    std::vector<float> all;
+    EXPECT_TRUE(m->reset(cap).is_ok());
+    const bna::Status st = m->set_attention(a);
+    EXPECT_TRUE(st.is_ok()) << st.to_string();
+    auto pre = m->forward(std::span<const int32_t>(ids.data(), n_prompt), true, chunk);
+    EXPECT_TRUE(pre.has_value()) << pre.status().to_string();
+    if (!pre.has_value()) return all;
+    all = *pre;
+    for (int64_t i = n_prompt; i < n_prompt + n_dec; ++i) {
+      auto step = m->forward(std::span<const int32_t>(&ids[static_cast<size_t>(i)], 1));
+      EXPECT_TRUE(step.has_value()) << step.status().to_string();
+      if (!step.has_value()) return std::vector<float>();
+      all.insert(all.end(), step->begin(), step->end());
+    }
+    return all;
+  };
+  AttentionOptions dense, bf;
+  bf.kind = AttnKind::kButterfly;
+  bf.window = 16;
+  bf.landmark_stride = 16;
+  bf.num_cycles = 2;
+  bf.seed = 3;
+  bf.dense_layers = {0};
+  for (AttentionOptions base : {dense, bf}) {
+    const std::string kind = bna::hf::attn_kind_name(base.kind);
+    const std::vector<float> one_shot = run(base, 0);
+    ASSERT_EQ(one_shot.size(), static_cast<size_t>((n_prompt + n_dec) * V)) << kind;
+    for (int64_t chunk : {int64_t{0}, int64_t{37}, int64_t{128}}) {
+      const std::vector<float> contiguous = chunk == 0 ? one_shot : run(base, chunk);
+      const std::string what = kind + " chunk " + std::to_string(chunk);
+      if (chunk > 0) expect_close(contiguous, one_shot, V, c.layers, what + " vs one-shot");
+      for (int64_t P : {int64_t{1}, int64_t{16}, int64_t{64}}) {
+        AttentionOptions a = base;
+        a.kv_page = P;
+        const std::vector<float> got = run(a, chunk);
+        ASSERT_EQ(got.size(), contiguous.size()) << what << " page " << P;
+        for (size_t i = 0; i < got.size(); ++i)
+          ASSERT_EQ(std::memcmp(&got[i], &contiguous[i], 4), 0)
+              << what << " page " << P << ": logit " << i << " differs (" << got[i] << " vs " << contiguous[i] << ")";
+        // Paged layers (all of them dense, layer 0 with Butterfly) hold ceil(308 / P) pages of
+        // 2 * Hkv * P * dh bf16; Butterfly's layer 1 keeps its contiguous cache.
+        const size_t page_bytes = static_cast<size_t>(2 * c.n_kv_heads * P * c.head_dim * 2);
+        const size_t pages = static_cast<size_t>((n_prompt + n_dec + P - 1) / P);
+        const size_t contiguous_layer = static_cast<size_t>(2 * c.n_kv_heads * cap * c.head_dim * 2);
+        const int64_t paged_layers = base.kind == AttnKind::kDense ? c.layers : 1;
+        EXPECT_EQ(m->kv_bytes(), static_cast<size_t>(paged_layers) * pages * page_bytes +
+                                     static_cast<size_t>(c.layers - paged_layers) * contiguous_layer)
+            << what << " page " << P;
+        EXPECT_GE(m->device_bytes(), m->kv_bytes());
+      }
+    }
+  }
+  // One more token on a page boundary takes exactly one more page per paged layer.
+  AttentionOptions a;
+  a.kv_page = 16;
+  ASSERT_TRUE(m->reset(cap).is_ok());
+  ASSERT_TRUE(m->set_attention(a).is_ok());
+  ASSERT_TRUE(m->forward(std::span<const int32_t>(ids.data(), 32)).has_value());
+  const size_t before = m->kv_bytes();
+  ASSERT_TRUE(m->forward(std::span<const int32_t>(ids.data() + 32, 1)).has_value());
+  EXPECT_EQ(m->kv_bytes() - before, static_cast<size_t>(c.layers * 2 * c.n_kv_heads * 16 * c.head_dim * 2));
+  ASSERT_TRUE(m->reset(cap).is_ok());
+  EXPECT_EQ(m->kv_bytes(), 0u);
 }
 
 }  // namespace

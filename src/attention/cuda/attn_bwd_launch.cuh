@@ -22,7 +22,7 @@ inline size_t bwd_workspace(const AttnArgs& a) {
 inline Status validate_bwd(const char* who, const AttnBwdArgs& a) {
   const std::string w(who);
   BNA_RETURN_IF_ERROR(validate(who, a.fwd));
-  BNA_RETURN_IF_ERROR(reject_kv_rows(who, a.fwd));
+  BNA_RETURN_IF_ERROR(reject_cache_view(who, a.fwd));
   if (!a.dout || !a.dq || !a.dk || !a.dv)
     return invalid_argument(w + ": dout, dq, dk and dv must be non-null device pointers");
   if (!aligned16(a.dout) || !aligned16(a.dq) || !aligned16(a.dk) || !aligned16(a.dv))

@@ -18,7 +18,7 @@ using detail::RowSrc;
 Status check_rows(const char* who, const AttnBwdArgs& a, int64_t segments) {
   const std::string w(who);
   BNA_RETURN_IF_ERROR(detail::validate(who, a.fwd));
-  BNA_RETURN_IF_ERROR(detail::reject_kv_rows(who, a.fwd));
+  BNA_RETURN_IF_ERROR(detail::reject_cache_view(who, a.fwd));
   if (!a.dout || !a.dq || !a.dk || !a.dv)
     return invalid_argument(w + ": dout, dq, dk and dv must be non-null device pointers");
   if (!detail::aligned16(a.dout) || !detail::aligned16(a.dq) || !detail::aligned16(a.dk) || !detail::aligned16(a.dv))

@@ -148,7 +148,7 @@ size_t compressed_workspace_bytes(const AttnArgs& a, int64_t Bs) {
 
 Status compressed_fwd(const AttnArgs& a, const CompressedArgs& c, void* stream) {
   BNA_RETURN_IF_ERROR(detail::validate("compressed_fwd", a));
-  BNA_RETURN_IF_ERROR(detail::reject_kv_rows("compressed_fwd", a));
+  BNA_RETURN_IF_ERROR(detail::reject_cache_view("compressed_fwd", a));
   if (c.tail < 1) return invalid_argument("compressed_fwd: tail=" + std::to_string(c.tail) + ", expected tail >= 1");
   if (c.Bs < 1) return invalid_argument("compressed_fwd: Bs=" + std::to_string(c.Bs) + ", expected Bs >= 1");
   if (c.routing_heads != 1 && c.routing_heads != a.Hkv)

@@ -7,6 +7,7 @@
 #include "attention/cuda/attn_decode.cuh"
 #include "attention/cuda/cuda_check.cuh"
 #include "attention/cuda/cuda_config.hpp"
+#include "attention/cuda/kv_view.hpp"
 #include "attention/cuda/launch.hpp"
 
 namespace bna::cuda {
@@ -58,12 +59,13 @@ size_t workspace_for(const DecodeArgs& a, const DecParams& p) {
   return pad256(rows * static_cast<size_t>(a.dh) * 4) + 2 * pad256(rows * 4);
 }
 
-bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+using detail::aligned16;
 
 Status validate(const char* who, const DecodeArgs& a) {
   const std::string w(who);
-  if (!a.q || !a.k || !a.v || !a.out || !a.lse)
-    return invalid_argument(w + ": q, k, v, out and lse must be non-null device pointers");
+  const bool paged = a.kv_pages != nullptr;
+  if (!a.q || (!paged && (!a.k || !a.v)) || !a.out || !a.lse)
+    return invalid_argument(w + ": q, k, v (or kv_pages), out and lse must be non-null device pointers");
   if (a.dtype != DType::kBF16 && a.dtype != DType::kF16)
     return invalid_argument(w + ": dtype=" + dtype_name(a.dtype) + ", expected bf16 or f16");
   if (a.dh != 64 && a.dh != 128) return invalid_argument(w + ": dh=" + std::to_string(a.dh) + ", expected 64 or 128");
@@ -82,8 +84,9 @@ Status validate(const char* who, const DecodeArgs& a) {
     return invalid_argument(w + ": G*Tq=" + std::to_string((a.Hq / a.Hkv) * a.Tq) +
                             " query rows per KV head, expected <= 64 (use the forward kernels for longer chunks)");
   if (a.B * a.Hkv > 65535) return invalid_argument(w + ": B*Hkv=" + std::to_string(a.B * a.Hkv) + ", expected <= 65535");
-  if (!aligned16(a.q) || !aligned16(a.k) || !aligned16(a.v) || !aligned16(a.out))
+  if (!aligned16(a.q) || (!paged && (!aligned16(a.k) || !aligned16(a.v))) || !aligned16(a.out))
     return invalid_argument(w + ": q, k, v and out must be 16-byte aligned");
+  BNA_RETURN_IF_ERROR(detail::validate_pages(w, a.kv_pages, a.kv_page, a.kv_pages_stride, a.Tk));
   if (!(a.scale >= 0.0f) || !std::isfinite(a.scale))
     return invalid_argument(w + ": scale=" + std::to_string(a.scale) + ", expected finite >= 0 (0 = 1/sqrt(dh))");
   return Status::ok();
@@ -117,6 +120,13 @@ Status run(const char* who, const DecodeArgs& a, bool dense, int64_t W, int64_t 
   p.v = static_cast<const uint16_t*>(a.v);
   p.o = static_cast<uint16_t*>(a.out);
   p.lse = a.lse;
+  if (a.kv_pages != nullptr) {
+    p.pages = reinterpret_cast<const uint16_t* const*>(a.kv_pages);
+    p.pshift = detail::page_shift(a.kv_page);
+    p.pmask = static_cast<int>(a.kv_page - 1);
+    p.page_stride = static_cast<int>(a.kv_pages_stride);
+    p.page_v = a.Hkv * a.kv_page * a.dh;
+  }
   const float scale = a.scale > 0.0f ? a.scale : 1.0f / std::sqrt(static_cast<float>(a.dh));
   p.scale_log2 = scale * 1.4426950408889634f;
   p.extra = (!dense && C > 0) ? extra : nullptr;

@@ -34,6 +34,11 @@ struct DecParams {
   float* lse;
   int Hq, Hkv, G, Tq, Tk;
   int kv_rows;  // rows between KV heads in k, v and extra (>= Tk)
+  // Paged K/V (pages != nullptr, launch.hpp AttnArgs::kv_pages): key j of batch b is row j & pmask
+  // of page pages[b * page_stride + (j >> pshift)], [2][Hkv][P][DH]; k and v unused.
+  const uint16_t* const* pages;
+  int pshift, pmask, page_stride;
+  int64_t page_v;
   int R;                // G * Tq rows per KV head (row r: query head hkv*G + r / Tq, query r % Tq)
   float scale_log2;
   bool dense;
@@ -69,6 +74,8 @@ __global__ void __launch_bounds__(kDecThreads) decode_partial_kernel(const DecPa
   const int chunk_id = blockIdx.x, bkv = blockIdx.y;
   const int b = bkv / p.Hkv, hkv = bkv % p.Hkv;
   const int64_t kvbase = static_cast<int64_t>(bkv) * p.kv_rows * DH;
+  const uint16_t* const* pt = p.pages != nullptr ? p.pages + static_cast<int64_t>(b) * p.page_stride : nullptr;
+  const int64_t hoff = static_cast<int64_t>(hkv) * (p.pmask + 1) * DH;
   const int c_beg = chunk_id * p.chunk;
   const int c_end = min(p.n_cand, c_beg + p.chunk);
   const int minpos = p.Tk - p.Tq;
@@ -132,8 +139,14 @@ __global__ void __launch_bounds__(kDecThreads) decode_partial_kernel(const DecPa
         x.kind = 3;
       }
       if (x.key >= 0 && x.key < p.Tk) {
-        x.k = *reinterpret_cast<const uint4*>(p.k + kvbase + static_cast<int64_t>(x.key) * DH + sl * 8);
-        x.v = *reinterpret_cast<const uint4*>(p.v + kvbase + static_cast<int64_t>(x.key) * DH + sl * 8);
+        if (pt != nullptr) {
+          const uint16_t* kr = pt[x.key >> p.pshift] + hoff + static_cast<int64_t>(x.key & p.pmask) * DH + sl * 8;
+          x.k = *reinterpret_cast<const uint4*>(kr);
+          x.v = *reinterpret_cast<const uint4*>(kr + p.page_v);
+        } else {
+          x.k = *reinterpret_cast<const uint4*>(p.k + kvbase + static_cast<int64_t>(x.key) * DH + sl * 8);
+          x.v = *reinterpret_cast<const uint4*>(p.v + kvbase + static_cast<int64_t>(x.key) * DH + sl * 8);
+        }
       } else {
         x.key = -1;
       }

@@ -48,8 +48,16 @@ struct FwdParams {
   const uint16_t* v;
   uint16_t* o;
   float* lse;
-  int T;
+  int T;              // keys (absolute positions 0 .. T-1)
+  int q_off;          // absolute position of query row 0: q, o and lse hold T - q_off rows per head
+  int q_tile0;        // first query tile of the launched kernel (q_off / its rows per tile)
   int kv_rows;         // rows between KV heads in k, v and extra (>= T)
+  // Paged K/V (pages != nullptr): key j of batch b is row j & pmask of the page
+  // pages[b * page_stride + (j >> pshift)], a page being [2][Hkv][P][DH] (K half, then V half
+  // page_v elements further); k and v are unused.
+  const uint16_t* const* pages;
+  int pshift, pmask, page_stride;
+  int64_t page_v;
   int Hq, Hkv, group;  // group = Hq / Hkv
   int BH;              // B * Hq
   int n_qtiles;
@@ -192,24 +200,56 @@ __device__ __forceinline__ int extra_row_query(int r, int sub) {
 // bh = b * Hq + hq, with the global bases of its Q rows, its KV head's K/V and its extras.
 struct FwdItem {
   int bh, hkv, qtile;
-  const uint16_t* qg;
-  const uint16_t* kg;
+  const uint16_t* qg;  // query row of absolute position i: qg + (i - q_off) * DH
+  const uint16_t* kg;  // contiguous: key j at kg + j * DH; paged: a valid dummy source (page 0)
   const uint16_t* vg;
   const int32_t* ext;
+  const uint16_t* const* pt;  // paged: this batch's page table, else nullptr
+  int64_t hoff;               // paged: this KV head's rows inside a page (hkv * P * DH)
 };
 template <int DH>
 __device__ __forceinline__ FwdItem make_fwd_item(const FwdParams& p, int it) {
   const int T = p.T;
   FwdItem x;
-  x.qtile = p.n_qtiles - 1 - it % p.n_qtiles;
+  x.qtile = p.q_tile0 + p.n_qtiles - 1 - it % p.n_qtiles;
   x.bh = it / p.n_qtiles;  // b * Hq + hq
   const int b = x.bh / p.Hq, hq = x.bh % p.Hq;
   x.hkv = hq / p.group;
-  x.qg = p.q + (static_cast<int64_t>(x.bh) * T) * DH;
-  x.kg = p.k + (static_cast<int64_t>(b) * p.Hkv + x.hkv) * p.kv_rows * DH;
-  x.vg = p.v + (static_cast<int64_t>(b) * p.Hkv + x.hkv) * p.kv_rows * DH;
+  x.qg = p.q + (static_cast<int64_t>(x.bh) * (T - p.q_off)) * DH;
+  if (p.pages != nullptr) {
+    x.pt = p.pages + static_cast<int64_t>(b) * p.page_stride;
+    x.hoff = static_cast<int64_t>(x.hkv) * (p.pmask + 1) * DH;
+    x.kg = x.pt[0] + x.hoff;
+    x.vg = x.kg + p.page_v;
+  } else {
+    x.pt = nullptr;
+    x.hoff = 0;
+    x.kg = p.k + (static_cast<int64_t>(b) * p.Hkv + x.hkv) * p.kv_rows * DH;
+    x.vg = p.v + (static_cast<int64_t>(b) * p.Hkv + x.hkv) * p.kv_rows * DH;
+  }
   x.ext = p.extra != nullptr ? p.extra + static_cast<int64_t>(x.hkv) * p.kv_rows * p.C : nullptr;
   return x;
+}
+
+// Source of 16-byte chunk c of key `key`'s K and V rows (contiguous or paged).
+template <int DH>
+__device__ __forceinline__ void kv_chunk(const FwdParams& p, const FwdItem& x, int key, int c, const uint16_t*& kr,
+                                         const uint16_t*& vr) {
+  if (x.pt != nullptr) {
+    kr = x.pt[key >> p.pshift] + x.hoff + static_cast<int64_t>(key & p.pmask) * DH + c * 8;
+    vr = kr + p.page_v;
+  } else {
+    kr = x.kg + static_cast<int64_t>(key) * DH + c * 8;
+    vr = x.vg + static_cast<int64_t>(key) * DH + c * 8;
+  }
+}
+
+// Query row r of the tile at absolute q0 is loaded iff q_off <= q0 + r < T (rows before q_off
+// belong to an earlier call: zero-filled here, never written).
+template <int DH>
+__device__ __forceinline__ void load_q_chunk(const FwdParams& p, const FwdItem& x, uint16_t* dst, int i, int c) {
+  const bool ok = i >= p.q_off && i < p.T;
+  cp_async16(dst, ok ? x.qg + static_cast<int64_t>(i - p.q_off) * DH + c * 8 : x.qg, ok);
 }
 
 template <int DH, bool BF16, Mode M>
@@ -241,8 +281,7 @@ __global__ void __launch_bounds__(kThreads) attn_fwd_kernel(const FwdParams p) {
   auto load_q = [&](const Item& it, int q0) {
     for (int id = tid; id < BR * CH; id += kThreads) {
       const int r = id / CH, c = id % CH;
-      const bool ok = q0 + r < T;
-      cp_async16(sQ + swz<DH>(r, c), ok ? it.qg + static_cast<int64_t>(q0 + r) * DH + c * 8 : it.qg, ok);
+      load_q_chunk<DH>(p, it, sQ + swz<DH>(r, c), q0 + r, c);
     }
   };
   auto load_tile = [&](const Item& it, const Schedule<M, BR>& sc, int t, int stage) {
@@ -271,9 +310,11 @@ __global__ void __launch_bounds__(kThreads) attn_fwd_kernel(const FwdParams p) {
         key = i < T ? it.ext[static_cast<int64_t>(i) * p.C + d.base] : -1;
         ok = key >= 0 && key < T;
       }
-      const int64_t off = ok ? static_cast<int64_t>(key) * DH + c * 8 : 0;
-      cp_async16(dk + swz<DH>(r, c), it.kg + off, ok);
-      cp_async16(dv + swz<DH>(r, c), it.vg + off, ok);
+      const uint16_t* kr = it.kg;
+      const uint16_t* vr = it.vg;
+      if (ok) kv_chunk<DH>(p, it, key, c, kr, vr);
+      cp_async16(dk + swz<DH>(r, c), kr, ok);
+      cp_async16(dv + swz<DH>(r, c), vr, ok);
     }
   };
 
@@ -479,8 +520,9 @@ __global__ void __launch_bounds__(kThreads) attn_fwd_kernel(const FwdParams p) {
     }
 
     // ---- epilogue: normalise, write out and lse ----
-    uint16_t* og = p.o + (static_cast<int64_t>(cur.bh) * T) * DH;
-    float* lg = p.lse + static_cast<int64_t>(cur.bh) * T;
+    // Output rows are relative to q_off (row i at i - q_off).
+    uint16_t* og = p.o + (static_cast<int64_t>(cur.bh) * (T - p.q_off)) * DH;
+    float* lg = p.lse + static_cast<int64_t>(cur.bh) * (T - p.q_off);
 #pragma unroll
     for (int mt = 0; mt < 2; ++mt) {
 #pragma unroll
@@ -489,13 +531,13 @@ __global__ void __launch_bounds__(kThreads) attn_fwd_kernel(const FwdParams p) {
         l += __shfl_xor_sync(0xffffffffu, l, 1);
         l += __shfl_xor_sync(0xffffffffu, l, 2);
         const int i = rowb + mt * 16 + h * 8;
-        if (i >= T) continue;
+        if (i >= T || i < p.q_off) continue;
         const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-        uint16_t* orow = og + static_cast<int64_t>(i) * DH + 2 * (lane & 3);
+        uint16_t* orow = og + static_cast<int64_t>(i - p.q_off) * DH + 2 * (lane & 3);
 #pragma unroll
         for (int d = 0; d < DH / 8; ++d)
           *reinterpret_cast<unsigned*>(orow + d * 8) = pack2<BF16>(o[mt][d][2 * h] * inv, o[mt][d][2 * h + 1] * inv);
-        if ((lane & 3) == 0) lg[i] = l > 0.0f ? m_run[mt][h] * 0.69314718055994531f + logf(l) : -INFINITY;
+        if ((lane & 3) == 0) lg[i - p.q_off] = l > 0.0f ? m_run[mt][h] * 0.69314718055994531f + logf(l) : -INFINITY;
       }
     }
     if (!has_next) break;

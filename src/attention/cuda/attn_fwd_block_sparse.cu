@@ -9,7 +9,7 @@ namespace bna::cuda {
 Status block_sparse_fwd(const AttnArgs& a, int64_t Bs, int64_t N, const int32_t* indptr, const int32_t* indices,
                         void* stream) {
   BNA_RETURN_IF_ERROR(detail::validate("block_sparse_fwd", a));
-  BNA_RETURN_IF_ERROR(detail::reject_kv_rows("block_sparse_fwd", a));
+  BNA_RETURN_IF_ERROR(detail::reject_cache_view("block_sparse_fwd", a));
   if (Bs < 1) return invalid_argument("block_sparse_fwd: Bs=" + std::to_string(Bs) + ", expected Bs >= 1");
   const int64_t want = (a.T + Bs - 1) / Bs;
   if (N != want)

@@ -8,7 +8,7 @@ namespace bna::cuda {
 
 Status gather_fwd(const AttnArgs& a, const int32_t* neigh_idx, int64_t D, void* stream) {
   BNA_RETURN_IF_ERROR(detail::validate("gather_fwd", a));
-  BNA_RETURN_IF_ERROR(detail::reject_kv_rows("gather_fwd", a));
+  BNA_RETURN_IF_ERROR(detail::reject_cache_view("gather_fwd", a));
   if (D < 1 || D > (int64_t{1} << 24))
     return invalid_argument("gather_fwd: D=" + std::to_string(D) + ", expected 1 <= D <= 2^24");
   if (neigh_idx == nullptr)

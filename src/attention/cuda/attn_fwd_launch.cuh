@@ -13,16 +13,16 @@
 #include "attention/cuda/attn_fwd_m16.cuh"
 #include "attention/cuda/cuda_check.cuh"
 #include "attention/cuda/cuda_config.hpp"
+#include "attention/cuda/kv_view.hpp"
 #include "attention/cuda/launch.hpp"
 
 namespace bna::cuda::detail {
 
-inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
-
 inline Status validate(const char* who, const AttnArgs& a) {
   const std::string w(who);
-  if (!a.q || !a.k || !a.v || !a.out || !a.lse)
-    return invalid_argument(w + ": q, k, v, out and lse must be non-null device pointers");
+  const bool paged = a.kv_pages != nullptr;
+  if (!a.q || (!paged && (!a.k || !a.v)) || !a.out || !a.lse)
+    return invalid_argument(w + ": q, k, v (or kv_pages), out and lse must be non-null device pointers");
   if (a.dtype != DType::kBF16 && a.dtype != DType::kF16)
     return invalid_argument(w + ": dtype=" + dtype_name(a.dtype) + ", expected bf16 or f16");
   if (a.dh != 64 && a.dh != 128)
@@ -38,8 +38,12 @@ inline Status validate(const char* who, const AttnArgs& a) {
   if (tiles * a.B * a.Hq > std::numeric_limits<int32_t>::max())
     return invalid_argument(w + ": B*Hq*ceil(T/64)=" + std::to_string(tiles * a.B * a.Hq) +
                             ", expected < 2^31 CTAs");
-  if (!aligned16(a.q) || !aligned16(a.k) || !aligned16(a.v) || !aligned16(a.out))
+  if (!aligned16(a.q) || (!paged && (!aligned16(a.k) || !aligned16(a.v))) || !aligned16(a.out))
     return invalid_argument(w + ": q, k, v and out must be 16-byte aligned");
+  if (a.q_offset < 0 || a.q_offset >= a.T)
+    return invalid_argument(w + ": q_offset=" + std::to_string(a.q_offset) + ", expected 0 <= q_offset < T=" +
+                            std::to_string(a.T));
+  BNA_RETURN_IF_ERROR(validate_pages(w, a.kv_pages, a.kv_page, a.kv_pages_stride, a.T));
   if (a.fwd_variant < 0 || a.fwd_variant > 2)
     return invalid_argument(w + ": fwd_variant=" + std::to_string(a.fwd_variant) + ", expected 0, 1 or 2");
   if (!(a.scale >= 0.0f) || !std::isfinite(a.scale))
@@ -50,11 +54,19 @@ inline Status validate(const char* who, const AttnArgs& a) {
   return Status::ok();
 }
 
-// For the kernels that index K/V with row stride T only (everything but dense and streams forward).
-inline Status reject_kv_rows(const char* who, const AttnArgs& a) {
-  if (a.kv_rows == 0 || a.kv_rows == a.T) return Status::ok();
-  return invalid_argument(std::string(who) + ": kv_rows=" + std::to_string(a.kv_rows) +
-                          ", expected 0 or T (only dense_causal_fwd and streams_fwd read a strided KV cache)");
+// For the kernels that read contiguous K/V [.., T, dh] with Tq == Tk only (everything but dense and
+// streams forward): kv_rows, q_offset and kv_pages are refused by name.
+inline Status reject_cache_view(const char* who, const AttnArgs& a) {
+  if (a.kv_rows != 0 && a.kv_rows != a.T)
+    return invalid_argument(std::string(who) + ": kv_rows=" + std::to_string(a.kv_rows) +
+                            ", expected 0 or T (only dense_causal_fwd and streams_fwd read a strided KV cache)");
+  if (a.q_offset != 0)
+    return invalid_argument(std::string(who) + ": q_offset=" + std::to_string(a.q_offset) +
+                            ", expected 0 (only dense_causal_fwd and streams_fwd take Tq < Tk)");
+  if (a.kv_pages != nullptr)
+    return invalid_argument(std::string(who) + ": kv_pages is set, expected nullptr (only dense_causal_fwd, "
+                            "streams_fwd and the decode kernels read a paged KV cache)");
+  return Status::ok();
 }
 
 // Grid: one CTA per item, or (persistent kernels) as many CTAs as fit on the device at once
@@ -82,12 +94,14 @@ Status launch_kernel(FwdParams p, int variant, int64_t T, cudaStream_t stream) {
   if (variant == 0) variant = T < 16384 ? 1 : 2;
   if (variant == 1) {
     static int resident = 0;
-    p.n_qtiles = static_cast<int>((T + kBr - 1) / kBr);
+    p.q_tile0 = p.q_off / kBr;
+    p.n_qtiles = static_cast<int>((T + kBr - 1) / kBr) - p.q_tile0;
     p.n_items = p.n_qtiles * p.BH;
     return launch_grid(attn_fwd_m16_kernel<DH, BF16, M>, smem_bytes_m16<DH>(), true, p, stream, resident);
   }
   static int resident = 0;
-  p.n_qtiles = static_cast<int>((T + kFwdBr - 1) / kFwdBr);
+  p.q_tile0 = p.q_off / kFwdBr;
+  p.n_qtiles = static_cast<int>((T + kFwdBr - 1) / kFwdBr) - p.q_tile0;
   p.n_items = p.n_qtiles * p.BH;
   return launch_grid(attn_fwd_kernel<DH, BF16, M>, smem_bytes<DH>(), kFwdPersistent, p, stream, resident);
 }
@@ -102,6 +116,14 @@ Status launch_fwd(const AttnArgs& a, int W, int S, const int32_t* extra, int C, 
   p.lse = a.lse;
   p.T = static_cast<int>(a.T);
   p.kv_rows = static_cast<int>(a.kv_rows > 0 ? a.kv_rows : a.T);
+  p.q_off = static_cast<int>(a.q_offset);
+  if (a.kv_pages != nullptr) {
+    p.pages = reinterpret_cast<const uint16_t* const*>(a.kv_pages);
+    p.pshift = page_shift(a.kv_page);
+    p.pmask = static_cast<int>(a.kv_page - 1);
+    p.page_stride = static_cast<int>(a.kv_pages_stride);
+    p.page_v = a.Hkv * a.kv_page * a.dh;
+  }
   p.Hq = static_cast<int>(a.Hq);
   p.Hkv = static_cast<int>(a.Hkv);
   p.group = static_cast<int>(a.Hq / a.Hkv);

@@ -38,8 +38,7 @@ __global__ void __launch_bounds__(kThreads) attn_fwd_m16_kernel(const FwdParams 
   auto load_q = [&](const Item& it, int q0) {
     for (int id = tid; id < kBr * CH; id += kThreads) {
       const int r = id / CH, c = id % CH;
-      const bool ok = q0 + r < T;
-      cp_async16(sQ + swz<DH>(r, c), ok ? it.qg + static_cast<int64_t>(q0 + r) * DH + c * 8 : it.qg, ok);
+      load_q_chunk<DH>(p, it, sQ + swz<DH>(r, c), q0 + r, c);
     }
   };
   auto load_tile = [&](const Item& it, const Schedule<M, kBr>& sc, int t, int stage) {
@@ -68,9 +67,11 @@ __global__ void __launch_bounds__(kThreads) attn_fwd_m16_kernel(const FwdParams 
         key = i < T ? it.ext[static_cast<int64_t>(i) * p.C + d.base] : -1;
         ok = key >= 0 && key < T;
       }
-      const int64_t off = ok ? static_cast<int64_t>(key) * DH + c * 8 : 0;
-      cp_async16(dk + swz<DH>(r, c), it.kg + off, ok);
-      cp_async16(dv + swz<DH>(r, c), it.vg + off, ok);
+      const uint16_t* kr = it.kg;
+      const uint16_t* vr = it.vg;
+      if (ok) kv_chunk<DH>(p, it, key, c, kr, vr);
+      cp_async16(dk + swz<DH>(r, c), kr, ok);
+      cp_async16(dv + swz<DH>(r, c), vr, ok);
     }
   };
 
@@ -231,21 +232,22 @@ __global__ void __launch_bounds__(kThreads) attn_fwd_m16_kernel(const FwdParams 
     }
 
     // ---- epilogue: normalise, write out and lse ----
-    uint16_t* og = p.o + (static_cast<int64_t>(cur.bh) * T) * DH;
-    float* lg = p.lse + static_cast<int64_t>(cur.bh) * T;
+    // Output rows are relative to q_off (row i at i - q_off).
+    uint16_t* og = p.o + (static_cast<int64_t>(cur.bh) * (T - p.q_off)) * DH;
+    float* lg = p.lse + static_cast<int64_t>(cur.bh) * (T - p.q_off);
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       float l = l_run[h];
       l += __shfl_xor_sync(0xffffffffu, l, 1);
       l += __shfl_xor_sync(0xffffffffu, l, 2);
       const int i = row_lo + h * 8;
-      if (i >= T) continue;
+      if (i >= T || i < p.q_off) continue;
       const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-      uint16_t* orow = og + static_cast<int64_t>(i) * DH + 2 * (lane & 3);
+      uint16_t* orow = og + static_cast<int64_t>(i - p.q_off) * DH + 2 * (lane & 3);
 #pragma unroll
       for (int d = 0; d < DH / 8; ++d)
         *reinterpret_cast<unsigned*>(orow + d * 8) = pack2<BF16>(o[d][2 * h] * inv, o[d][2 * h + 1] * inv);
-      if ((lane & 3) == 0) lg[i] = l > 0.0f ? m_run[h] * 0.69314718055994531f + logf(l) : -INFINITY;
+      if ((lane & 3) == 0) lg[i - p.q_off] = l > 0.0f ? m_run[h] * 0.69314718055994531f + logf(l) : -INFINITY;
     }
     if (!has_next) break;
     stage0 = (stage0 + sch.total) & 1;

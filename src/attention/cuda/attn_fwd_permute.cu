@@ -18,7 +18,7 @@ size_t permute_window_workspace_bytes(const AttnArgs& a, int64_t num_cycles, boo
 
 Status permute_window_fwd(const AttnArgs& a, const PermuteWindowArgs& pw, void* stream) {
   BNA_RETURN_IF_ERROR(detail::validate("permute_window_fwd", a));
-  BNA_RETURN_IF_ERROR(detail::reject_kv_rows("permute_window_fwd", a));
+  BNA_RETURN_IF_ERROR(detail::reject_cache_view("permute_window_fwd", a));
   if (pw.w < 0) return invalid_argument("permute_window_fwd: w=" + std::to_string(pw.w) + ", expected w >= 0");
   if (pw.num_cycles < 1 || pw.num_cycles > 4096)
     return invalid_argument("permute_window_fwd: num_cycles=" + std::to_string(pw.num_cycles) + ", expected 1..4096");

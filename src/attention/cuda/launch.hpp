@@ -37,6 +37,17 @@ struct AttnArgs {
   // cache of capacity N >= T passes N, so prefill runs on the cache's first T rows in place. Only
   // dense_causal_fwd and streams_fwd take kv_rows != 0; every other kernel rejects it.
   int64_t kv_rows = 0;
+  // Chunked prefill: the queries are the last T - q_offset positions (0 <= q_offset < T): q, out and
+  // lse hold [B, Hq, T - q_offset, ..] and query row r sits at absolute position q_offset + r; k, v
+  // (and the extras, indexed by absolute position) hold all T keys. Dense and streams forward only.
+  int64_t q_offset = 0;
+  // Paged K/V (kv_pages != nullptr; dense and streams forward, and the decode kernels): k and v are
+  // ignored; key j of batch b lives in the page kv_pages[b * kv_pages_stride + j / kv_page], a DEVICE
+  // array of DEVICE pointers, each page 16-byte aligned and laid out [2][Hkv][kv_page][dh] (K rows,
+  // then V rows), key j at row j % kv_page. kv_page: a power of two in [1, 2^20];
+  // kv_pages_stride >= ceil(T / kv_page). The extras stay [Hkv, kv_rows or T, C].
+  const void* const* kv_pages = nullptr;
+  int64_t kv_page = 0, kv_pages_stride = 0;
 };
 
 // True when the CUDA runtime reports at least one device (never an error: false on any failure).
@@ -98,6 +109,8 @@ struct DecodeArgs {
   DType dtype = DType::kBF16;
   float scale = 0.0f;
   int64_t kv_rows = 0;  // rows between KV heads in k, v and extra (0 = Tk; a cache passes its capacity)
+  const void* const* kv_pages = nullptr;  // paged K/V, as AttnArgs::kv_pages (k and v ignored)
+  int64_t kv_page = 0, kv_pages_stride = 0;
   void* workspace = nullptr;
   size_t workspace_bytes = 0;
 };

@@ -82,6 +82,14 @@ Status CudaModel::Impl::allocate_storage() {
   const Config& c = cfg;
   const CompressedOptions& co = attn.compressed;
   const size_t row = static_cast<size_t>(c.n_kv_heads * c.head_dim) * 2;
+  release_pages();
+  if (attn.kv_page != page) {  // a new page size: the old slabs cannot serve it
+    free_pages.clear();
+    slabs.clear();
+    slab_pages = 0;
+    page = attn.kv_page;
+    page_bytes = 2 * row * static_cast<size_t>(page);
+  }
   R = std::min(std::max(co.tail, co.block), capacity);
   n_sum = std::max<int64_t>(0, capacity - co.tail) / co.block;
   max_route = 0;
@@ -89,11 +97,25 @@ Status CudaModel::Impl::allocate_storage() {
   for (int64_t li = 0; li < c.layers; ++li) {
     CudaLayer& l = layers[static_cast<size_t>(li)];
     const bool cmp = wants_compressed(li);
+    l.paged = !cmp && wants_paged(li);
+    if (l.paged) {
+      l.k_cache = DeviceBuffer();
+      l.v_cache = DeviceBuffer();
+      l.page_host.assign(static_cast<size_t>((capacity + page - 1) / page), nullptr);
+      if (l.page_table.bytes() != l.page_host.size() * sizeof(uint16_t*)) {
+        l.page_table = DeviceBuffer();
+        BNA_RETURN_IF_ERROR(l.page_table.allocate(l.page_host.size() * sizeof(uint16_t*)));
+      }
+    } else {
+      l.page_host.clear();
+      l.page_table = DeviceBuffer();
+    }
     if (!cmp) {
       l.ring_k = DeviceBuffer(); l.ring_v = DeviceBuffer(); l.sum_k = DeviceBuffer(); l.sum_v = DeviceBuffer();
       l.r_indptr = DeviceBuffer(); l.r_indices = DeviceBuffer();
       l.routing = topo::BlockSparseLayout();
       l.compressed = false;
+      if (l.paged) continue;
       const size_t bytes = row * static_cast<size_t>(capacity);
       if (l.k_cache.bytes() != bytes) {
         l.k_cache = DeviceBuffer();  // free first: old and new need not fit together
@@ -137,6 +159,35 @@ Status CudaModel::Impl::allocate_storage() {
     kfull = DeviceBuffer(); vfull = DeviceBuffer(); cmp_ws = DeviceBuffer();
   }
   return Status::ok();
+}
+
+// Takes pages from the pool until layer l's pages cover tokens [0, tokens) and uploads the new table
+// entries. A new slab holds at least the pages this call needs, else an eighth of the pool (16 to
+// 1024 pages), so the pool overshoots what is in use by a bounded fraction.
+Status CudaModel::Impl::pages_for(CudaLayer& l, int64_t tokens) {
+  const int64_t need = (tokens + page - 1) / page, first = l.pages_used;
+  while (l.pages_used < need) {
+    if (free_pages.empty()) {
+      const int64_t count = std::max(need - l.pages_used, std::clamp<int64_t>(slab_pages / 8, 16, 1024));
+      DeviceBuffer slab;
+      BNA_RETURN_IF_ERROR(slab.allocate(static_cast<size_t>(count) * page_bytes));
+      for (int64_t i = count - 1; i >= 0; --i)
+        free_pages.push_back(slab.as<uint16_t>() + static_cast<size_t>(i) * (page_bytes / sizeof(uint16_t)));
+      slabs.push_back(std::move(slab));
+      slab_pages += count;
+    }
+    l.page_host[static_cast<size_t>(l.pages_used++)] = free_pages.back();
+    free_pages.pop_back();
+  }
+  if (l.pages_used == first) return Status::ok();
+  return bna::cuda::copy_to_device(l.page_table.as<uint16_t*>() + first, &l.page_host[static_cast<size_t>(first)],
+                                   static_cast<size_t>(l.pages_used - first) * sizeof(uint16_t*));
+}
+
+void CudaModel::Impl::release_pages() {
+  for (CudaLayer& l : layers) {
+    while (l.pages_used > 0) free_pages.push_back(l.page_host[static_cast<size_t>(--l.pages_used)]);
+  }
 }
 
 // One compressed layer (q in place, k / v written by qkv_rope): at position 0 the runtime's compressed
@@ -230,14 +281,24 @@ Status CudaModel::Impl::grow_work(int64_t n, int64_t rows_out) {
   return Status::ok();
 }
 
+// Dense or streams attention of the call's n queries (positions p0 ..) over the cache: the split-K
+// decode kernels for up to 64 query rows per KV head after position 0, else the forward kernels with
+// q_offset = p0 (prefill, one-shot or chunked).
 Status CudaModel::Impl::attention(CudaLayer& l, bool sparse_layer, int64_t p0, int64_t n) {
   const Config& c = cfg;
   const int64_t W = std::min<int64_t>(attn.window, p0 + n), Sd = attn.landmark_stride;
-  if (p0 == 0) {
+  const auto* table = reinterpret_cast<const void* const*>(l.page_table.get());
+  const int64_t n_table = static_cast<int64_t>(l.page_host.size());
+  if (p0 == 0 || (c.n_heads / c.n_kv_heads) * n > 64) {
     bna::cuda::AttnArgs a;
     a.q = q.get(); a.k = l.k_cache.get(); a.v = l.v_cache.get(); a.out = o.get(); a.lse = lse.as<float>();
-    a.B = 1; a.Hq = c.n_heads; a.Hkv = c.n_kv_heads; a.T = n; a.dh = c.head_dim; a.dtype = DType::kBF16;
+    a.B = 1; a.Hq = c.n_heads; a.Hkv = c.n_kv_heads; a.T = p0 + n; a.dh = c.head_dim; a.dtype = DType::kBF16;
     a.kv_rows = capacity;
+    a.q_offset = p0;
+    if (l.paged) {
+      a.k = a.v = nullptr;
+      a.kv_pages = table; a.kv_page = page; a.kv_pages_stride = n_table;
+    }
     return sparse_layer ? bna::cuda::streams_fwd(a, W, Sd, extra_dev.as<int32_t>(), E)
                         : bna::cuda::dense_causal_fwd(a);
   }
@@ -245,6 +306,10 @@ Status CudaModel::Impl::attention(CudaLayer& l, bool sparse_layer, int64_t p0, i
   a.q = q.get(); a.k = l.k_cache.get(); a.v = l.v_cache.get(); a.out = o.get(); a.lse = lse.as<float>();
   a.B = 1; a.Hq = c.n_heads; a.Hkv = c.n_kv_heads; a.Tq = n; a.Tk = p0 + n; a.dh = c.head_dim; a.dtype = DType::kBF16;
   a.kv_rows = capacity;
+  if (l.paged) {
+    a.k = a.v = nullptr;
+    a.kv_pages = table; a.kv_page = page; a.kv_pages_stride = n_table;
+  }
   const size_t need = bna::cuda::decode_workspace_bytes(a, !sparse_layer, W, Sd, E);
   BNA_RETURN_IF_ERROR(ensure(dec_ws, need));
   a.workspace = dec_ws.get();
@@ -267,7 +332,11 @@ size_t CudaModel::graph_bytes() const {
   return b;
 }
 size_t CudaModel::device_bytes() const {
-  return impl_->weight_bytes() + impl_->cache_bytes() + impl_->extra_dev.bytes() + impl_->work_bytes();
+  const Impl& M = *impl_;
+  size_t pages_in_use = 0;
+  for (const CudaLayer& l : M.layers) pages_in_use += static_cast<size_t>(l.pages_used) * M.page_bytes;
+  // cache_bytes counts the pages in use; the pool holds them plus its free pages and the tables.
+  return M.weight_bytes() + M.cache_bytes() - pages_in_use + M.pool_bytes() + M.extra_dev.bytes() + M.work_bytes();
 }
 
 Status CudaModel::set_attention(const AttentionOptions& o) {
@@ -279,6 +348,9 @@ Status CudaModel::set_attention(const AttentionOptions& o) {
   for (int64_t l : o.dense_layers)
     if (l < 0 || l >= impl_->cfg.layers)
       return invalid_argument("attention: dense layer " + S(l) + " out of range [0, " + S(impl_->cfg.layers) + ")");
+  if (o.kv_page < 0 || o.kv_page > (int64_t{1} << 20) || (o.kv_page & (o.kv_page - 1)) != 0)
+    return invalid_argument("attention: kv_page=" + S(o.kv_page) +
+                            ", expected 0 (contiguous) or a power of two <= 2^20 (the CUDA page tables)");
   const CompressedOptions& co = o.compressed;
   if (o.kind == AttnKind::kCompressed) {
     if (co.tail < 1 || co.block < 1 || co.partner_count < 0 || co.local_blocks < 0 || co.sink_count < 0)
@@ -292,12 +364,15 @@ Status CudaModel::set_attention(const AttentionOptions& o) {
   const AttentionOptions old = M.attn;
   M.attn = o;
   bool storage_changes = false;
-  for (int64_t li = 0; li < M.cfg.layers; ++li)
-    storage_changes |= M.layers[static_cast<size_t>(li)].compressed != M.wants_compressed(li);
+  for (int64_t li = 0; li < M.cfg.layers; ++li) {
+    const CudaLayer& l = M.layers[static_cast<size_t>(li)];
+    storage_changes |= l.compressed != M.wants_compressed(li) || l.paged != M.wants_paged(li) ||
+                       (l.paged && o.kv_page != M.page);
+  }
   if (storage_changes && M.pos > 0) {
     M.attn = old;
-    return unimplemented("attention: switching layers to or from compressed with " + S(M.pos) +
-                         " tokens cached; the CUDA model does that on an empty cache (reset first)");
+    return unimplemented("attention: switching layers to or from compressed or paged storage (or the page size) with " +
+                         S(M.pos) + " tokens cached; the CUDA model does that on an empty cache (reset first)");
   }
   if (storage_changes || o.kind == AttnKind::kCompressed) BNA_RETURN_IF_ERROR(M.allocate_storage());
   return M.rebuild_graphs();
@@ -310,6 +385,7 @@ Status CudaModel::reset(int64_t cap) {
     return invalid_argument("model: KV capacity " + S(cap) + ", expected 1 <= capacity <= 2^30");
   (void)c;
   M.pos = 0;
+  M.release_pages();
   if (cap != M.capacity || M.n_compressed > 0) {
     M.capacity = cap;
     BNA_RETURN_IF_ERROR(M.allocate_storage());
@@ -317,8 +393,34 @@ Status CudaModel::reset(int64_t cap) {
   return M.rebuild_graphs();
 }
 
-Expected<std::vector<float>> CudaModel::forward(std::span<const int32_t> ids, bool all_logits) {
-  return impl_->forward(ids, all_logits, nullptr);
+Expected<std::vector<float>> CudaModel::forward(std::span<const int32_t> ids, bool all_logits, int64_t chunk) {
+  return impl_->forward_chunked(ids, all_logits, chunk);
+}
+
+// Model::forward's chunking: everything that can fail on the whole input is checked before the first
+// chunk, so an error leaves the cache as it was.
+Expected<std::vector<float>> CudaModel::Impl::forward_chunked(std::span<const int32_t> ids, bool all_logits,
+                                                             int64_t chunk) {
+  const int64_t n_all = static_cast<int64_t>(ids.size());
+  if (chunk < 0) return invalid_argument("model: chunk=" + S(chunk) + ", expected >= 0 (0 = one call)");
+  if (chunk == 0 || chunk >= n_all) return forward(ids, all_logits, nullptr);
+  if (pos + n_all > capacity)
+    return invalid_argument("model: " + S(n_all) + " tokens do not fit the KV cache (" + S(pos) + " of " +
+                            S(capacity) + " used)");
+  for (int64_t i = 0; i < n_all; ++i)
+    if (ids[i] < 0 || ids[i] >= cfg.vocab)
+      return invalid_argument("model: token id " + S(ids[i]) + " at " + S(i) + " out of range [0, " + S(cfg.vocab) + ")");
+  if (n_compressed > 0 && chunk > 1)
+    return unimplemented("cuda model: chunk=" + S(chunk) +
+                         " with compressed layers; they take a prompt in one call at position 0, then one token per call");
+  std::vector<float> out;
+  for (int64_t s0 = 0; s0 < n_all; s0 += chunk) {
+    const int64_t e = std::min(n_all, s0 + chunk);
+    BNA_ASSIGN_OR_RETURN(std::vector<float> part, forward(ids.subspan(static_cast<size_t>(s0), static_cast<size_t>(e - s0)),
+                                                          all_logits, nullptr));
+    if (all_logits || e == n_all) out.insert(out.end(), part.begin(), part.end());
+  }
+  return out;
 }
 
 Expected<int32_t> CudaModel::forward_greedy(std::span<const int32_t> ids) {
@@ -340,11 +442,7 @@ Expected<std::vector<float>> CudaModel::Impl::forward(std::span<const int32_t> i
   for (int64_t i = 0; i < n; ++i)
     if (ids[i] < 0 || ids[i] >= c.vocab)
       return invalid_argument("model: token id " + S(ids[i]) + " at " + S(i) + " out of range [0, " + S(c.vocab) + ")");
-  const int64_t G = c.n_heads / c.n_kv_heads, p0 = M.pos, Tk = p0 + n;
-  if (p0 > 0 && G * n > 64)
-    return unimplemented("cuda model: " + S(n) + " tokens at position " + S(p0) +
-                         " (chunked prefill); the CUDA backend takes a prompt in one call at position 0, then at most " +
-                         S(64 / G) + " tokens per call");
+  const int64_t p0 = M.pos, Tk = p0 + n;
   if (p0 > 0 && n > 1 && M.n_compressed > 0)
     return unimplemented("cuda model: " + S(n) + " tokens at position " + S(p0) +
                          "; compressed layers decode one token per call on the CUDA backend");
@@ -361,6 +459,8 @@ Expected<std::vector<float>> CudaModel::Impl::forward(std::span<const int32_t> i
     }
   } sync{M};
   if (butterfly) BNA_RETURN_IF_ERROR(M.append_graph_rows(p0, n));
+  for (CudaLayer& l : M.layers)
+    if (l.paged) BNA_RETURN_IF_ERROR(M.pages_for(l, Tk));
   const bool sparse = butterfly && Tk > M.attn.window + 1;
   if (M.n_compressed > 0 && p0 > 0) {  // this step's routed blocks, per compressed layer
     const int64_t cut = std::max<int64_t>(0, p0 - M.attn.compressed.tail + 1), Bs = M.attn.compressed.block;
@@ -392,7 +492,10 @@ Expected<std::vector<float>> CudaModel::Impl::forward(std::span<const int32_t> i
     qa.k_cache = l.k_cache.as<uint16_t>();
     qa.v_cache = l.v_cache.as<uint16_t>();
     qa.n = n; qa.Hq = Hq; qa.Hkv = Hkv; qa.dh = dh; qa.cap = M.capacity; qa.p0 = p0; qa.rotary_dim = c.rotary_dim;
-    if (l.compressed && p0 == 0) {  // the prompt's K/V, whole, for the compressed kernel
+    if (l.paged) {
+      qa.pages = l.page_table.as<uint16_t*>();
+      qa.page = M.page;
+    } else if (l.compressed && p0 == 0) {  // the prompt's K/V, whole, for the compressed kernel
       qa.k_cache = M.kfull.as<uint16_t>();
       qa.v_cache = M.vfull.as<uint16_t>();
       qa.cap = n;

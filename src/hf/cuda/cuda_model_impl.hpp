@@ -39,6 +39,12 @@ struct CudaLayer {
   DeviceBuffer bqkv, bo, q_norm, k_norm;            // f32, empty when the family has none
   DeviceBuffer ln1, ln2, post_attn, post_mlp;       // f32 [C]
   DeviceBuffer k_cache, v_cache;                    // bf16 [Hkv, capacity, dh] (dense / Butterfly layers)
+  // Paged dense layer (AttentionOptions::kv_page): its pages in token order (host copy of the table)
+  // and the device table [ceil(capacity / P)] of page pointers; k_cache / v_cache stay empty.
+  bool paged = false;
+  std::vector<uint16_t*> page_host;
+  int64_t pages_used = 0;
+  DeviceBuffer page_table;
   // Compressed layer: the two pools instead of the cache, and its routing (H = 1) on host and device.
   bool compressed = false;
   DeviceBuffer ring_k, ring_v;                      // bf16 [Hkv, R, dh], token p in row p mod R
@@ -65,6 +71,12 @@ struct CudaModel::Impl {
   std::vector<int32_t> route_host;  // [n_compressed, max_route] routed blocks of this decode step
   std::vector<int64_t> route_len;   // [n_compressed]
   DeviceBuffer route_dev, scratch_k, scratch_v, kfull, vfull, cmp_ws;
+  // Page pool of the paged dense layers: page_bytes each, carved from slabs, free pages on a stack.
+  int64_t page = 0;          // tokens per page of the current storage (0: nothing paged)
+  size_t page_bytes = 0;
+  std::vector<DeviceBuffer> slabs;
+  std::vector<uint16_t*> free_pages;
+  int64_t slab_pages = 0;    // pages in all slabs
   // Activations, grown to the longest call.
   DeviceBuffer ids, x, h, qkv, q, o, ot, gu, act, tmp, lse, logits, dec_ws;
 
@@ -79,7 +91,13 @@ struct CudaModel::Impl {
   size_t cache_bytes() const {
     size_t b = 0;
     for (const CudaLayer& l : layers)
-      b += l.k_cache.bytes() + l.v_cache.bytes() + l.ring_k.bytes() + l.ring_v.bytes() + l.sum_k.bytes() + l.sum_v.bytes();
+      b += l.k_cache.bytes() + l.v_cache.bytes() + l.ring_k.bytes() + l.ring_v.bytes() + l.sum_k.bytes() + l.sum_v.bytes() +
+           static_cast<size_t>(l.pages_used) * page_bytes;
+    return b;
+  }
+  size_t pool_bytes() const {  // slabs reserved, plus the page tables
+    size_t b = static_cast<size_t>(slab_pages) * page_bytes;
+    for (const CudaLayer& l : layers) b += l.page_table.bytes();
     return b;
   }
   size_t routing_bytes() const {
@@ -94,15 +112,20 @@ struct CudaModel::Impl {
       b += d->bytes();
     return b + blas.workspace_bytes();
   }
-  bool wants_compressed(int64_t li) const {
-    return attn.kind == AttnKind::kCompressed &&
-           std::find(attn.dense_layers.begin(), attn.dense_layers.end(), li) == attn.dense_layers.end();
+  bool listed_dense(int64_t li) const {
+    return std::find(attn.dense_layers.begin(), attn.dense_layers.end(), li) != attn.dense_layers.end();
   }
+  bool wants_compressed(int64_t li) const { return attn.kind == AttnKind::kCompressed && !listed_dense(li); }
+  // Paged layers: the dense ones (every layer of a dense model, the listed ones otherwise).
+  bool wants_paged(int64_t li) const { return attn.kv_page > 0 && (attn.kind == AttnKind::kDense || listed_dense(li)); }
 
   Status allocate_storage();
+  Status pages_for(CudaLayer& l, int64_t tokens);  // the layer's pages cover tokens [0, tokens)
+  void release_pages();                            // every layer's pages back to the pool
   Status compressed_attention(CudaLayer& l, int64_t p0, int64_t n);
 
   Expected<std::vector<float>> forward(std::span<const int32_t> ids, bool all_logits, int32_t* greedy);
+  Expected<std::vector<float>> forward_chunked(std::span<const int32_t> ids, bool all_logits, int64_t chunk);
   Status rebuild_graphs();
   Status append_graph_rows(int64_t p0, int64_t n);
   Status grow_work(int64_t n, int64_t rows_out);

@@ -128,6 +128,8 @@ __global__ void qkv_rope_kernel(const QkvArgs a) {
   uint16_t* dst;
   const int64_t row = a.ring > 0 ? (a.p0 + t) % a.ring : a.p0 + t;
   if (is_q) dst = a.q + (h * a.n + t) * a.dh;
+  else if (a.pages != nullptr)  // page [2][Hkv][P][dh]: K head h - Hq, V head h - Hq - Hkv after the K rows
+    dst = a.pages[row / a.page] + ((h - a.Hq) * a.page + row % a.page) * a.dh;
   else if (is_k) dst = a.k_cache + ((h - a.Hq) * a.cap + row) * a.dh;
   else dst = a.v_cache + ((h - a.Hq - a.Hkv) * a.cap + row) * a.dh;
   for (int j = lane; j < dh; j += 32) dst[j] = f2bf(v[j]);
@@ -277,6 +279,9 @@ Status qkv_rope(const QkvArgs& a, void* stream) {
       (a.rotary_dim > 0 && a.inv_freq == nullptr))
     return bad("qkv_rope", "dh=" + std::to_string(a.dh) + " rotary_dim=" + std::to_string(a.rotary_dim) +
                                ", expected even dh <= 256 and even rotary_dim <= dh (with inv_freq)");
+  if (a.pages != nullptr && (a.page < 1 || a.ring != 0))
+    return bad("qkv_rope", "page=" + std::to_string(a.page) + " ring=" + std::to_string(a.ring) +
+                               ", expected a page of >= 1 rows and no ring with a page table");
   if (a.n < 1 || a.p0 < 0 || (a.ring == 0 && a.p0 + a.n > a.cap) || (a.ring > 0 && (a.ring != a.cap || a.n > a.ring)))
     return bad("qkv_rope", "n=" + std::to_string(a.n) + " at p0=" + std::to_string(a.p0) + " in a cache of " +
                                std::to_string(a.cap) + " rows (ring " + std::to_string(a.ring) + ")");

@@ -40,6 +40,11 @@ struct QkvArgs {
   uint16_t* v_cache = nullptr;
   int64_t n = 0, Hq = 0, Hkv = 0, dh = 0, cap = 0, p0 = 0, rotary_dim = 0;
   int64_t ring = 0;  // > 0: the cache is a ring of that many rows; token p goes to row p mod ring
+  // Paged cache (pages != null; k_cache / v_cache unused): token p goes to row p % page of the page
+  // pages[p / page] (DEVICE table of device pointers), laid out [2][Hkv][page][dh] (K, then V);
+  // cap still bounds p0 + n (the table's reach).
+  uint16_t* const* pages = nullptr;
+  int64_t page = 0;
   bool interleaved = false;
   float eps = 1e-6f;
 };
