@@ -3,8 +3,9 @@
 // the results must be bit-identical to the same kernels on contiguous tensors with Tq == Tk (which
 // the other tests check against float64):
 //  - q_offset = p0: out / lse rows equal rows p0.. of the full forward over all T keys;
-//  - paged: K/V scattered over pages in a shuffled pool whose unused rows are NaN (a read of a wrong
-//    row or page shows up as NaN or a mismatch) equal the contiguous K/V.
+//  - paged (dense forward and decode; streams forward refuses pages): K/V scattered over pages in a
+//    shuffled pool whose unused rows are NaN (a read of a wrong row or page shows up as NaN or a
+//    mismatch) equal the contiguous K/V.
 // And the arguments are checked: a bad q_offset or page size, a short table stride, and q_offset or
 // pages on a kernel that does not take them.
 #include <gtest/gtest.h>
@@ -137,6 +138,11 @@ Out forward(const Problem& p, bool dense, int variant, int64_t q_off, const Page
     a.kv_pages_stride = pg->stride;
   }
   const bna::Status st = dense ? bna::cuda::dense_causal_fwd(a) : bna::cuda::streams_fwd(a, kW, kS, ex.as<int32_t>(), kE);
+  if (!dense && pg != nullptr) {  // streams forward takes no pages
+    EXPECT_EQ(st.code(), bna::StatusCode::kInvalidArgument) << st.to_string();
+    EXPECT_NE(st.message().find("kv_pages"), std::string::npos) << st.to_string();
+    return {};
+  }
   EXPECT_TRUE(st.is_ok()) << st.to_string();
   EXPECT_TRUE(bna::cuda::device_synchronize().is_ok());
   return {download<uint16_t>(o, qs.size()), download<float>(lse, static_cast<size_t>(p.B * p.Hq * Tq))};
@@ -189,6 +195,11 @@ TEST_P(CacheViews, PagedEqualsContiguous) {
   if (!bna::cuda::device_available()) GTEST_SKIP() << "no CUDA device";
   const FwdCase c = GetParam();
   const Problem p(c.B, c.Hq, c.Hkv, c.T, c.dh, static_cast<uint64_t>(c.T * 11 + c.dh + c.variant));
+  if (!c.dense) {  // refused by name (checked inside forward)
+    const Paged pg(p, 16, 1);
+    EXPECT_TRUE(forward(p, false, c.variant, 0, &pg).o.empty());
+    return;
+  }
   const Out full = forward(p, c.dense, c.variant, 0, nullptr);
   for (int64_t P : {int64_t{1}, int64_t{16}, int64_t{64}, int64_t{256}}) {
     const Paged pg(p, P, static_cast<uint64_t>(P + c.T));

@@ -10,7 +10,7 @@ namespace bna::cuda::detail {
 template <int DH>
 constexpr int smem_bytes_m16() { return (kBr + 4 * kBc) * DH * 2; }
 
-template <int DH, bool BF16, Mode M>
+template <int DH, bool BF16, Mode M, bool PAGED>
 __global__ void __launch_bounds__(kThreads) attn_fwd_m16_kernel(const FwdParams p) {
   constexpr int CH = DH / 8;  // 16-byte chunks per row
   extern __shared__ __align__(128) uint16_t smem[];
@@ -69,7 +69,7 @@ __global__ void __launch_bounds__(kThreads) attn_fwd_m16_kernel(const FwdParams 
       }
       const uint16_t* kr = it.kg;
       const uint16_t* vr = it.vg;
-      if (ok) kv_chunk<DH>(p, it, key, c, kr, vr);
+      if (ok) kv_chunk<DH, PAGED>(p, it, key, c, kr, vr);
       cp_async16(dk + swz<DH>(r, c), kr, ok);
       cp_async16(dv + swz<DH>(r, c), vr, ok);
     }

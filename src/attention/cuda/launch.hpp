@@ -41,11 +41,11 @@ struct AttnArgs {
   // lse hold [B, Hq, T - q_offset, ..] and query row r sits at absolute position q_offset + r; k, v
   // (and the extras, indexed by absolute position) hold all T keys. Dense and streams forward only.
   int64_t q_offset = 0;
-  // Paged K/V (kv_pages != nullptr; dense and streams forward, and the decode kernels): k and v are
+  // Paged K/V (kv_pages != nullptr; dense_causal_fwd and the decode kernels): k and v are
   // ignored; key j of batch b lives in the page kv_pages[b * kv_pages_stride + j / kv_page], a DEVICE
   // array of DEVICE pointers, each page 16-byte aligned and laid out [2][Hkv][kv_page][dh] (K rows,
   // then V rows), key j at row j % kv_page. kv_page: a power of two in [1, 2^20];
-  // kv_pages_stride >= ceil(T / kv_page). The extras stay [Hkv, kv_rows or T, C].
+  // kv_pages_stride >= ceil(T / kv_page). The decode extras stay [Hkv, kv_rows or Tk, C].
   const void* const* kv_pages = nullptr;
   int64_t kv_page = 0, kv_pages_stride = 0;
 };
