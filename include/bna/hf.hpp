@@ -22,7 +22,9 @@
 // * KV cache: contiguous [Hkv, capacity, dh] per dense / Butterfly layer; a compressed layer keeps only
 //   two pools (src/hf/compressed_cache.hpp): a raw ring of max(L, Bs) rows and the block means
 //   [Hkv, (capacity - L) / Bs, dh], O(L + T/Bs) rows per KV head. Capacity fixed at reset(); a prompt
-//   longer than the capacity is an error, never a silent truncation.
+//   longer than the capacity is an error, never a silent truncation. With AttentionOptions::kv_page
+//   = P > 0 the dense layers keep K/V in pages of P tokens from a per-model pool instead, taken as the
+//   cache fills, and attend over the pages in place (src/hf/paged_kv.hpp; same logits bit for bit).
 #pragma once
 
 #include <cstdint>
@@ -126,7 +128,9 @@ class Model {
   // compressed tail L < 1, block Bs < 1, negative partner/local/sink counts, an unknown partner rule.
   // With tokens in the cache, switching keeps them: Butterfly graphs are rebuilt, full caches are
   // compressed into the two pools; a compressed layer cannot go back to a full cache (its old raw rows
-  // are gone): kInvalidArgument, reset() first. On any error the options are unchanged.
+  // are gone): kInvalidArgument, reset() first. kv_page < 0 is kInvalidArgument; changing kv_page or
+  // which layers are dense copies the cached tokens between contiguous buffers and pages. On any error
+  // the options are unchanged.
   Status set_attention(const AttentionOptions& opt);
   const AttentionOptions& attention() const;
 
@@ -137,6 +141,7 @@ class Model {
   int64_t capacity() const;
   // Bytes the KV cache holds: full caches 2*Hkv*capacity*dh f32 per dense / Butterfly layer, and per
   // compressed layer its two pools, 2*Hkv*(max(L, Bs) + (capacity - L)/Bs)*dh f32 (allocated at reset).
+  // A paged dense layer (kv_page = P > 0) holds 2*Hkv*P*dh f32 per page in use: ceil(position() / P).
   size_t kv_bytes() const;
   size_t graph_bytes() const;  // Butterfly decode graphs and compressed routing layouts (0 for dense)
 

@@ -1,5 +1,6 @@
-// The one decoder path for every supported family (see include/bna/hf.hpp), its KV cache (full, or
-// the compressed layers' two pools of src/hf/compressed_cache.hpp), sampling and generation.
+// The one decoder path for every supported family (see include/bna/hf.hpp), its KV cache (full, paged
+// for dense layers with kv_page > 0 (src/hf/paged_kv.hpp), or the compressed layers' two pools of
+// src/hf/compressed_cache.hpp), sampling and generation.
 #include <cblas.h>
 
 #include <algorithm>
@@ -20,6 +21,7 @@
 #include "bna/tensor.hpp"
 #include "bna/topology.hpp"
 #include "hf/compressed_cache.hpp"
+#include "hf/paged_kv.hpp"
 
 namespace bna::hf {
 
@@ -28,7 +30,10 @@ struct Layer {
   std::vector<float> wq, wk, wv, wo, bq, bk, bv, bo;  // W [out, in]
   std::vector<float> q_norm, k_norm;
   std::vector<float> w_gate, w_up, w_down, b_up, b_down;  // GELU MLP: w_up = c_fc, w_down = c_proj
-  std::vector<float> k_cache, v_cache;                     // [Hkv, capacity, dh]; empty when pooled
+  std::vector<float> k_cache, v_cache;                     // [Hkv, capacity, dh]; empty when pooled or paged
+  // Paged dense layer (AttentionOptions::kv_page > 0): its page table into ModelWeights::pages.
+  bool paged = false;
+  detail::PageTable pages;
   // Compressed layers: the block routing (H = 1, built for the capacity), and the two pools unless
   // the options ask for the full-K/V reference mode.
   topo::BlockSparseLayout routing;
@@ -42,6 +47,7 @@ struct ModelWeights {
   std::vector<float> inv_freq;  // [rotary_dim / 2]
   AttentionOptions attn;
   int64_t capacity = 0, pos = 0;
+  detail::KvPagePool pages;  // pages of attn.kv_page tokens for the paged dense layers
   // Butterfly: one incremental graph per KV head (head h seeded head_seed(seed, h), so its draws are
   // those of head h of a multi-head DecodeGraph) holding every token in the cache. Row i is used as it
   // is right after token i was appended (its "snapshot"), in prefill and in decode alike. Per head, so
@@ -205,6 +211,13 @@ bool is_compressed(const AttentionOptions& a, int64_t li) {
 bool uses_pools(const AttentionOptions& a, int64_t li) {
   return is_compressed(a, li) && !a.compressed.full_kv_reference;
 }
+// Dense layers page their K/V when kv_page > 0; Butterfly and compressed layers never do.
+bool uses_pages(const AttentionOptions& a, int64_t li) {
+  return a.kv_page > 0 && !is_compressed(a, li) && (a.kind == AttnKind::kDense || listed_dense(a, li));
+}
+detail::KvPagePool make_page_pool(const Config& c, int64_t kv_page) {
+  return kv_page > 0 ? detail::KvPagePool(c.n_kv_heads, c.head_dim, kv_page) : detail::KvPagePool();
+}
 
 // The routing of every compressed layer of `a` for a cache of `cap` tokens (empty for other layers);
 // a layer's stage is its ordinal among the compressed layers.
@@ -287,7 +300,7 @@ size_t Model::kv_bytes() const {
     b += (l.k_cache.size() + l.v_cache.size()) * sizeof(float);
     if (l.pools) b += l.pools->bytes();
   }
-  return b;
+  return b + w_->pages.bytes();
 }
 
 size_t Model::graph_bytes() const {
@@ -445,6 +458,8 @@ Status Model::set_attention(const AttentionOptions& o) {
                             std::to_string(o.landmark_stride) + " num_cycles=" + std::to_string(o.num_cycles) +
                             ", expected window >= 0, landmark_stride >= 0, num_cycles >= 1");
   }
+  if (o.kv_page < 0)
+    return invalid_argument("attention: kv_page=" + std::to_string(o.kv_page) + ", expected >= 0 (0 = contiguous)");
   for (int64_t l : o.dense_layers) {
     if (l < 0 || l >= w_->cfg.layers) {
       return invalid_argument("attention: dense layer " + std::to_string(l) + " out of range [0, " +
@@ -477,25 +492,67 @@ Status Model::set_attention(const AttentionOptions& o) {
       return invalid_argument("attention: layer " + std::to_string(li) + " holds a compressed cache (L=" +
                                  std::to_string(l.pools->L) + ", Bs=" + std::to_string(l.pools->Bs) + ") of " +
                                  std::to_string(W.pos) + " tokens whose older raw rows are gone; it cannot become " +
-                                 (uses_pools(o, li) ? "a compressed cache of other L/Bs" : "a full cache") +
+                                 (uses_pools(o, li)   ? "a compressed cache of other L/Bs"
+                                  : uses_pages(o, li) ? "a paged cache"
+                                                      : "a full cache") +
                                  " mid-sequence (reset() first)");
     }
   }
   const Config& c = W.cfg;
+  // Each layer's storage moves to the one `o` asks for (full, paged, two pools), keeping its tokens.
+  // A new page size takes a new pool; the old one is empty once every paged layer has moved.
+  const bool new_pages = o.kv_page != W.attn.kv_page;
+  detail::KvPagePool fresh = new_pages ? make_page_pool(c, o.kv_page) : detail::KvPagePool();
+  detail::KvPagePool& target_pool = new_pages ? fresh : W.pages;
+  // A paged layer's tokens as a contiguous [Hkv, pos, dh] copy (moves out of the pages).
+  auto unpage = [&](Layer& l, std::vector<float>& k, std::vector<float>& v) {
+    k.assign(static_cast<size_t>(c.n_kv_heads * W.pos * c.head_dim), 0.0f);
+    v.assign(k.size(), 0.0f);
+    detail::paged_to_full(W.pages, l.pages, k.data(), v.data(), W.pos, W.pos);
+  };
+  auto drop_pages = [&](Layer& l) {
+    detail::paged_truncate(W.pages, l.pages, 0);
+    l.paged = false;
+  };
   for (int64_t li = 0; li < c.layers; ++li) {
     Layer& l = W.layers[li];
     l.routing = std::move(routing[li]);
     if (uses_pools(o, li)) {
       if (l.pools && same_pools(*l.pools)) continue;
       l.pools = detail::make_pools(c.n_kv_heads, c.head_dim, W.capacity, co);
-      if (W.pos > 0) detail::pools_from_full(*l.pools, l.k_cache.data(), l.v_cache.data(), W.capacity, W.pos);
+      if (W.pos > 0 && l.paged) {
+        std::vector<float> k, v;
+        unpage(l, k, v);
+        detail::pools_from_full(*l.pools, k.data(), v.data(), W.pos, W.pos);
+      } else if (W.pos > 0) {
+        detail::pools_from_full(*l.pools, l.k_cache.data(), l.v_cache.data(), W.capacity, W.pos);
+      }
       free_full(l);
-    } else if (l.pools) {  // W.pos == 0 here
+      drop_pages(l);
+    } else if (uses_pages(o, li)) {
+      if (l.paged && !new_pages) continue;
+      detail::PageTable table;  // l.pools is empty when W.pos > 0 (refused above)
+      if (W.pos > 0 && l.paged) {
+        std::vector<float> k, v;
+        unpage(l, k, v);
+        detail::paged_from_full(target_pool, table, k.data(), v.data(), W.pos, W.pos);
+      } else if (W.pos > 0) {
+        detail::paged_from_full(target_pool, table, l.k_cache.data(), l.v_cache.data(), W.capacity, W.pos);
+      }
+      free_full(l);
+      drop_pages(l);
+      l.pools.reset();
+      l.pages = std::move(table);
+      l.paged = true;
+    } else if (l.pools || l.paged) {  // to a full cache; l.pools only when W.pos == 0
       l.pools.reset();
       l.k_cache.assign(static_cast<size_t>(c.n_kv_heads * W.capacity * c.head_dim), 0.0f);
       l.v_cache.assign(l.k_cache.size(), 0.0f);
+      if (l.paged) detail::paged_to_full(W.pages, l.pages, l.k_cache.data(), l.v_cache.data(), W.capacity, W.pos);
+      drop_pages(l);
     }
   }
+  if (new_pages) W.pages = std::move(fresh);
   W.attn = o;
   return rebuild_graph(W);
 }
@@ -508,12 +565,18 @@ Status Model::reset(int64_t cap) {
                             std::to_string(c.max_positions));
   }
   BNA_ASSIGN_OR_RETURN(std::vector<topo::BlockSparseLayout> routing, build_routing(c, w_->attn, cap));
+  w_->pages = make_page_pool(c, w_->attn.kv_page);  // frees every page
   for (int64_t li = 0; li < c.layers; ++li) {
     Layer& l = w_->layers[li];
     l.routing = std::move(routing[li]);
+    l.pages.clear();
+    l.paged = uses_pages(w_->attn, li);
     if (uses_pools(w_->attn, li)) {
       free_full(l);
       l.pools = detail::make_pools(c.n_kv_heads, c.head_dim, cap, w_->attn.compressed);
+    } else if (l.paged) {
+      free_full(l);
+      l.pools.reset();
     } else {
       l.pools.reset();
       l.k_cache.assign(static_cast<size_t>(c.n_kv_heads * cap * c.head_dim), 0.0f);
@@ -574,6 +637,16 @@ Expected<std::vector<float>> Model::forward(std::span<const int32_t> ids, bool a
       if (!done && !W.graphs.empty() && W.graphs[0].size() != W.pos) (void)rebuild_graph(W);
     }
   } sync{W};
+  // Likewise pages appended by a failed call go back to the pool.
+  struct PageSync {
+    ModelWeights& W;
+    bool done = false;
+    ~PageSync() {
+      if (done) return;
+      for (Layer& l : W.layers)
+        if (l.paged) detail::paged_truncate(W.pages, l.pages, W.pos);
+    }
+  } page_sync{W};
   if (!W.graphs.empty()) {
     sparse = Tk > W.attn.window + 1;
     for (topo::DecodeGraph& gr : W.graphs) {
@@ -629,8 +702,14 @@ Expected<std::vector<float>> Model::forward(std::span<const int32_t> ids, bool a
       BNA_RETURN_IF_ERROR(detail::compressed_attend(*l.pools, l.routing, qh.data(), k.data(), v.data(), p0, n, G,
                                                     1.0f / std::sqrt(static_cast<float>(dh)), oh.data()));
     }
+    if (l.paged) {
+      // Paged dense layer: append the chunk to the pages, attend over them in place.
+      detail::paged_append(W.pages, l.pages, k.data(), v.data(), p0, n);
+      detail::paged_attend(W.pages, l.pages, qh.data(), p0, n, G, 1.0f / std::sqrt(static_cast<float>(dh)),
+                           oh.data(), lse.data());
+    }
     // Full cache: append to [Hkv, capacity, dh].
-    for (int64_t t = 0; t < n && !l.pools; ++t)
+    for (int64_t t = 0; t < n && !l.pools && !l.paged; ++t)
       for (int64_t hh = 0; hh < Hkv; ++hh) {
         std::memcpy(&l.k_cache[(hh * W.capacity + p0 + t) * dh], &k[(t * Hkv + hh) * dh], dh * sizeof(float));
         std::memcpy(&l.v_cache[(hh * W.capacity + p0 + t) * dh], &v[(t * Hkv + hh) * dh], dh * sizeof(float));
@@ -647,7 +726,7 @@ Expected<std::vector<float>> Model::forward(std::span<const int32_t> ids, bool a
       BNA_ASSIGN_OR_RETURN(ref_plan, attn::plan(src, as, ro));
     }
     const bool dense_layer = !sparse || listed_dense(W.attn, li);
-    for (int64_t hh = 0; hh < Hkv && !l.pools; ++hh) {
+    for (int64_t hh = 0; hh < Hkv && !l.pools && !l.paged; ++hh) {
       const attn::Plan& plan = ref_plan ? *ref_plan : dense_layer ? dense_plan : sparse_plans[hh];
       const TensorView tq(&qh[hh * G * n * dh], DType::kF32, bna::Shape{1, G, n, dh});
       const TensorView tk(&l.k_cache[hh * W.capacity * dh], DType::kF32, bna::Shape{1, 1, Tk, dh});
@@ -680,6 +759,7 @@ Expected<std::vector<float>> Model::forward(std::span<const int32_t> ids, bool a
   }
   W.pos = Tk;
   sync.done = true;
+  page_sync.done = true;
   const int64_t r0 = all_logits ? 0 : n - 1, rows = n - r0;
   if (c.layer_norm) layer_norm(&x[r0 * C], W.norm_w.data(), W.norm_b.data(), h.data(), rows, C, c.norm_eps);
   else rms_norm(&x[r0 * C], W.norm_w.data(), h.data(), rows, C, c.norm_eps);

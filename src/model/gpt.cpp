@@ -3,7 +3,10 @@
 // so the optimizer, clipping and checkpoints treat the model as a list of named slices.
 // Attention goes through bna::attn: q/k/v are scattered from the fused QKV projection [B*T, (Hq+2Hkv)dh]
 // into [B, H, T, dh], run() / run_backward() are called per layer with a cached plan, and the output
-// is gathered back to token-major [B*T, C].
+// is gathered back to token-major [B*T, C]. KV-cache decoding plans only a prefill from position 0
+// (the same plan as forward at that length); every later row attends its row of the layer's fixed
+// T = seq_len structure directly in the cache (model/cached_attention.hpp): O(Hq * keys * dh) per
+// token and layer, no truncated graph, no plan, no copy of the cache.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -11,11 +14,14 @@
 #include <map>
 #include <tuple>
 
+#include <omp.h>
+
 #include "bna/model.hpp"
 #include "bna/nn.hpp"
 #include "bna/rng.hpp"
 #include "bna/threads.hpp"
 #include "bna/topology.hpp"
+#include "model/cached_attention.hpp"
 #include "nn/par.hpp"
 
 namespace bna::model {
@@ -37,6 +43,7 @@ struct LayerAttn {
   std::map<int64_t, topo::BlockSparseLayout> trunc_bsr;
   std::map<std::tuple<int64_t, int64_t, int64_t, int64_t>, attn::Plan> plans;
   std::string last_path;
+  int64_t max_row_keys = 0;  // graph: D; block: the most key blocks of any row * Bs; dense: 0 (= length)
 };
 
 namespace {
@@ -116,6 +123,13 @@ Status build_layer(LayerAttn& la, const GptConfig& cfg, int64_t hkv) {
     bo.sink_count = s.sink_count;
     BNA_ASSIGN_OR_RETURN(la.full_bsr, topo::butterfly_block_layout(T, s.block_size, hkv, bo));
   }
+  if (s.kind == AttnKind::kGraph) la.max_row_keys = la.full.D;
+  if (s.kind == AttnKind::kBlock) {
+    const topo::BlockSparseLayout& L = la.full_bsr;
+    for (int64_t h = 0; h < L.H; ++h)
+      for (int64_t b = 0; b < L.n_blocks; ++b)
+        la.max_row_keys = std::max<int64_t>(la.max_row_keys, (L.row_end(h, b) - L.row_begin(h, b)) * L.block_size);
+  }
   return Status::ok();
 }
 
@@ -141,6 +155,9 @@ struct Activations {
   std::vector<LayerAct> layers;
   std::vector<float> x_final, lnf, lnf_mean, lnf_rstd, logits, losses;
   std::vector<float> qkv, dqkv;  // scratch [B*T, (Hq+2Hkv)dh]
+  // KV-cache decoding scratch, grown on demand: per thread G * keys scores and one key list.
+  std::vector<float> dec_scores;
+  std::vector<int32_t> dec_keys;
 };
 
 // ---- construction -------------------------------------------------------------------------------
@@ -229,7 +246,7 @@ Expected<const attn::Plan*> Gpt::plan_for(int64_t l, int64_t B, int64_t Tq, int6
     la.last_path = attn::path_name(it->second.path);
     return &it->second;
   }
-  if (la.plans.size() >= 16) {  // decode asks for one plan per position; keep the cache small
+  if (la.plans.size() >= 16) {  // forward at many lengths (evaluation, uncached generation); keep it small
     la.plans.clear();
     la.trunc.clear();
     la.trunc_bsr.clear();
@@ -509,23 +526,98 @@ Gpt::KvCache Gpt::new_cache() const {
   return kc;
 }
 
+namespace {
+
+// Keys of the query at position pos on KV head h: row pos of the layer's structure at T = seq_len
+// with entries > pos dropped, the rows forward() attends at any length >= pos + 1 (model.hpp).
+// Writes them to keys and returns their count; dense returns pos + 1 and writes nothing (keys 0..pos).
+int64_t row_keys(const LayerAttn& la, int64_t h, int64_t pos, int32_t* keys) {
+  switch (la.spec.kind) {
+    case AttnKind::kDense: return pos + 1;
+    case AttnKind::kGraph: {
+      const graph::GraphAbi& g = la.full;
+      const int32_t* r = g.row(h, pos);
+      int64_t n = 0;
+      for (int64_t d = 0; d < g.D && r[d] >= 0; ++d)
+        if (r[d] <= pos) keys[n++] = r[d];
+      return n;
+    }
+    case AttnKind::kBlock: {
+      const topo::BlockSparseLayout& L = la.full_bsr;
+      const int64_t Bs = L.block_size;
+      int64_t n = 0;
+      for (const int32_t* b = L.row_begin(h, pos / Bs); b != L.row_end(h, pos / Bs); ++b)
+        for (int64_t j = *b * Bs, e = std::min<int64_t>((*b + 1) * Bs, pos + 1); j < e; ++j) keys[n++] = static_cast<int32_t>(j);
+      return n;
+    }
+  }
+  return 0;
+}
+
+// Element operations above which the rows of a decode call are spread over the threads. A decode step
+// of a sparse layer (a few KV heads x ~100 keys x dh) stays serial: on a loaded machine waking the
+// team costs more than the work (see nn/par.hpp).
+constexpr int64_t kParallelAttendWork = int64_t{1} << 20;
+
+// Queries q [Hq, n, dh] at positions t0 .. t0+n-1 against layer l's cache rows (keys up to t0+n-1
+// already written) -> out [Hq, n, dh]. Work items are (query row, KV head).
+void cached_layer_attention(const LayerAttn& la, const Gpt::KvCache& cache, int64_t l, int64_t t0, int64_t n,
+                            int64_t Hq, int64_t Hkv, int64_t dh, const float* q, float* out, Activations& a) {
+  const int64_t G = Hq / Hkv, items = n * Hkv;
+  const int64_t max_keys = la.spec.kind == AttnKind::kDense ? t0 + n : std::min(la.max_row_keys, t0 + n);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(dh));
+  const bool par = items > 1 && items * G * max_keys * dh * 2 > kParallelAttendWork;
+  const int threads = par ? std::max(1, omp_get_max_threads()) : 1;
+  const size_t score_floats = static_cast<size_t>(G * std::max<int64_t>(max_keys, 1));
+  if (a.dec_scores.size() < threads * score_floats) a.dec_scores.resize(threads * score_floats);
+  if (a.dec_keys.size() < static_cast<size_t>(threads * max_keys)) a.dec_keys.resize(static_cast<size_t>(threads * max_keys));
+  const float* ck = cache.k[static_cast<size_t>(l)].data();
+  const float* cv = cache.v[static_cast<size_t>(l)].data();
+  float* scores_base = a.dec_scores.data();
+  int32_t* keys_base = a.dec_keys.data();
+  const bool dense = la.spec.kind == AttnKind::kDense;
+#pragma omp parallel for schedule(dynamic, 1) if (par)
+  for (int64_t it = 0; it < items; ++it) {
+    const int tid = par ? omp_get_thread_num() : 0;
+    const int64_t i = it / Hkv, h = it % Hkv, pos = t0 + i;
+    int32_t* keys = keys_base + tid * max_keys;
+    const int64_t nk = row_keys(la, h, pos, keys);
+    const int64_t hq0 = h * G;
+    detail::attend_cached_row(q + (hq0 * n + i) * dh, n * dh, G, ck + h * cache.capacity * dh,
+                              cv + h * cache.capacity * dh, dh, dense ? nullptr : keys, nk, scale,
+                              scores_base + tid * score_floats, out + (hq0 * n + i) * dh, n * dh);
+  }
+}
+
+}  // namespace
+
 Status Gpt::decode(KvCache& cache, const int32_t* tokens, int64_t n, float* logits_out) {
   const GptConfig& c = cfg_;
   const int64_t C = c.d_model, V = c.vocab_size, Hq = c.n_heads, Hkv = c.n_kv_heads, dh = C / Hq;
   const int64_t qkv_out = (Hq + 2 * Hkv) * dh, t0 = cache.length, Tk = t0 + n;
   if (n < 1) return invalid_argument("gpt decode: n=" + S(n) + ", expected n >= 1");
-  if (static_cast<int64_t>(cache.k.size()) != c.n_layers || cache.capacity != c.seq_len)
+  if (static_cast<int64_t>(cache.k.size()) != c.n_layers || static_cast<int64_t>(cache.v.size()) != c.n_layers ||
+      cache.capacity != c.seq_len)
     return invalid_argument("gpt decode: cache was not made by this model's new_cache()");
-  if (Tk > c.seq_len)
+  for (int64_t l = 0; l < c.n_layers; ++l)
+    if (static_cast<int64_t>(cache.k[l].size()) != Hkv * cache.capacity * dh ||
+        static_cast<int64_t>(cache.v[l].size()) != Hkv * cache.capacity * dh)
+      return invalid_argument("gpt decode: cache layer " + S(l) + " holds " + S(static_cast<int64_t>(cache.k[l].size())) +
+                              " floats, expected Hkv*capacity*dh=" + S(Hkv * cache.capacity * dh));
+  if (t0 < 0 || Tk > c.seq_len)
     return out_of_range("gpt decode: position " + S(Tk - 1) + " beyond seq_len=" + S(c.seq_len) + " (the model has no position embedding past it)");
   for (int64_t i = 0; i < n; ++i)
     if (tokens[i] < 0 || tokens[i] >= V)
       return invalid_argument("gpt decode: token " + S(tokens[i]) + ", expected [0, " + S(V) + ")");
   const float* W = w_.data();
   auto P = [&](const std::string& name) { return W + find_param(name)->offset; };
+  // A prefill from position 0 runs the planned kernels on the same plan as forward() at T = n;
+  // everything else (decode steps, chunks appended later) attends rows in the cache directly.
+  const bool planned_prefill = t0 == 0 && n > 1;
   std::vector<float> x(static_cast<size_t>(n * C)), h(static_cast<size_t>(n * C)), y(static_cast<size_t>(n * C));
   std::vector<float> mean(n), rstd(n), qkv(static_cast<size_t>(n * qkv_out)), q(static_cast<size_t>(n * Hq * dh));
-  std::vector<float> kk(static_cast<size_t>(Hkv * Tk * dh)), vv(kk.size()), att(q.size()), lse(static_cast<size_t>(Hq * n));
+  std::vector<float> att(q.size()), lse(static_cast<size_t>(Hq * n));
+  std::vector<float> kk(planned_prefill ? static_cast<size_t>(Hkv * n * dh) : 0), vv(kk.size());
   std::vector<float> big(static_cast<size_t>(n * 4 * C)), big2(big.size());
   nn::embedding_fwd(tokens, P("wte"), nullptr, x.data(), n, n, C);
   const float* wpe = P("wpe");
@@ -545,12 +637,18 @@ Status Gpt::decode(KvCache& cache, const int32_t* tokens, int64_t n, float* logi
         std::memcpy(cv + (hh * cache.capacity + t0 + i) * dh, src + (Hq + Hkv + hh) * dh, dh * 4);
       }
     }
-    // The cache rows are [Hkv, capacity, dh]; attention wants [1, Hkv, Tk, dh] contiguous.
-    for (int64_t hh = 0; hh < Hkv; ++hh) {
-      std::memcpy(kk.data() + hh * Tk * dh, ck + hh * cache.capacity * dh, Tk * dh * 4);
-      std::memcpy(vv.data() + hh * Tk * dh, cv + hh * cache.capacity * dh, Tk * dh * 4);
+    if (planned_prefill) {
+      // The cache rows are [Hkv, capacity, dh]; the planned kernels want [1, Hkv, n, dh] contiguous.
+      for (int64_t hh = 0; hh < Hkv; ++hh) {
+        std::memcpy(kk.data() + hh * n * dh, ck + hh * cache.capacity * dh, n * dh * 4);
+        std::memcpy(vv.data() + hh * n * dh, cv + hh * cache.capacity * dh, n * dh * 4);
+      }
+      BNA_RETURN_IF_ERROR(attn_forward(l, 1, n, n, 0, q.data(), kk.data(), vv.data(), att.data(), lse.data()));
+    } else {
+      const auto ta = Clock::now();
+      cached_layer_attention(*layers_[l], cache, l, t0, n, Hq, Hkv, dh, q.data(), att.data(), *act_);
+      attn_ms_ += ms_since(ta);
     }
-    BNA_RETURN_IF_ERROR(attn_forward(l, 1, n, Tk, t0, q.data(), kk.data(), vv.data(), att.data(), lse.data()));
     heads_to_tokens(att.data(), h.data(), 1, Hq, n, dh);
     nn::linear_fwd(h.data(), P(p + "attn.proj"), nullptr, y.data(), n, C, C);
     add_inplace(x.data(), y.data(), n * C);

@@ -132,6 +132,33 @@ TEST_F(HfCli, BenchModelBadInputExits2) {
   EXPECT_NE(r.out.find("error: "), std::string::npos) << r.out;
 }
 
+// --kv-page reaches the model: dense records hold whole pages (ceil(26 / 8) = 4 pages of 8 tokens per
+// layer, 2 * Hkv * 8 * dh f32 each), Butterfly layers keep their contiguous [Hkv, 26, dh] caches.
+TEST_F(HfCli, BenchModelKvPage) {
+  const Result r = run("bench model --layers 2 --hidden 32 --heads 4 --kv-heads 2 --head-dim 8 --intermediate 48 "
+                       "--vocab 64 --context 24 --decode-tokens 2 --window 4 --landmark-stride 8 --kv-page 8 --json",
+                       false);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["kv_page"], 8);
+  ASSERT_EQ(j["records"].size(), 2u);
+  EXPECT_EQ(j["records"][0]["kv_page"], 8);
+  EXPECT_EQ(j["records"][0]["kv_bytes"], 2 * 4 * (2 * 2 * 8 * 8 * 4));
+  EXPECT_EQ(j["records"][1]["kv_bytes"], 2 * (2 * 2 * 26 * 8 * 4));
+}
+
+TEST_F(HfCli, NegativeKvPageExits2) {
+  for (const std::string& cmd : {"run --model " + model_ + " --prompt-file " + text_ + " --kv-page -3",
+                                 "quality --model " + model_ + " --text-file " + text_ + " --kv-page -3",
+                                 std::string("bench model --context 24 --kv-page -3")}) {
+    const Result r = run(cmd);
+    EXPECT_EQ(r.rc, 2) << cmd << "\n" << r.out;
+    EXPECT_NE(r.out.find("error: --kv-page -3"), std::string::npos) << cmd << "\n" << r.out;
+  }
+  const Result ok = run("run --model " + model_ + " --prompt-file " + text_ + " --max-new-tokens 4 --kv-page 5");
+  EXPECT_EQ(ok.rc, 0) << ok.out;
+}
+
 TEST_F(HfCli, RunCpuGenerates) {
   const Result r = run("run --model " + model_ + " --prompt-file " + text_ + " --max-new-tokens 3 --backend cpu");
   ASSERT_EQ(r.rc, 0) << r.out;

@@ -2,11 +2,13 @@
 // loss and logits of the f32 model vs the float64 model on the same (rounded) weights, every gradient
 // vs float64 central finite differences of the float64 model, for dense, graph (window + landmarks +
 // cycle, truncated to T < seq_len) and block-butterfly layers, with and without GQA. KV-cache decoding
-// vs full recomputation, and config/spec round trips and errors.
+// (prefill, single steps, appended chunks, every planned path, NaN past the cache length) vs the float64
+// model and forward(), and config/spec round trips and errors.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <set>
 #include <vector>
 
@@ -230,38 +232,121 @@ INSTANTIATE_TEST_SUITE_P(
                     Case{"block_stages_T8", {"block:bs=2,rule=xor,p=1,local=0,sink=1", "block:bs=2,rule=xor,p=1,local=0,sink=1"}, 2, 1, 8}),
     [](const testing::TestParamInfo<Case>& i) { return std::string(i.param.name); });
 
-class GptDecode : public testing::TestWithParam<Case> {};
+// Decode cases: seq_len, head dim and GQA ratio per case; `paths` is the plan path forward() must pick per
+// layer, so every path the model can run (dense, streams, gather, forced decode, block_sparse) is covered.
+struct DecodeCase {
+  const char* name;
+  std::vector<std::string> attn, paths;
+  int64_t heads, kv_heads, dh, seq_len;
+};
 
+void PrintTo(const DecodeCase& k, std::ostream* os) { *os << k.name; }
+
+GptConfig decode_config(const DecodeCase& k) {
+  GptConfig c;
+  c.vocab_size = 13; c.seq_len = k.seq_len; c.n_layers = static_cast<int64_t>(k.attn.size());
+  c.n_heads = k.heads; c.n_kv_heads = k.kv_heads; c.d_model = k.heads * k.dh; c.seed = 5;
+  for (const auto& s : k.attn) c.attn.push_back(*parse_attn_spec(s));
+  return c;
+}
+
+class GptDecode : public testing::TestWithParam<DecodeCase> {};
+
+// Every decode() call of several schedules (prefill lengths, single steps, chunks appended after a
+// prefill) up to seq_len gives the logits of its last position; they are checked against the float64
+// model (Ref, on the rows of allowed_keys) with the rule of docs/numerics.md: max and mean |decode - ref64|
+// within 2x those of forward() (the f32 reference: at every length t and at seq_len) plus an f32 floor.
+// A wrong key set moves these logits by O(0.1) (weights x20 make attention peaky). The cache rows past
+// the current length are NaN, so reading any key beyond the query's position poisons the logits.
 TEST_P(GptDecode, KvCacheEqualsFullRecomputation) {
-  const Case k = GetParam();
-  const GptConfig cfg = tiny(k);
+  const DecodeCase k = GetParam();
+  const GptConfig cfg = decode_config(k);
   auto m = Gpt::create(cfg);
-  ASSERT_TRUE(m);
+  ASSERT_TRUE(m) << m.status().to_string();
   scale_weights(*m, 20.0f);
+  const int64_t T = cfg.seq_len, V = cfg.vocab_size;
   Rng r(3);
-  std::vector<int32_t> seq(cfg.seq_len);
-  for (auto& v : seq) v = static_cast<int32_t>(r.uniform_below(cfg.vocab_size));
-  auto cache = m->new_cache();
-  std::vector<float> lg(cfg.vocab_size);
-  const int64_t prefill = 3;
-  ASSERT_TRUE(m->decode(cache, seq.data(), prefill, lg.data()).is_ok());
-  for (int64_t t = prefill; t <= cfg.seq_len; ++t) {
-    if (t > prefill) ASSERT_TRUE(m->decode(cache, seq.data() + t - 1, 1, lg.data()).is_ok());
+  std::vector<int32_t> seq(T);
+  for (auto& v : seq) v = static_cast<int32_t>(r.uniform_below(V));
+  const Allowed al = allowed_keys(m->config(), T);
+  Ref ref{*m, al, std::vector<double>(m->weights(), m->weights() + m->num_params())};
+  std::vector<double> ref64;
+  ref.run(seq, {}, 1, T, &ref64);
+  // The f32 reference error: forward(t)'s last row for every t, and every row of forward(seq_len).
+  double fwd_max = 0, fwd_sum = 0;
+  int64_t fwd_n = 0;
+  auto fwd_err = [&](const float* lg, int64_t t) {
+    for (int64_t v = 0; v < V; ++v) {
+      const double e = std::fabs(lg[v] - ref64[(t - 1) * V + v]);
+      fwd_max = std::max(fwd_max, e);
+      fwd_sum += e;
+      ++fwd_n;
+    }
+  };
+  for (int64_t t = 1; t <= T; ++t) {
     ASSERT_TRUE(m->forward(seq.data(), nullptr, 1, t));
-    const float* full = m->logits() + (t - 1) * cfg.vocab_size;
-    for (int64_t v = 0; v < cfg.vocab_size; ++v)
-      // Same math, different SGEMM shapes (M = 1 vs M = t): summation order only.
-      ASSERT_NEAR(lg[v], full[v], 1e-5 * (1 + std::fabs(full[v]))) << k.name << " t=" << t << " v=" << v;
+    fwd_err(m->logits() + (t - 1) * V, t);
   }
-  EXPECT_EQ(m->decode(cache, seq.data(), 1, lg.data()).code(), StatusCode::kOutOfRange);
+  for (int64_t l = 0; l < cfg.n_layers; ++l) ASSERT_EQ(m->attention_path(l), k.paths[l]) << k.name << " layer " << l;
+  for (int64_t t = 1; t <= T; ++t) fwd_err(m->logits() + (t - 1) * V, t);
+  const double fwd_mean = fwd_sum / static_cast<double>(fwd_n);
+  ASSERT_TRUE(std::isfinite(fwd_max) && fwd_max < 1e-3) << k.name << ": forward vs float64 " << fwd_max;
+
+  struct Schedule { int64_t prefill; std::vector<int64_t> chunks; };  // chunks repeat until seq_len
+  const std::vector<Schedule> schedules = {{1, {1}}, {3, {1}}, {T / 2, {1}}, {5, {2, 1, 3, 5}}, {T - 1, {1}}, {T, {}}};
+  std::vector<float> lg(V);
+  for (const Schedule& s : schedules) {
+    auto cache = m->new_cache();
+    for (auto* layer : {&cache.k, &cache.v})
+      for (auto& rows : *layer) std::fill(rows.begin(), rows.end(), std::numeric_limits<float>::quiet_NaN());
+    double dec_max = 0, dec_sum = 0;
+    int64_t dec_n = 0, t = 0;
+    for (size_t c = 0; t < T; ++c) {
+      const int64_t n = t == 0 ? s.prefill : std::min<int64_t>(s.chunks[(c - 1) % s.chunks.size()], T - t);
+      ASSERT_TRUE(m->decode(cache, seq.data() + t, n, lg.data()).is_ok()) << k.name << " t=" << t << " n=" << n;
+      t += n;
+      ASSERT_EQ(cache.length, t);
+      for (int64_t v = 0; v < V; ++v) {
+        const double e = std::fabs(lg[v] - ref64[(t - 1) * V + v]);
+        ASSERT_TRUE(std::isfinite(lg[v])) << k.name << " prefill " << s.prefill << " t=" << t << " n=" << n << " v=" << v;
+        ASSERT_LE(e, 2 * fwd_max + 1e-5) << k.name << " prefill " << s.prefill << " t=" << t << " n=" << n << " v=" << v
+                                         << ": decode " << lg[v] << ", float64 " << ref64[(t - 1) * V + v];
+        dec_max = std::max(dec_max, e);
+        dec_sum += e;
+        ++dec_n;
+      }
+    }
+    EXPECT_LE(dec_sum / static_cast<double>(dec_n), 2 * fwd_mean + 1e-6) << k.name << " prefill " << s.prefill;
+    EXPECT_EQ(m->decode(cache, seq.data(), 1, lg.data()).code(), StatusCode::kOutOfRange);
+    EXPECT_EQ(cache.length, T);
+  }
+  auto cache = m->new_cache();
+  ASSERT_TRUE(m->decode(cache, seq.data(), T - 2, lg.data()).is_ok());
+  EXPECT_EQ(m->decode(cache, seq.data(), 3, lg.data()).code(), StatusCode::kOutOfRange);  // one past seq_len
+  EXPECT_EQ(cache.length, T - 2);
+  EXPECT_EQ(m->decode(cache, seq.data(), 0, lg.data()).code(), StatusCode::kInvalidArgument);
+  const int32_t bad = static_cast<int32_t>(V);
+  EXPECT_EQ(m->decode(cache, &bad, 1, lg.data()).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(cache.length, T - 2);
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Tiny, GptDecode,
-    testing::Values(Case{"dense", {"dense", "dense"}, 2, 0, 9},
-                    Case{"graph_block", {"graph:w=2,s=3,c=1", "block:bs=2,rule=xor,p=1,local=1,sink=1"}, 2, 0, 9},
-                    Case{"graph_gqa", {"graph:w=1,s=4,c=2", "graph:w=3,s=0,c=1"}, 4, 2, 9}),
-    [](const testing::TestParamInfo<Case>& i) { return std::string(i.param.name); });
+    testing::Values(
+        DecodeCase{"dense_T9_dh4", {"dense", "dense"}, {"dense", "dense"}, 2, 0, 4, 9},
+        DecodeCase{"graph_block_T9_dh4", {"graph:w=2,s=3,c=1", "block:bs=2,rule=xor,p=1,local=1,sink=1"},
+                   {"streams", "block_sparse"}, 2, 0, 4, 9},
+        DecodeCase{"graph_gqa2_T9_dh2", {"graph:w=1,s=4,c=2", "graph:w=3,s=0,c=1"}, {"streams", "streams"}, 4, 2, 2, 9},
+        DecodeCase{"dense_gqa4_T61_dh20", {"dense", "dense"}, {"dense", "dense"}, 4, 1, 20, 61},
+        DecodeCase{"streams_block_gqa2_T61_dh20", {"graph:w=4,s=8,c=2", "block:bs=4,rule=xor,p=1,local=1,sink=1"},
+                   {"streams", "block_sparse"}, 4, 2, 20, 61},
+        DecodeCase{"gather_streams_T67_dh16", {"graph:w=4,s=8,c=2,path=gather", "graph:w=3,s=0,c=3,path=streams"},
+                   {"gather", "streams"}, 2, 0, 16, 67},
+        DecodeCase{"decode_window_gqa2_T53_dh33", {"graph:w=5,s=7,c=1,strategy=edge_disjoint,path=decode", "graph:w=3,s=0,c=0"},
+                   {"decode", "streams"}, 2, 1, 33, 53},
+        DecodeCase{"block_stages_gqa2_T61_dh16", {"block:bs=8,rule=xor,p=1,local=0,sink=1", "block:bs=8,rule=xor,p=1,local=0,sink=1"},
+                   {"block_sparse", "block_sparse"}, 4, 2, 16, 61}),
+    [](const testing::TestParamInfo<DecodeCase>& i) { return std::string(i.param.name); });
 
 TEST(GptConfig, SpecAndJsonRoundTrip) {
   for (const char* s : {"dense", "graph:w=64,s=64,c=1,strategy=random", "graph:w=32,s=0,c=0",

@@ -2,7 +2,7 @@
 //                 --kv-heads N --head-dim N --intermediate N --vocab N] [--context T ...] [--decode-tokens N]
 //                 [--prefill-chunk N (cpu only)]
 //                 [--attention dense|butterfly|compressed ...] [--window W --landmark-stride S --cycles C]
-//                 [--compressed-tail L --compressed-block Bs] [--repeats N] [--backend cpu|cuda] [--json]
+//                 [--compressed-tail L --compressed-block Bs] [--kv-page N] [--repeats N] [--backend cpu|cuda] [--json]
 //                 [--out FILE]
 // A llama-bench-like table of hf::bench_model: prefill tokens/s, time to first token, decode
 // tokens/s, peak RSS, retained KV and graph bytes, dense against Butterfly (the default records) and
@@ -30,7 +30,7 @@ struct BenchModelFlags {
   int64_t layers = 0, hidden = 0, heads = 0, kv_heads = 0, head_dim = 0, intermediate = 0, vocab = 0;
   std::vector<int64_t> contexts;
   int64_t decode_tokens = 32, chunk = 0, window = 64, landmark_stride = 64, cycles = 1;
-  int64_t compressed_tail = 1024, compressed_block = 64;
+  int64_t compressed_tail = 1024, compressed_block = 64, kv_page = 0;
   std::vector<std::string> attention = {"dense", "butterfly"};
   int repeats = 1;
   uint64_t seed = 0;
@@ -58,6 +58,8 @@ int run_bench_model(const BenchModelFlags& f) {
   }
   c.rotary_dim = c.head_dim;
   if (f.backend != "cpu" && f.backend != "cuda") return fail_usage("--backend " + f.backend + ", expected cpu or cuda");
+  if (f.kv_page < 0)
+    return fail_usage("--kv-page " + std::to_string(f.kv_page) + ", expected >= 0", "0 keeps one contiguous KV buffer per layer");
   const bool gpu = f.backend == "cuda";
   hf::ModelBenchOptions o;
   if (!f.contexts.empty()) o.contexts = f.contexts;
@@ -70,6 +72,8 @@ int run_bench_model(const BenchModelFlags& f) {
   o.butterfly.landmark_stride = f.landmark_stride;
   o.butterfly.num_cycles = f.cycles;
   o.butterfly.seed = f.seed;
+  o.butterfly.kv_page = f.kv_page;  // dense records and listed dense layers
+  o.compressed.kv_page = f.kv_page;
   o.compressed.compressed.tail = f.compressed_tail;
   o.compressed.compressed.block = f.compressed_block;
   o.kinds.clear();
@@ -113,13 +117,15 @@ int run_bench_model(const BenchModelFlags& f) {
                      {"routing", "butterfly block layout at the capacity, causal_shift, 1 partner, 1 local, 1 sink"}};
   j["decode_tokens"] = f.decode_tokens;
   j["prefill_chunk"] = f.chunk;
+  j["kv_page"] = f.kv_page;
   j["repeats"] = f.repeats;
   j["records"] = nlohmann::json::array();
   for (const auto& r : rep->records) {
     j["records"].push_back({{"attention", r.attention}, {"context", r.context}, {"prefill_s", r.prefill_s},
                             {"prefill_tok_s", r.prefill_tok_s}, {"ttft_s", r.ttft_s}, {"decode_tok_s", r.decode_tok_s},
                             {"peak_rss_bytes", r.peak_rss_bytes}, {"peak_rss_reset", r.peak_rss_reset},
-                            {"kv_bytes", r.kv_bytes}, {"graph_bytes", r.graph_bytes}, {"device_bytes", r.device_bytes}});
+                            {"kv_bytes", r.kv_bytes}, {"graph_bytes", r.graph_bytes}, {"device_bytes", r.device_bytes},
+                            {"kv_page", f.kv_page}});
   }
   if (!f.out.empty()) {
     if (Status st = io::write_file_atomic(f.out, j.dump(2) + "\n"); !st.is_ok()) return fail(st);
@@ -129,12 +135,12 @@ int run_bench_model(const BenchModelFlags& f) {
     return 0;
   }
   std::printf("machine: %s, %d threads, %s; %s: %lld layers, hidden %lld, heads %lld/%lld, dh %lld, I %lld, V %lld, "
-              "%.1fM params; Butterfly W=%lld S=%lld cycles=%lld; compressed L=%lld Bs=%lld\n",
+              "%.1fM params; Butterfly W=%lld S=%lld cycles=%lld; compressed L=%lld Bs=%lld; kv_page %lld\n",
               machine.c_str(), rep->threads, gpu ? "bf16" : "f32", f.preset.c_str(), (long long)k.layers,
               (long long)k.hidden, (long long)k.n_heads, (long long)k.n_kv_heads, (long long)k.head_dim,
               (long long)k.intermediate, (long long)k.vocab, hf::count_params(k) / 1e6, (long long)f.window,
               (long long)f.landmark_stride, (long long)f.cycles, (long long)f.compressed_tail,
-              (long long)f.compressed_block);
+              (long long)f.compressed_block, (long long)f.kv_page);
   std::printf("| %-10s | %7s | %12s | %9s | %11s | %10s | %10s | %10s |\n", "attention", "context", "prefill t/s",
               "TTFT s", "decode t/s", gpu ? "device mem" : "peak RSS", "KV bytes", "graph B");
   std::printf("|------------|---------|--------------|-----------|-------------|------------|------------|------------|\n");
@@ -170,6 +176,8 @@ BNA_CLI_COMMAND([](CLI::App& root) {
       ->capture_default_str();
   sub->add_option("--compressed-tail", f->compressed_tail, "compressed raw tail L")->capture_default_str();
   sub->add_option("--compressed-block", f->compressed_block, "compressed block size Bs")->capture_default_str();
+  sub->add_option("--kv-page", f->kv_page, "dense layers: KV pages of N tokens (0 = one contiguous buffer per layer)")
+      ->capture_default_str();
   sub->add_option("--repeats", f->repeats, "runs per record (median)")->capture_default_str();
   sub->add_option("--seed", f->seed, "weights, ids and graph seed")->capture_default_str();
   sub->add_flag("--json", f->json, "one JSON document instead of the table");

@@ -1,7 +1,7 @@
 // bna quality --model DIR --text-file F [--backend cpu|cuda] [--attention butterfly|compressed]
 //             [--window W --landmark-stride S --cycles C --dense-layers L...]
 //             [--compressed-tail L --compressed-block Bs --partner-rule R]
-//             [--top-k K --positions N --greedy-tokens N --prefill-chunk N --max-tokens N] [--json]
+//             [--top-k K --positions N --greedy-tokens N --prefill-chunk N --max-tokens N] [--kv-page N] [--json]
 // Butterfly or compressed butterfly against dense on the same Hugging Face model and text
 // (hf::compare_quality): true KL over the full vocabulary (mean, max), top-k overlap, top-1
 // agreement, perplexity of both, greedy parity. --backend cuda runs the same comparison on
@@ -26,7 +26,7 @@ struct QualityFlags {
   std::string model, text_file, attention = "butterfly", partner_rule = "causal_shift", backend = "cpu";
   int64_t tail = 1024, block = 64;
   int64_t window = 64, landmark_stride = 64, cycles = 1, top_k = 10, positions = 256, greedy = 32, chunk = 256;
-  int64_t max_tokens = 0;
+  int64_t max_tokens = 0, kv_page = 0;
   std::vector<int64_t> dense_layers;
   uint64_t seed = 0;
   bool json = false;
@@ -54,6 +54,7 @@ int compare_and_print(M& m, const QualityFlags& f, const tok::Tokenizer& tk, con
     if (kind == hf::AttnKind::kCompressed)
       j["compressed"] = {{"tail", f.tail}, {"block", f.block}, {"partner_rule", f.partner_rule},
                          {"dense_layers", f.dense_layers}};
+    j["kv_page"] = f.kv_page;
     j["tokens"] = r->tokens;
     j["first_position"] = r->first_position;
     j["kl_mean"] = r->kl_mean;
@@ -100,6 +101,8 @@ int run_quality(const QualityFlags& f) {
     return fail_usage("--prefill-chunk " + std::to_string(f.chunk) + " with --backend cuda: the CUDA backend "
                       "prefills the text in one call", "drop --prefill-chunk, or use --backend cpu");
   if (f.max_tokens < 0) return fail_usage("--max-tokens " + std::to_string(f.max_tokens) + ", expected >= 0");
+  if (f.kv_page < 0)
+    return fail_usage("--kv-page " + std::to_string(f.kv_page) + ", expected >= 0", "0 keeps one contiguous KV buffer per layer");
   auto kind = hf::parse_attn_kind(f.attention);
   if (!kind) return fail(kind.status(), "use --attention butterfly or --attention compressed");
   if (*kind == hf::AttnKind::kDense)
@@ -120,6 +123,7 @@ int run_quality(const QualityFlags& f) {
   qo.butterfly.landmark_stride = f.landmark_stride;
   qo.butterfly.num_cycles = f.cycles;
   qo.butterfly.seed = f.seed;
+  qo.butterfly.kv_page = f.kv_page;  // the dense pass and the sparse side's dense layers
   qo.top_k = f.top_k;
   qo.positions = f.positions;
   qo.greedy_tokens = f.greedy;
@@ -156,6 +160,8 @@ BNA_CLI_COMMAND([](CLI::App& root) {
   f->chunk_opt = sub->add_option("--prefill-chunk", f->chunk, "prefill chunk in tokens (0 = whole text; cpu only)")
                      ->capture_default_str();
   sub->add_option("--max-tokens", f->max_tokens, "use only the first N tokens of the text (0 = all)")->capture_default_str();
+  sub->add_option("--kv-page", f->kv_page, "dense layers: KV pages of N tokens (0 = one contiguous buffer per layer)")
+      ->capture_default_str();
   sub->add_flag("--json", f->json, "one JSON document instead of the summary");
   sub->callback([f] { run_quality(*f); });
 });

@@ -1,6 +1,6 @@
 // bna run --model DIR --prompt-file F [--backend cpu|cuda] [--attention dense|butterfly|compressed]
 //         [--max-new-tokens N] [--prefill-chunk N] [--window W --landmark-stride S --cycles C]
-//         [--compressed-tail L --compressed-block Bs ...] [--temperature T --top-k K --top-p P --seed N]
+//         [--compressed-tail L --compressed-block Bs ...] [--kv-page N] [--temperature T --top-k K --top-p P --seed N]
 // Loads a Hugging Face model directory (config.json, safetensors, tokenizer.json), prefills the prompt
 // and decodes, printing the continuation and timings. --backend cpu (default) runs hf::Model in f32;
 // --backend cuda runs hf::CudaModel in bf16 on the GPU (Qwen2/Qwen3/Llama/GLM-4, head_dim 64 or 128)
@@ -25,6 +25,7 @@ struct RunFlags {
   int64_t max_new = 32, chunk = 0, window = 64, landmark_stride = 64, cycles = 1;
   std::vector<int64_t> dense_layers;
   int64_t tail = 1024, block = 64, partner_count = 1, local_blocks = 1, sink_count = 1;
+  int64_t kv_page = 0;
   std::string partner_rule = "causal_shift";
   float temperature = 0.0f, top_p = 1.0f;
   int64_t top_k = 0;
@@ -74,6 +75,8 @@ int run_model(const RunFlags& f) {
   auto rule = topo::parse_partner_rule(f.partner_rule);
   if (!rule) return fail(rule.status());
   if (f.max_new < 0) return fail_usage("--max-new-tokens " + std::to_string(f.max_new) + ", expected >= 0");
+  if (f.kv_page < 0)
+    return fail_usage("--kv-page " + std::to_string(f.kv_page) + ", expected >= 0", "0 keeps one contiguous KV buffer per layer");
   auto prompt = io::read_file(f.prompt_file);
   if (!prompt) return fail(prompt.status());
   auto tk = tok::load_tokenizer_json(f.model + "/tokenizer.json");
@@ -85,6 +88,7 @@ int run_model(const RunFlags& f) {
   ao.num_cycles = f.cycles;
   ao.dense_layers = f.dense_layers;
   ao.seed = f.seed;
+  ao.kv_page = f.kv_page;
   ao.compressed.tail = f.tail;
   ao.compressed.block = f.block;
   ao.compressed.rule = *rule;
@@ -122,6 +126,8 @@ BNA_CLI_COMMAND([](CLI::App& root) {
   sub->add_option("--partner-count", f->partner_count, "compressed routing: partners per block")->capture_default_str();
   sub->add_option("--local-blocks", f->local_blocks, "compressed routing: previous blocks b-1..b-n")->capture_default_str();
   sub->add_option("--sink-count", f->sink_count, "compressed routing: sink blocks 0..n-1")->capture_default_str();
+  sub->add_option("--kv-page", f->kv_page, "dense layers: KV pages of N tokens, allocated as the cache fills "
+                  "(0 = one contiguous buffer per layer)")->capture_default_str();
   sub->add_option("--temperature", f->temperature, "0 = greedy")->capture_default_str();
   sub->add_option("--top-k", f->top_k, "0 = off")->capture_default_str();
   sub->add_option("--top-p", f->top_p, "1 = off")->capture_default_str();
