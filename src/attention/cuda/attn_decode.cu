@@ -95,8 +95,14 @@ Status validate(const char* who, const DecodeArgs& a) {
 template <int DH, bool BF16>
 Status launch(const DecParams& p, int64_t bhkv, cudaStream_t s) {
   const dim3 grid(static_cast<unsigned>(p.n_chunks), static_cast<unsigned>(bhkv));
-  if (p.R == 1) detail::decode_partial_kernel<DH, BF16, 1><<<grid, detail::kDecThreads, 0, s>>>(p);
-  else detail::decode_partial_kernel<DH, BF16, 4><<<grid, detail::kDecThreads, 0, s>>>(p);
+  const bool paged = p.pages != nullptr;
+  if (p.R == 1) {
+    if (paged) detail::decode_partial_kernel<DH, BF16, 1, true><<<grid, detail::kDecThreads, 0, s>>>(p);
+    else detail::decode_partial_kernel<DH, BF16, 1, false><<<grid, detail::kDecThreads, 0, s>>>(p);
+  } else {
+    if (paged) detail::decode_partial_kernel<DH, BF16, 4, true><<<grid, detail::kDecThreads, 0, s>>>(p);
+    else detail::decode_partial_kernel<DH, BF16, 4, false><<<grid, detail::kDecThreads, 0, s>>>(p);
+  }
   BNA_CUDA_TRY(cudaGetLastError());
   const int64_t warps = bhkv * p.R;
   detail::decode_combine_kernel<DH, BF16><<<static_cast<unsigned>((warps * 32 + 255) / 256), 256, 0, s>>>(

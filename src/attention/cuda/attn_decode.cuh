@@ -58,7 +58,8 @@ __device__ __forceinline__ float2 to_f2(unsigned u, bool bf16) {
 
 // kRowsPerPass query rows share each K/V load: 1 when a KV head serves one row (no GQA, Tq = 1),
 // else 4 (more rows are further passes).
-template <int DH, bool BF16, int kRowsPerPass>
+// PAGED: K/V through the page table (its own instantiation: a run-time branch cost dense decode ~6%).
+template <int DH, bool BF16, int kRowsPerPass, bool PAGED>
 __global__ void __launch_bounds__(kDecThreads) decode_partial_kernel(const DecParams p) {
   constexpr int LPK = DH / 8;        // lanes per key
   constexpr int KPW = 32 / LPK;      // keys per warp step
@@ -74,8 +75,8 @@ __global__ void __launch_bounds__(kDecThreads) decode_partial_kernel(const DecPa
   const int chunk_id = blockIdx.x, bkv = blockIdx.y;
   const int b = bkv / p.Hkv, hkv = bkv % p.Hkv;
   const int64_t kvbase = static_cast<int64_t>(bkv) * p.kv_rows * DH;
-  const uint16_t* const* pt = p.pages != nullptr ? p.pages + static_cast<int64_t>(b) * p.page_stride : nullptr;
-  const int64_t hoff = static_cast<int64_t>(hkv) * (p.pmask + 1) * DH;
+  const uint16_t* const* pt = PAGED ? p.pages + static_cast<int64_t>(b) * p.page_stride : nullptr;
+  const int64_t hoff = PAGED ? static_cast<int64_t>(hkv) * (p.pmask + 1) * DH : 0;
   const int c_beg = chunk_id * p.chunk;
   const int c_end = min(p.n_cand, c_beg + p.chunk);
   const int minpos = p.Tk - p.Tq;
@@ -139,7 +140,7 @@ __global__ void __launch_bounds__(kDecThreads) decode_partial_kernel(const DecPa
         x.kind = 3;
       }
       if (x.key >= 0 && x.key < p.Tk) {
-        if (pt != nullptr) {
+        if constexpr (PAGED) {
           const uint16_t* kr = pt[x.key >> p.pshift] + hoff + static_cast<int64_t>(x.key & p.pmask) * DH + sl * 8;
           x.k = *reinterpret_cast<const uint4*>(kr);
           x.v = *reinterpret_cast<const uint4*>(kr + p.page_v);

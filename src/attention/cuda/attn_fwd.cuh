@@ -42,6 +42,11 @@ constexpr bool kFwdSplitTile = false;
 
 enum class Mode { kDense, kStreams };
 
+// KV / query views of a forward launch, each its own instantiation so the plain kernel keeps its
+// code (run-time branches for these cost the streams forward 2-8% and dense 4-5%, H100):
+// plain = Tq == Tk, contiguous K/V; offset = q_offset (chunked prefill); paged = offset + page table.
+constexpr int kViewPlain = 0, kViewOffset = 1, kViewPaged = 2;
+
 struct FwdParams {
   const uint16_t* q;
   const uint16_t* k;
@@ -207,16 +212,21 @@ struct FwdItem {
   const uint16_t* const* pt;  // paged: this batch's page table, else nullptr
   int64_t hoff;               // paged: this KV head's rows inside a page (hkv * P * DH)
 };
-template <int DH>
+template <int DH, int VIEW>
 __device__ __forceinline__ FwdItem make_fwd_item(const FwdParams& p, int it) {
   const int T = p.T;
   FwdItem x;
-  x.qtile = p.q_tile0 + p.n_qtiles - 1 - it % p.n_qtiles;
   x.bh = it / p.n_qtiles;  // b * Hq + hq
   const int b = x.bh / p.Hq, hq = x.bh % p.Hq;
   x.hkv = hq / p.group;
-  x.qg = p.q + (static_cast<int64_t>(x.bh) * (T - p.q_off)) * DH;
-  if (p.pages != nullptr) {
+  if constexpr (VIEW == kViewPlain) {
+    x.qtile = p.n_qtiles - 1 - it % p.n_qtiles;
+    x.qg = p.q + (static_cast<int64_t>(x.bh) * T) * DH;
+  } else {
+    x.qtile = p.q_tile0 + p.n_qtiles - 1 - it % p.n_qtiles;
+    x.qg = p.q + (static_cast<int64_t>(x.bh) * (T - p.q_off)) * DH;
+  }
+  if constexpr (VIEW == kViewPaged) {
     x.pt = p.pages + static_cast<int64_t>(b) * p.page_stride;
     x.hoff = static_cast<int64_t>(x.hkv) * (p.pmask + 1) * DH;
     x.kg = x.pt[0] + x.hoff;
@@ -231,29 +241,46 @@ __device__ __forceinline__ FwdItem make_fwd_item(const FwdParams& p, int it) {
   return x;
 }
 
-// Source of 16-byte chunk c of key `key`'s K and V rows, contiguous or (PAGED: a separate
-// instantiation, as a run-time branch here cost the streams forward ~6% at 64k) through the page table.
-template <int DH, bool PAGED>
-__device__ __forceinline__ void kv_chunk(const FwdParams& p, const FwdItem& x, int key, int c, const uint16_t*& kr,
-                                         const uint16_t*& vr) {
-  if constexpr (PAGED) {
-    kr = x.pt[key >> p.pshift] + x.hoff + static_cast<int64_t>(key & p.pmask) * DH + c * 8;
-    vr = kr + p.page_v;
+// Source of 16-byte chunk c of key `key`'s K and V rows (ok = false: a valid dummy, zero-filled by
+// cp.async), contiguous or through the page table.
+template <int DH, int VIEW>
+__device__ __forceinline__ void kv_chunk(const FwdParams& p, const FwdItem& x, int key, int c, bool ok,
+                                         const uint16_t*& kr, const uint16_t*& vr) {
+  if constexpr (VIEW == kViewPaged) {
+    kr = x.kg;
+    vr = x.vg;
+    if (ok) {
+      kr = x.pt[key >> p.pshift] + x.hoff + static_cast<int64_t>(key & p.pmask) * DH + c * 8;
+      vr = kr + p.page_v;
+    }
   } else {
-    kr = x.kg + static_cast<int64_t>(key) * DH + c * 8;
-    vr = x.vg + static_cast<int64_t>(key) * DH + c * 8;
+    const int64_t off = ok ? static_cast<int64_t>(key) * DH + c * 8 : 0;
+    kr = x.kg + off;
+    vr = x.vg + off;
   }
 }
 
-// Query row r of the tile at absolute q0 is loaded iff q_off <= q0 + r < T (rows before q_off
-// belong to an earlier call: zero-filled here, never written).
-template <int DH>
+// Query row i (absolute) is loaded iff q_off <= i < T (rows before q_off belong to an earlier call:
+// zero-filled here, never written).
+template <int DH, int VIEW>
 __device__ __forceinline__ void load_q_chunk(const FwdParams& p, const FwdItem& x, uint16_t* dst, int i, int c) {
-  const bool ok = i >= p.q_off && i < p.T;
-  cp_async16(dst, ok ? x.qg + static_cast<int64_t>(i - p.q_off) * DH + c * 8 : x.qg, ok);
+  if constexpr (VIEW == kViewPlain) {
+    const bool ok = i < p.T;
+    cp_async16(dst, ok ? x.qg + static_cast<int64_t>(i) * DH + c * 8 : x.qg, ok);
+  } else {
+    const bool ok = i >= p.q_off && i < p.T;
+    cp_async16(dst, ok ? x.qg + static_cast<int64_t>(i - p.q_off) * DH + c * 8 : x.qg, ok);
+  }
 }
 
-template <int DH, bool BF16, Mode M, bool PAGED>
+// Query rows before this (q_off; 0 for the plain view, known at compile time).
+template <int VIEW>
+__device__ __forceinline__ int first_row(const FwdParams& p) {
+  if constexpr (VIEW == kViewPlain) return 0;
+  else return p.q_off;
+}
+
+template <int DH, bool BF16, Mode M, int VIEW>
 __global__ void __launch_bounds__(kThreads) attn_fwd_kernel(const FwdParams p) {
   constexpr int CH = DH / 8;  // 16-byte chunks per row
   constexpr int BR = kFwdBr;  // 128 query rows: 4 warps x 2 m-tiles of 16 rows
@@ -271,7 +298,7 @@ __global__ void __launch_bounds__(kThreads) attn_fwd_kernel(const FwdParams p) {
   // items blockIdx.x, +gridDim.x, ...; the next item's first K/V tile is loaded during the current
   // item's last tile and its Q during the epilogue.
   using Item = FwdItem;
-  auto make_item = [&](int it) { return make_fwd_item<DH>(p, it); };
+  auto make_item = [&](int it) { return make_fwd_item<DH, VIEW>(p, it); };
   int item = blockIdx.x;
   if (item >= p.n_items) return;
   Item cur = make_item(item);
@@ -282,7 +309,7 @@ __global__ void __launch_bounds__(kThreads) attn_fwd_kernel(const FwdParams p) {
   auto load_q = [&](const Item& it, int q0) {
     for (int id = tid; id < BR * CH; id += kThreads) {
       const int r = id / CH, c = id % CH;
-      load_q_chunk<DH>(p, it, sQ + swz<DH>(r, c), q0 + r, c);
+      load_q_chunk<DH, VIEW>(p, it, sQ + swz<DH>(r, c), q0 + r, c);
     }
   };
   auto load_tile = [&](const Item& it, const Schedule<M, BR>& sc, int t, int stage) {
@@ -311,9 +338,9 @@ __global__ void __launch_bounds__(kThreads) attn_fwd_kernel(const FwdParams p) {
         key = i < T ? it.ext[static_cast<int64_t>(i) * p.C + d.base] : -1;
         ok = key >= 0 && key < T;
       }
-      const uint16_t* kr = it.kg;
-      const uint16_t* vr = it.vg;
-      if (ok) kv_chunk<DH, PAGED>(p, it, key, c, kr, vr);
+      const uint16_t* kr;
+      const uint16_t* vr;
+      kv_chunk<DH, VIEW>(p, it, key, c, ok, kr, vr);
       cp_async16(dk + swz<DH>(r, c), kr, ok);
       cp_async16(dv + swz<DH>(r, c), vr, ok);
     }
@@ -522,8 +549,9 @@ __global__ void __launch_bounds__(kThreads) attn_fwd_kernel(const FwdParams p) {
 
     // ---- epilogue: normalise, write out and lse ----
     // Output rows are relative to q_off (row i at i - q_off).
-    uint16_t* og = p.o + (static_cast<int64_t>(cur.bh) * (T - p.q_off)) * DH;
-    float* lg = p.lse + static_cast<int64_t>(cur.bh) * (T - p.q_off);
+    const int qo = first_row<VIEW>(p);
+    uint16_t* og = p.o + (static_cast<int64_t>(cur.bh) * (T - qo)) * DH;
+    float* lg = p.lse + static_cast<int64_t>(cur.bh) * (T - qo);
 #pragma unroll
     for (int mt = 0; mt < 2; ++mt) {
 #pragma unroll
@@ -532,13 +560,13 @@ __global__ void __launch_bounds__(kThreads) attn_fwd_kernel(const FwdParams p) {
         l += __shfl_xor_sync(0xffffffffu, l, 1);
         l += __shfl_xor_sync(0xffffffffu, l, 2);
         const int i = rowb + mt * 16 + h * 8;
-        if (i >= T || i < p.q_off) continue;
+        if (i >= T || (VIEW != kViewPlain && i < qo)) continue;
         const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-        uint16_t* orow = og + static_cast<int64_t>(i - p.q_off) * DH + 2 * (lane & 3);
+        uint16_t* orow = og + static_cast<int64_t>(i - qo) * DH + 2 * (lane & 3);
 #pragma unroll
         for (int d = 0; d < DH / 8; ++d)
           *reinterpret_cast<unsigned*>(orow + d * 8) = pack2<BF16>(o[mt][d][2 * h] * inv, o[mt][d][2 * h + 1] * inv);
-        if ((lane & 3) == 0) lg[i - p.q_off] = l > 0.0f ? m_run[mt][h] * 0.69314718055994531f + logf(l) : -INFINITY;
+        if ((lane & 3) == 0) lg[i - qo] = l > 0.0f ? m_run[mt][h] * 0.69314718055994531f + logf(l) : -INFINITY;
       }
     }
     if (!has_next) break;

@@ -8,7 +8,6 @@
 #include <cstdint>
 #include <limits>
 #include <string>
-#include <type_traits>
 
 #include "attention/cuda/attn_fwd.cuh"
 #include "attention/cuda/attn_fwd_m16.cuh"
@@ -90,7 +89,7 @@ Status launch_grid(K kernel, int smem, bool persistent, const FwdParams& p, cuda
 
 // Variant 0 (auto): 128-row tiles from T = 16k up (dense 64k: 106 vs 132 ms; streams 64k: 3.85 vs
 // 4.48 ms, H200), 64-row persistent tiles below (streams 4k: 0.128 vs 0.142 ms: twice the CTAs).
-template <int DH, bool BF16, Mode M, bool PAGED>
+template <int DH, bool BF16, Mode M, int VIEW>
 Status launch_kernel(FwdParams p, int variant, int64_t T, cudaStream_t stream) {
   if (variant == 0) variant = T < 16384 ? 1 : 2;
   if (variant == 1) {
@@ -98,14 +97,34 @@ Status launch_kernel(FwdParams p, int variant, int64_t T, cudaStream_t stream) {
     p.q_tile0 = p.q_off / kBr;
     p.n_qtiles = static_cast<int>((T + kBr - 1) / kBr) - p.q_tile0;
     p.n_items = p.n_qtiles * p.BH;
-    return launch_grid(attn_fwd_m16_kernel<DH, BF16, M, PAGED>, smem_bytes_m16<DH>(), true, p, stream, resident);
+    return launch_grid(attn_fwd_m16_kernel<DH, BF16, M, VIEW>, smem_bytes_m16<DH>(), true, p, stream, resident);
   }
   static int resident = 0;
   p.q_tile0 = p.q_off / kFwdBr;
   p.n_qtiles = static_cast<int>((T + kFwdBr - 1) / kFwdBr) - p.q_tile0;
   p.n_items = p.n_qtiles * p.BH;
-  return launch_grid(attn_fwd_kernel<DH, BF16, M, PAGED>, smem_bytes<DH>(), kFwdPersistent, p, stream, resident);
+  return launch_grid(attn_fwd_kernel<DH, BF16, M, VIEW>, smem_bytes<DH>(), kFwdPersistent, p, stream, resident);
 }
+
+// The kernels of one (mode, view) over the compiled head dims and both dtypes. The plain view is
+// instantiated by each mode's launcher TU, the others only in attn_fwd_views_*.cu (extern below),
+// so the TUs compile in parallel.
+template <Mode M, int VIEW>
+Status launch_view(const FwdParams& p, const AttnArgs& a, cudaStream_t s) {
+  const bool bf16 = a.dtype == DType::kBF16;
+#if BNA_CUDA_DH64
+  if (a.dh == 64) return bf16 ? launch_kernel<64, true, M, VIEW>(p, a.fwd_variant, a.T, s)
+                              : launch_kernel<64, false, M, VIEW>(p, a.fwd_variant, a.T, s);
+#endif
+#if BNA_CUDA_DH128
+  if (a.dh == 128) return bf16 ? launch_kernel<128, true, M, VIEW>(p, a.fwd_variant, a.T, s)
+                               : launch_kernel<128, false, M, VIEW>(p, a.fwd_variant, a.T, s);
+#endif
+  return invalid_argument("attention cuda: dh=" + std::to_string(a.dh) + " was not compiled in (BNA_CUDA_HEAD_DIMS)");
+}
+extern template Status launch_view<Mode::kDense, kViewOffset>(const FwdParams&, const AttnArgs&, cudaStream_t);
+extern template Status launch_view<Mode::kDense, kViewPaged>(const FwdParams&, const AttnArgs&, cudaStream_t);
+extern template Status launch_view<Mode::kStreams, kViewOffset>(const FwdParams&, const AttnArgs&, cudaStream_t);
 
 template <Mode M>
 Status launch_fwd(const AttnArgs& a, int W, int S, const int32_t* extra, int C, void* stream) {
@@ -136,29 +155,13 @@ Status launch_fwd(const AttnArgs& a, int W, int S, const int32_t* extra, int C, 
   p.C = C;
   p.extra = C > 0 ? extra : nullptr;
   auto s = static_cast<cudaStream_t>(stream);
-  const bool bf16 = a.dtype == DType::kBF16;
-  // Paged K/V: dense only (the model pages its dense layers), so only those kernels get a paged twin.
-  const bool paged = p.pages != nullptr;
-  if (M == Mode::kStreams && paged)
+  if (p.pages != nullptr) {  // paged K/V: dense only (the model pages its dense layers)
+    if constexpr (M == Mode::kDense) return launch_view<M, kViewPaged>(p, a, s);
     return invalid_argument("streams_fwd: kv_pages is set, expected nullptr (dense_causal_fwd and the decode kernels "
                             "read a paged KV cache)");
-  auto go = [&](auto dh_tag, auto bf16_tag) -> Status {
-    constexpr int DH = decltype(dh_tag)::value;
-    constexpr bool BF = decltype(bf16_tag)::value;
-    if constexpr (M == Mode::kDense) {
-      if (paged) return launch_kernel<DH, BF, M, true>(p, a.fwd_variant, a.T, s);
-    }
-    return launch_kernel<DH, BF, M, false>(p, a.fwd_variant, a.T, s);
-  };
-  using T_ = std::true_type;
-  using F_ = std::false_type;
-#if BNA_CUDA_DH64
-  if (a.dh == 64) return bf16 ? go(std::integral_constant<int, 64>{}, T_{}) : go(std::integral_constant<int, 64>{}, F_{});
-#endif
-#if BNA_CUDA_DH128
-  if (a.dh == 128) return bf16 ? go(std::integral_constant<int, 128>{}, T_{}) : go(std::integral_constant<int, 128>{}, F_{});
-#endif
-  return invalid_argument("attention cuda: dh=" + std::to_string(a.dh) + " was not compiled in (BNA_CUDA_HEAD_DIMS)");
+  }
+  if (p.q_off > 0) return launch_view<M, kViewOffset>(p, a, s);
+  return launch_view<M, kViewPlain>(p, a, s);
 }
 
 }  // namespace bna::cuda::detail

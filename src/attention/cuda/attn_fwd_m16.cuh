@@ -10,7 +10,7 @@ namespace bna::cuda::detail {
 template <int DH>
 constexpr int smem_bytes_m16() { return (kBr + 4 * kBc) * DH * 2; }
 
-template <int DH, bool BF16, Mode M, bool PAGED>
+template <int DH, bool BF16, Mode M, int VIEW>
 __global__ void __launch_bounds__(kThreads) attn_fwd_m16_kernel(const FwdParams p) {
   constexpr int CH = DH / 8;  // 16-byte chunks per row
   extern __shared__ __align__(128) uint16_t smem[];
@@ -27,7 +27,7 @@ __global__ void __launch_bounds__(kThreads) attn_fwd_m16_kernel(const FwdParams 
   // items blockIdx.x, +gridDim.x, ... and loads the next item's Q and first tile while it computes
   // the last tile of the current one, so no CTA sits idle in a prologue.
   using Item = FwdItem;
-  auto make_item = [&](int it) { return make_fwd_item<DH>(p, it); };
+  auto make_item = [&](int it) { return make_fwd_item<DH, VIEW>(p, it); };
   int item = blockIdx.x;
   if (item >= p.n_items) return;
   Item cur = make_item(item);
@@ -38,7 +38,7 @@ __global__ void __launch_bounds__(kThreads) attn_fwd_m16_kernel(const FwdParams 
   auto load_q = [&](const Item& it, int q0) {
     for (int id = tid; id < kBr * CH; id += kThreads) {
       const int r = id / CH, c = id % CH;
-      load_q_chunk<DH>(p, it, sQ + swz<DH>(r, c), q0 + r, c);
+      load_q_chunk<DH, VIEW>(p, it, sQ + swz<DH>(r, c), q0 + r, c);
     }
   };
   auto load_tile = [&](const Item& it, const Schedule<M, kBr>& sc, int t, int stage) {
@@ -67,9 +67,9 @@ __global__ void __launch_bounds__(kThreads) attn_fwd_m16_kernel(const FwdParams 
         key = i < T ? it.ext[static_cast<int64_t>(i) * p.C + d.base] : -1;
         ok = key >= 0 && key < T;
       }
-      const uint16_t* kr = it.kg;
-      const uint16_t* vr = it.vg;
-      if (ok) kv_chunk<DH, PAGED>(p, it, key, c, kr, vr);
+      const uint16_t* kr;
+      const uint16_t* vr;
+      kv_chunk<DH, VIEW>(p, it, key, c, ok, kr, vr);
       cp_async16(dk + swz<DH>(r, c), kr, ok);
       cp_async16(dv + swz<DH>(r, c), vr, ok);
     }
@@ -233,21 +233,22 @@ __global__ void __launch_bounds__(kThreads) attn_fwd_m16_kernel(const FwdParams 
 
     // ---- epilogue: normalise, write out and lse ----
     // Output rows are relative to q_off (row i at i - q_off).
-    uint16_t* og = p.o + (static_cast<int64_t>(cur.bh) * (T - p.q_off)) * DH;
-    float* lg = p.lse + static_cast<int64_t>(cur.bh) * (T - p.q_off);
+    const int qo = first_row<VIEW>(p);
+    uint16_t* og = p.o + (static_cast<int64_t>(cur.bh) * (T - qo)) * DH;
+    float* lg = p.lse + static_cast<int64_t>(cur.bh) * (T - qo);
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       float l = l_run[h];
       l += __shfl_xor_sync(0xffffffffu, l, 1);
       l += __shfl_xor_sync(0xffffffffu, l, 2);
       const int i = row_lo + h * 8;
-      if (i >= T || i < p.q_off) continue;
+      if (i >= T || (VIEW != kViewPlain && i < qo)) continue;
       const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-      uint16_t* orow = og + static_cast<int64_t>(i - p.q_off) * DH + 2 * (lane & 3);
+      uint16_t* orow = og + static_cast<int64_t>(i - qo) * DH + 2 * (lane & 3);
 #pragma unroll
       for (int d = 0; d < DH / 8; ++d)
         *reinterpret_cast<unsigned*>(orow + d * 8) = pack2<BF16>(o[d][2 * h] * inv, o[d][2 * h + 1] * inv);
-      if ((lane & 3) == 0) lg[i - p.q_off] = l > 0.0f ? m_run[h] * 0.69314718055994531f + logf(l) : -INFINITY;
+      if ((lane & 3) == 0) lg[i - qo] = l > 0.0f ? m_run[h] * 0.69314718055994531f + logf(l) : -INFINITY;
     }
     if (!has_next) break;
     stage0 = (stage0 + sch.total) & 1;
