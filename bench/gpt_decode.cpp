@@ -1,8 +1,9 @@
 // KV-cache decode speed of the reference GPT (model::Gpt::decode) on the CPU, per attention spec and
 // cache position. Plain main. For each position p: a fresh cache is prefilled with p tokens in one
 // decode() call (not timed), then `steps` single-token decode() calls follow; each is timed and the
-// report gives the median (and min / max) per token as tokens/s. Position p therefore means "a cache
-// of p .. p + steps - 1 tokens". The model has seq_len = max position + steps. Usage:
+// report gives the median (and min / max) per token as tokens/s, and the median attention time per
+// token (Gpt::attention_ms, all layers). Position p therefore means "a cache of p .. p + steps - 1
+// tokens". The model has seq_len = max position + steps. Usage:
 //   bna_gpt_decode [--layers 6] [--d-model 384] [--heads 6] [--kv-heads 0] [--positions 256,1024,4096]
 //                  [--steps 32] [--attn SPEC]... [--json]
 // Without --attn: dense, graph:w=64,s=64,c=1 (planner's path), the same graph with path=gather, and
@@ -73,24 +74,27 @@ int main(int argc, char** argv) {
     for (int64_t p : positions) {
       auto cache = m->new_cache();
       if (!m->decode(cache, toks.data(), p, lg.data()).is_ok()) { std::fprintf(stderr, "error: prefill failed\n"); return 1; }
-      std::vector<double> s;
+      std::vector<double> s, attn_ms;
       for (int64_t k = 0; k < steps; ++k) {
+        const double a0 = m->attention_ms();
         const auto t0 = Clock::now();
         if (!m->decode(cache, toks.data() + p + k, 1, lg.data()).is_ok()) { std::fprintf(stderr, "error: decode failed\n"); return 1; }
         s.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+        attn_ms.push_back(m->attention_ms() - a0);
       }
       std::sort(s.begin(), s.end());
-      const double med = s[s.size() / 2];
+      std::sort(attn_ms.begin(), attn_ms.end());
+      const double med = s[s.size() / 2], attn_med = attn_ms[attn_ms.size() / 2];
       if (json) {
         nlohmann::ordered_json j;
         j["attn"] = spec_text; j["path"] = m->attention_path(0); j["position"] = p; j["layers"] = layers; j["d_model"] = C;
         j["heads"] = heads; j["kv_heads"] = kv_heads ? kv_heads : heads; j["threads"] = bna::num_threads();
         j["ms_median"] = med * 1e3; j["ms_min"] = s.front() * 1e3; j["ms_max"] = s.back() * 1e3;
-        j["tokens_per_s"] = 1.0 / med;
+        j["tokens_per_s"] = 1.0 / med; j["attention_ms_median"] = attn_med;
         out.push_back(j);
       } else {
-        std::printf("%-50s p=%-6lld %8.1f tok/s  (%.2f ms, min %.2f, max %.2f)\n", spec_text.c_str(), (long long)p,
-                    1.0 / med, med * 1e3, s.front() * 1e3, s.back() * 1e3);
+        std::printf("%-50s p=%-6lld %8.1f tok/s  (%.2f ms, min %.2f, max %.2f; attention %.3f ms)\n", spec_text.c_str(),
+                    (long long)p, 1.0 / med, med * 1e3, s.front() * 1e3, s.back() * 1e3, attn_med);
         std::fflush(stdout);
       }
     }

@@ -17,7 +17,8 @@
 //              layer l uses stage l mod stage_count (the per-layer stage schedule).
 // Graphs are built once for T = seq_len. A shorter sequence (t tokens) uses the first t rows with
 // entries >= t dropped (all of them are masked by causality anyway), so a prefix sees exactly the rows
-// the full sequence gives it: generation with and without a KV cache attends the same keys.
+// the full sequence gives it: generation with and without a KV cache attends the same keys (decode()
+// reads row p of the T = seq_len structure directly).
 #pragma once
 
 #include <cstdint>
@@ -113,11 +114,18 @@ class Gpt {
   // ---- generation with a KV cache ------------------------------------------------------------
   struct KvCache {
     int64_t capacity = 0, length = 0;
-    std::vector<std::vector<float>> k, v;  // per layer [Hkv, capacity, dh]
+    std::vector<std::vector<float>> k, v;  // per layer [Hkv, capacity, dh]; rows >= length are never read
   };
   KvCache new_cache() const;
   // Appends tokens [n] at positions cache.length .. +n-1 (<= seq_len) and writes the logits of the
   // last one [V] into logits_out. The first call may pass the whole prompt (prefill).
+  // A prefill from position 0 with n > 1 runs the planned kernels (the plan forward() uses at T = n).
+  // Every other call attends each new row p in the cache directly: the keys of row p of the layer's
+  // graph or block layout at T = seq_len that are <= p (dense: 0..p), i.e. what forward() attends at
+  // any length > p. A decode step costs O(Hq * keys * dh) per layer (keys = that row's degree, bounded
+  // by the graph's D), with no plan, no truncated graph and no copy of the cache.
+  // Errors (the cache is left unchanged): n < 1, a token outside [0, V), a cache not made by this
+  // model's new_cache() (kInvalidArgument); positions past seq_len (kOutOfRange).
   Status decode(KvCache& cache, const int32_t* tokens, int64_t n, float* logits_out);
 
   // Total ms spent in attention forward/backward since creation (for the ablation report).
