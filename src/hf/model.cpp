@@ -859,10 +859,8 @@ Expected<std::vector<int32_t>> generate(Model& m, std::span<const int32_t> promp
 // reset() returns its kUnavailable.
 Expected<std::vector<int32_t>> generate(CudaModel& m, std::span<const int32_t> prompt, int64_t max_new,
                                         const SamplingOptions& opt, int64_t chunk, GenerateStats* stats) {
-  if (chunk != 0)
-    return unimplemented("generate: chunk=" + std::to_string(chunk) +
-                         "; the CUDA backend prefills the prompt in one call (chunk 0)");
-  return generate_loop(m, prompt, max_new, opt, stats, [&](std::span<const int32_t> ids) { return m.forward(ids); });
+  return generate_loop(m, prompt, max_new, opt, stats,
+                       [&](std::span<const int32_t> ids) { return m.forward(ids, false, chunk); });
 }
 
 }  // namespace bna::hf

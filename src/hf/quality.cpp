@@ -11,7 +11,7 @@
 //   first different token the two continuations condition on different text.
 // * Memory: the text is prefilled in chunks; only the dense logits of the compared positions are
 //   kept ([positions, V] f32), the perplexity uses one target log-prob per position. A CudaModel runs
-//   the same code with one-call prefill (no chunked prefill there), so it holds [T, V] per pass.
+//   the same code, with one-call prefill only for compressed layers (then it holds [T, V] per pass).
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -209,9 +209,10 @@ Expected<QualityReport> compare_quality(Model& m, std::span<const int32_t> ids, 
   return compare_quality_impl(m, ids, o, o.chunk);
 }
 
-// The CUDA backend has no chunked prefill: each pass is one call over the whole text.
+// The CUDA backend prefills in chunks too, except compressed layers (one call at position 0, then one
+// token per call): with them each pass is one call over the whole text.
 Expected<QualityReport> compare_quality(CudaModel& m, std::span<const int32_t> ids, const QualityOptions& o) {
-  return compare_quality_impl(m, ids, o, 0);
+  return compare_quality_impl(m, ids, o, o.butterfly.kind == AttnKind::kCompressed ? 0 : o.chunk);
 }
 
 }  // namespace bna::hf

@@ -1,6 +1,6 @@
 // bna bench model [--preset qwen-tiny|qwen-0.5b-like|qwen-1b-like] [--layers N --hidden N --heads N
 //                 --kv-heads N --head-dim N --intermediate N --vocab N] [--context T ...] [--decode-tokens N]
-//                 [--prefill-chunk N (cpu only)]
+//                 [--prefill-chunk N]
 //                 [--attention dense|butterfly|compressed ...] [--window W --landmark-stride S --cycles C]
 //                 [--compressed-tail L --compressed-block Bs] [--kv-page N] [--repeats N] [--backend cpu|cuda] [--json]
 //                 [--out FILE]

@@ -5,8 +5,8 @@
 // Butterfly or compressed butterfly against dense on the same Hugging Face model and text
 // (hf::compare_quality): true KL over the full vocabulary (mean, max), top-k overlap, top-1
 // agreement, perplexity of both, greedy parity. --backend cuda runs the same comparison on
-// hf::CudaModel (bf16), prefilling the text in one call (an explicit --prefill-chunk is an error
-// there; each pass then holds [T, V] f32 logits). No GPU or a build without CUDA: exit 2.
+// hf::CudaModel (bf16), prefilling in chunks as on the CPU (compressed: one call, so each pass holds
+// [T, V] f32 logits). No GPU or a build without CUDA: exit 2.
 #include <cstdio>
 #include <iostream>
 
@@ -97,9 +97,6 @@ int run_quality(const QualityFlags& f) {
   if (f.backend != "cpu" && f.backend != "cuda")
     return fail_usage("--backend " + f.backend + ", expected cpu or cuda");
   const bool gpu = f.backend == "cuda";
-  if (gpu && f.chunk_opt != nullptr && f.chunk_opt->count() > 0)
-    return fail_usage("--prefill-chunk " + std::to_string(f.chunk) + " with --backend cuda: the CUDA backend "
-                      "prefills the text in one call", "drop --prefill-chunk, or use --backend cpu");
   if (f.max_tokens < 0) return fail_usage("--max-tokens " + std::to_string(f.max_tokens) + ", expected >= 0");
   if (f.kv_page < 0)
     return fail_usage("--kv-page " + std::to_string(f.kv_page) + ", expected >= 0", "0 keeps one contiguous KV buffer per layer");
@@ -157,7 +154,7 @@ BNA_CLI_COMMAND([](CLI::App& root) {
   sub->add_option("--top-k", f->top_k, "k of the top-k overlap")->capture_default_str();
   sub->add_option("--positions", f->positions, "last positions compared by KL / top-k (0 = all)")->capture_default_str();
   sub->add_option("--greedy-tokens", f->greedy, "greedy tokens decoded after the text")->capture_default_str();
-  f->chunk_opt = sub->add_option("--prefill-chunk", f->chunk, "prefill chunk in tokens (0 = whole text; cpu only)")
+  f->chunk_opt = sub->add_option("--prefill-chunk", f->chunk, "prefill chunk in tokens (0 = whole text)")
                      ->capture_default_str();
   sub->add_option("--max-tokens", f->max_tokens, "use only the first N tokens of the text (0 = all)")->capture_default_str();
   sub->add_option("--kv-page", f->kv_page, "dense layers: KV pages of N tokens (0 = one contiguous buffer per layer)")

@@ -4,7 +4,7 @@
 // Loads a Hugging Face model directory (config.json, safetensors, tokenizer.json), prefills the prompt
 // and decodes, printing the continuation and timings. --backend cpu (default) runs hf::Model in f32;
 // --backend cuda runs hf::CudaModel in bf16 on the GPU (Qwen2/Qwen3/Llama/GLM-4, head_dim 64 or 128)
-// with the same hf::generate, prefilling in one call (--prefill-chunk is an error there). No GPU, a
+// with the same hf::generate (--prefill-chunk N prefills in chunks on both backends). No GPU, a
 // build without CUDA, or a model the GPU backend does not cover: exit 2. All work happens in
 // bna::hf / bna::tok.
 #include <chrono>
@@ -67,9 +67,6 @@ int run_model(const RunFlags& f) {
   if (f.backend != "cpu" && f.backend != "cuda")
     return fail_usage("--backend " + f.backend + ", expected cpu or cuda");
   const bool gpu = f.backend == "cuda";
-  if (gpu && f.chunk != 0)
-    return fail_usage("--prefill-chunk " + std::to_string(f.chunk) + " with --backend cuda: the CUDA backend "
-                      "prefills the prompt in one call", "drop --prefill-chunk, or use --backend cpu");
   auto kind = hf::parse_attn_kind(f.attention);
   if (!kind) return fail(kind.status(), "use --attention dense, butterfly or compressed");
   auto rule = topo::parse_partner_rule(f.partner_rule);
@@ -114,7 +111,7 @@ BNA_CLI_COMMAND([](CLI::App& root) {
   sub->add_option("--backend", f->backend, "cpu (f32) | cuda (bf16 on the GPU)")->capture_default_str();
   sub->add_option("--attention", f->attention, "dense | butterfly | compressed")->capture_default_str();
   sub->add_option("--max-new-tokens", f->max_new, "tokens to generate")->capture_default_str();
-  sub->add_option("--prefill-chunk", f->chunk, "prefill chunk in tokens (0 = whole prompt; cpu only)")->capture_default_str();
+  sub->add_option("--prefill-chunk", f->chunk, "prefill chunk in tokens (0 = whole prompt)")->capture_default_str();
   sub->add_option("--window", f->window, "butterfly window W")->capture_default_str();
   sub->add_option("--landmark-stride", f->landmark_stride, "butterfly landmark stride S (0 = none)")->capture_default_str();
   sub->add_option("--cycles", f->cycles, "butterfly cycles per KV head")->capture_default_str();
