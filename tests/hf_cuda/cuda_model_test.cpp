@@ -395,6 +395,14 @@ TEST(CudaModel, ChunkedPrefillAndPagedCacheMatchOneShot) {
   EXPECT_EQ(m->kv_bytes() - before, static_cast<size_t>(c.layers * 2 * c.n_kv_heads * 16 * c.head_dim * 2));
   ASSERT_TRUE(m->reset(cap).is_ok());
   EXPECT_EQ(m->kv_bytes(), 0u);
+  // Back to contiguous storage: the page pool's slabs are freed, so the footprint is the contiguous
+  // model's again.
+  const size_t paged_device = m->device_bytes();
+  ASSERT_TRUE(m->set_attention(AttentionOptions{}).is_ok());
+  const size_t contiguous_kv = static_cast<size_t>(c.layers * 2 * c.n_kv_heads * cap * c.head_dim * 2);
+  EXPECT_EQ(m->kv_bytes(), contiguous_kv);
+  const size_t slab = 16 * static_cast<size_t>(2 * c.n_kv_heads * 16 * c.head_dim * 2);  // the smallest slab
+  EXPECT_LE(m->device_bytes() + slab, paged_device + contiguous_kv);
 }
 
 }  // namespace

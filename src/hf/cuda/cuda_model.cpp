@@ -148,6 +148,11 @@ Status CudaModel::Impl::allocate_storage() {
       BNA_RETURN_IF_ERROR(l.sum_v.allocate(sb));
     }
   }
+  if (std::none_of(layers.begin(), layers.end(), [](const CudaLayer& l) { return l.paged; })) {
+    free_pages.clear();  // nothing paged any more: give the slabs back
+    slabs.clear();
+    slab_pages = 0;
+  }
   route_host.assign(static_cast<size_t>(std::max<int64_t>(1, n_compressed * max_route)), 0);
   route_len.assign(static_cast<size_t>(n_compressed), 0);
   if (n_compressed > 0) {
