@@ -5,7 +5,10 @@
 // final training loss and training tokens/s. Plain main; one JSON line per variant with --json.
 //   bna_gpt_ablation_cuda [--task passkey|recall] [--T 2048] [--W 64] [--S 64] [--layers 4]
 //                         [--d-model 256] [--heads 4] [--batch 16] [--steps 1000] [--lr 1e-3]
-//                         [--eval-batches 8] [--seed 0] [--json]
+//                         [--eval-batches 8] [--seed 0] [--curriculum F --dist0 D] [--variants a,b] [--json]
+// --curriculum F (passkey): over the first F of the steps the KEY's largest distance before QUERY
+// grows linearly from D (default 64) to T, then stays at T (data::TaskOptions::max_distance);
+// evaluation is always over the whole range. --variants picks a subset by name.
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -23,7 +26,9 @@ using Clock = std::chrono::steady_clock;
 int main(int argc, char** argv) {
   std::string task = "passkey";
   int64_t T = 2048, W = 64, S = 64, layers = 4, C = 256, heads = 4, B = 16, steps = 1000, eval_batches = 8;
-  double lr = 1e-3;
+  double lr = 1e-3, curriculum = 0.0;
+  int64_t dist0 = 64;
+  std::string only;
   uint64_t seed = 0;
   bool json = false;
   for (int i = 1; i < argc; ++i) {
@@ -43,6 +48,9 @@ int main(int argc, char** argv) {
     else if (a == "--lr") lr = std::stod(v);
     else if (a == "--eval-batches") eval_batches = std::stoll(v);
     else if (a == "--seed") seed = std::stoull(v);
+    else if (a == "--curriculum") curriculum = std::stod(v);
+    else if (a == "--dist0") dist0 = std::stoll(v);
+    else if (a == "--variants") only = "," + v + ",";
     else { std::fprintf(stderr, "error: unknown flag %s\n", a.c_str()); return 2; }
   }
   bna::data::TaskOptions to;
@@ -67,7 +75,19 @@ int main(int argc, char** argv) {
     std::printf("task %s T=%lld W=%lld S=%lld, %lld layers d_model %lld heads %lld, batch %lld, %lld steps, lr %.0e, on %s\n",
                 task.c_str(), (long long)T, (long long)W, (long long)S, (long long)layers, (long long)C,
                 (long long)heads, (long long)B, (long long)steps, lr, bna::attn::cuda_device_name().c_str());
+  if (curriculum < 0 || curriculum > 1 || (curriculum > 0 && (to.kind != bna::data::TaskKind::kPasskey || dist0 <= to.digits))) {
+    std::fprintf(stderr, "error: --curriculum %g --dist0 %lld, expected a fraction in [0, 1] for passkey with dist0 > %lld\n",
+                 curriculum, (long long)dist0, (long long)to.digits);
+    return 2;
+  }
+  // The training distance limit at step s (0 = anywhere).
+  auto max_distance = [&](int64_t s) -> int64_t {
+    const double ramp = curriculum * static_cast<double>(steps);
+    if (curriculum <= 0 || static_cast<double>(s) >= ramp) return 0;
+    return std::min<int64_t>(T, dist0 + static_cast<int64_t>((T - dist0) * (static_cast<double>(s) / ramp)));
+  };
   for (const auto& [name, spec] : variants) {
+    if (!only.empty() && only.find("," + name + ",") == std::string::npos) continue;
     bna::model::GptConfig cfg;
     cfg.vocab_size = bna::data::kTaskVocab;
     cfg.seq_len = T;
@@ -87,7 +107,9 @@ int main(int argc, char** argv) {
     int64_t tail = 0;
     const auto t0 = Clock::now();
     for (int64_t s = 1; s <= steps; ++s) {
-      if (!bna::data::task_batch(to, B, seed, static_cast<uint64_t>(s), batch).is_ok()) return 1;
+      bna::data::TaskOptions ts = to;
+      ts.max_distance = max_distance(s);
+      if (!bna::data::task_batch(ts, B, seed, static_cast<uint64_t>(s), batch).is_ok()) return 1;
       if (!g->zero_grad().is_ok()) return 1;
       auto l = g->forward(batch.x.data(), batch.y.data(), B, T);
       if (!l || !g->backward().is_ok()) { std::fprintf(stderr, "error: step %lld failed\n", (long long)s); return 1; }
@@ -110,7 +132,7 @@ int main(int argc, char** argv) {
       nlohmann::ordered_json j;
       j["device"] = bna::attn::cuda_device_name(); j["task"] = task; j["T"] = T; j["W"] = W; j["S"] = S;
       j["layers"] = layers; j["d_model"] = C; j["heads"] = heads; j["batch"] = B; j["steps"] = steps; j["lr"] = lr;
-      j["seed"] = seed; j["variant"] = name; j["attn"] = spec; j["exact_match"] = acc; j["answer_token_acc"] = tok_acc;
+      j["seed"] = seed; j["curriculum"] = curriculum; j["dist0"] = curriculum > 0 ? dist0 : 0; j["variant"] = name; j["attn"] = spec; j["exact_match"] = acc; j["answer_token_acc"] = tok_acc;
       j["examples"] = score.examples; j["final_train_loss"] = loss_tail / std::max<int64_t>(1, tail);
       j["train_s"] = train_s; j["tokens_per_s"] = tok_s;
       std::printf("%s\n", j.dump().c_str());

@@ -82,8 +82,12 @@ struct TaskOptions {
   int64_t pairs = 8;    // recall: key-value pairs stated at the start
   int64_t queries = 4;  // recall: pairs asked for at the end
   int64_t copy_len = 16;
+  // passkey: > 0 puts the KEY token at most this many positions before QUERY (a distance curriculum;
+  // >= digits + 1 so the key fits); 0 = anywhere before the query.
+  int64_t max_distance = 0;
 };
-// Errors: T too short for the layout (named with the minimum), counts < 1, pairs > 32, queries > pairs.
+// Errors: T too short for the layout (named with the minimum), counts < 1, pairs > 32, queries > pairs,
+// a passkey max_distance < 0 or in [1, digits].
 Status validate_task(const TaskOptions& t);
 
 // Layouts (filler is uniform noise from ids 0..7):

@@ -39,6 +39,9 @@ Status validate_task(const TaskOptions& t) {
   switch (t.kind) {
     case TaskKind::kPasskey:
       if (t.digits < 1) return invalid_argument("passkey: digits=" + S(t.digits) + ", expected >= 1");
+      if (t.max_distance < 0 || (t.max_distance > 0 && t.max_distance <= t.digits))
+        return invalid_argument("passkey: max_distance=" + S(t.max_distance) + ", expected 0 (anywhere) or > digits=" +
+                                S(t.digits));
       need = 2 * (t.digits + 1) + 1;
       break;
     case TaskKind::kRecall:
@@ -76,7 +79,9 @@ Status task_batch(const TaskOptions& t, int64_t B, uint64_t seed, uint64_t index
         const int64_t n = t.digits, q0 = T - n - 1;  // QUERY at q0, answer digits after it
         std::vector<int32_t> key(static_cast<size_t>(n));
         for (auto& d : key) d = kDigit0 + static_cast<int32_t>(r.uniform_below(10));
-        const int64_t p = static_cast<int64_t>(r.uniform_below(static_cast<uint64_t>(q0 - n - 1 + 1)));  // KEY block in [0, q0)
+        // KEY block in [lo, q0 - n - 1], i.e. before QUERY; with max_distance, q0 - p <= max_distance.
+        const int64_t lo = t.max_distance > 0 ? std::max<int64_t>(0, q0 - t.max_distance) : 0;
+        const int64_t p = lo + static_cast<int64_t>(r.uniform_below(static_cast<uint64_t>(q0 - n - 1 + 1 - lo)));
         s[p] = kKey;
         for (int64_t i = 0; i < n; ++i) s[p + 1 + i] = key[i];
         s[q0] = kQuery;

@@ -103,6 +103,34 @@ TEST(Tasks, LayoutsAnswersAndDeterminism) {
       EXPECT_TRUE(std::equal(key + 1, key + 1 + o.digits, row.end() - o.digits));
     }
   }
+  // The distance curriculum: the KEY token at most max_distance before QUERY, over many examples
+  // both near and at the limit; 0 keeps the whole range.
+  TaskOptions cur;
+  cur.T = 300;
+  cur.max_distance = 40;
+  Batch cb;
+  ASSERT_TRUE(task_batch(cur, 64, 1, 3, cb).is_ok());
+  int64_t far = 0;
+  for (int64_t e = 0; e < 64; ++e) {
+    std::vector<int32_t> row(cb.x.begin() + e * cur.T, cb.x.begin() + (e + 1) * cur.T);
+    const int64_t key = std::find(row.begin(), row.end(), 8) - row.begin();
+    const int64_t query = std::find(row.begin(), row.end(), 9) - row.begin();
+    ASSERT_LT(key, query);
+    EXPECT_LE(query - key, 40);
+    EXPECT_GE(query - key, cur.digits + 1);
+    far += query - key > 30;
+  }
+  EXPECT_GT(far, 0);
+  cur.max_distance = 0;
+  ASSERT_TRUE(task_batch(cur, 64, 1, 3, cb).is_ok());
+  int64_t farther = 0;
+  for (int64_t e = 0; e < 64; ++e) {
+    std::vector<int32_t> row(cb.x.begin() + e * cur.T, cb.x.begin() + (e + 1) * cur.T);
+    farther += (std::find(row.begin(), row.end(), 9) - std::find(row.begin(), row.end(), 8)) > 40;
+  }
+  EXPECT_GT(farther, 32);
+  cur.max_distance = cur.digits;  // the key block would not fit
+  EXPECT_FALSE(task_batch(cur, 1, 0, 0, cb).is_ok());
   TaskOptions bad;
   bad.T = 5;
   Batch x;
