@@ -18,6 +18,7 @@
 #ifdef BNA_HAVE_CUDA
 #include "attention/cuda/device_memory.hpp"
 #include "attention/cuda/launch.hpp"
+#include "gpu_check.hpp"
 
 namespace {
 
@@ -28,19 +29,8 @@ struct Buffers {
   DeviceBuffer q, k, v, kc, vc, ex, exc, out, lse, out2, lse2, ws;
 };
 
-DeviceBuffer upload(const void* p, size_t bytes) {
-  DeviceBuffer d;
-  EXPECT_TRUE(d.allocate(bytes).is_ok());
-  EXPECT_TRUE(bna::cuda::copy_to_device(d.get(), p, bytes).is_ok());
-  return d;
-}
-
-template <class T>
-std::vector<T> download(const DeviceBuffer& d, size_t n) {
-  std::vector<T> h(n);
-  EXPECT_TRUE(bna::cuda::copy_to_host(h.data(), d.get(), n * sizeof(T)).is_ok());
-  return h;
-}
+using bna::test::cuda_bwd::download;
+using bna::test::cuda_bwd::upload;
 
 struct Case {
   bool dense, decode;

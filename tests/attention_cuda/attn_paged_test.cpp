@@ -24,25 +24,15 @@
 #ifdef BNA_HAVE_CUDA
 #include "attention/cuda/device_memory.hpp"
 #include "attention/cuda/launch.hpp"
+#include "gpu_check.hpp"
 
 namespace {
 
 using bna::DType;
 using bna::cuda::DeviceBuffer;
 
-DeviceBuffer upload(const void* p, size_t bytes) {
-  DeviceBuffer d;
-  EXPECT_TRUE(d.allocate(std::max<size_t>(bytes, 16)).is_ok());
-  EXPECT_TRUE(bna::cuda::copy_to_device(d.get(), p, bytes).is_ok());
-  return d;
-}
-
-template <class T>
-std::vector<T> download(const DeviceBuffer& d, size_t n) {
-  std::vector<T> h(n);
-  EXPECT_TRUE(bna::cuda::copy_to_host(h.data(), d.get(), n * sizeof(T)).is_ok());
-  return h;
-}
+using bna::test::cuda_bwd::download;
+using bna::test::cuda_bwd::upload;
 
 constexpr int64_t kW = 16, kS = 16, kE = 2;
 

@@ -1,4 +1,4 @@
-// Host-side helpers of the GPU backward tests: dtype-rounded random tensors, device upload/download,
+// Host-side helpers of the GPU tests (backward, KV views): dtype-rounded random tensors, device upload/download,
 // and the gradient pass rule of docs/numerics.md (max and mean error against ref64 within twice the
 // low-precision reference's, plus a floor of half an ulp of the dtype at max|ref64|; NaN/Inf never
 // passes). CUDA builds only.
