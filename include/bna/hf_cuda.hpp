@@ -2,12 +2,16 @@
 // bna::hf::Model (include/bna/hf.hpp), with bf16 weights and activations on the device.
 //
 // Decisions a reader must know:
-// * Families: the Llama path (Qwen2, Qwen3, Llama 3, GLM-4: RMSNorm, RoPE half-split or GLM's
-//   interleaved partial rotary, q/k/v bias, q/k norm, sandwich norms, SwiGLU). GPT-2 stays on the CPU
-//   backend (kUnimplemented names it). head_dim must be 64 or 128 (the CUDA attention kernels).
-// * Precision: weights bf16 (f32/f16 checkpoints are rounded to bf16 at load); the residual stream,
-//   norm weights, biases, the q/k/v projection output and the logits are f32; GEMM inputs, q, the KV
-//   cache, the attention output and the MLP activations are bf16. GEMMs: cuBLAS, f32 accumulation.
+// * Families: all of bna::hf::Model's, on one forward with the Config switches: the Llama path (Qwen2,
+//   Qwen3, Llama 3, GLM-4: RMSNorm, RoPE half-split or GLM's interleaved partial rotary, q/k/v bias,
+//   q/k norm, sandwich norms, SwiGLU) and GPT-2 (LayerNorm with bias, learned positions added at the
+//   embedding, fused c_attn with bias and no RoPE, o-proj bias, GELU-tanh MLP with biases, tied head).
+//   head_dim must be 64 or 128 (the CUDA attention kernels; GPT-2's real models have 64). GPT-2's
+//   learned positions cap the cache at n_positions tokens, as on the CPU.
+// * Precision: weights bf16 (f32/f16 checkpoints are rounded to bf16 at load; GPT-2's position table
+//   too); the residual stream, norm weights, biases, the q/k/v projection output, GPT-2's c_fc output
+//   (before its bias and GELU) and the logits are f32; GEMM inputs, q, the KV cache, the attention
+//   output and the MLP activations are bf16. GEMMs: cuBLAS, f32 accumulation.
 // * Attention: bna::cuda kernels straight on the cache [Hkv, capacity, dh] (no copy): a call of up to
 //   64 / (Hq / Hkv) tokens after position 0 runs the split-K decode kernels; any other call runs the
 //   forward kernels (dense causal or streams) for its n queries against all p0 + n cached keys
@@ -41,11 +45,11 @@ namespace bna::hf {
 
 class CudaModel {
  public:
-  // As Model::load, onto device 0. Errors: those of Model::load, GPT-2 or a head_dim the kernels do
-  // not cover (kUnimplemented), no device or out of device memory (kUnavailable / kInternal).
+  // As Model::load, onto device 0. Errors: those of Model::load, a head_dim the kernels do not cover
+  // (kUnimplemented, naming it), no device or out of device memory (kUnavailable / kInternal).
   static Expected<CudaModel> load(const std::string& dir);
-  // Random weights on the device (speed only): matrices N(0, 0.02) from a counter-based generator,
-  // norm weights 1, biases 0, untied head. Not the same numbers as Model::random.
+  // Random weights on the device (speed only): matrices (and GPT-2's position table) N(0, 0.02) from a
+  // counter-based generator, norm weights 1, biases 0, untied head. Not the same numbers as Model::random.
   static Expected<CudaModel> random(const Config& c, uint64_t seed);
   CudaModel(CudaModel&&) noexcept;
   CudaModel& operator=(CudaModel&&) noexcept;
@@ -54,7 +58,9 @@ class CudaModel {
   const Config& config() const;
   Status set_attention(const AttentionOptions& opt);  // errors as Model::set_attention
   const AttentionOptions& attention() const;
-  Status reset(int64_t capacity);  // empties the cache; capacity >= 1
+  // Empties the cache; capacity >= 1, and <= n_positions with learned positions (GPT-2; else
+  // kInvalidArgument naming both, the model unchanged).
+  Status reset(int64_t capacity);
   int64_t position() const;
   int64_t capacity() const;
   size_t kv_bytes() const;      // device bytes of the KV cache

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <string>
 
+#include "attention/cpu/gqa_pack.hpp"
 #include "attention/cpu/tile.hpp"
 #include "attention/cuda_dispatch.hpp"  // [cuda-dispatch]
 #include "attention/runtime.hpp"
@@ -293,6 +294,15 @@ Expected<Plan> plan(const GraphSource& graph, const Shape& shape, const Options&
   if (p.path == Path::kStreams && st->streams)
     st->path_floats = cpu::streams_workspace_floats(shape.Hkv, shape.Tk, shape.dh, st->streams->S);
   st->threads = std::max(1, omp_get_max_threads());
+  if (opt.backend == Backend::kCpu && (p.path == Path::kDense || p.path == Path::kStreams)) {
+    // Small Tq (decode, short chunks): pack the G query heads of a KV head into one query tile.
+    st->gqa_pack = cpu::gqa_pack_heads(shape.Hq, shape.Hkv, shape.Tq, st->threads);
+    if (st->gqa_pack > 1) {
+      const int64_t G = shape.Hq / shape.Hkv, packs = (G + st->gqa_pack - 1) / st->gqa_pack;
+      p.reason += "; GQA-packed decode tiles: " + S(st->gqa_pack) + " query heads x Tq=" + S(shape.Tq) +
+                  " per tile (" + S(packs) + " pack(s) of G=" + S(G) + " per KV head)";
+    }
+  }
   if (!path_sized) st->scratch_floats_per_thread = round16(cpu::fwd_scratch_floats_per_thread(shape.dh, st->max_keys_per_row));
   if (shape.dtype != DType::kF32) {
     // q, o, dout, dq: q_elems each; k, v, dk, dv: kv_elems each (backward uses all eight).
@@ -351,6 +361,7 @@ Status run_impl(const Plan& plan, const TensorView& q, const TensorView& k, cons
       p.q = qs; p.k = ks; p.v = vs; p.o = os;
     }
     p.lse = lse.as<float>() + b * s.Hq * s.Tq;
+    p.gqa_pack = st.gqa_pack;
     switch (plan.path) {
       case Path::kDense: cpu::dense_fwd(p, fs); break;
       case Path::kGather: cpu::gather_fwd(p, *st.src.abi, fs); break;

@@ -24,6 +24,7 @@ struct PlanState {
   size_t path_floats = 0;
   int64_t compressed_blocks = 0;  // kCompressed: blocks run() summarises per batch element (no cache)
   int64_t decode_splits = 1;      // kDecode: key splits per row
+  int64_t gqa_pack = 1;           // kDense / kStreams on the CPU: query heads per packed tile (gqa_pack.hpp)
   std::shared_ptr<void> cuda;  // [cuda-dispatch] backend cuda: uploaded graph (cuda_dispatch.cpp)
 };
 

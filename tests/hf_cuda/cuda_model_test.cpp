@@ -1,6 +1,7 @@
 // The CUDA decoder (hf::CudaModel) against the CPU decoder (hf::Model) on the same checkpoint.
 // Each family's fixture config (tests/fixtures/hf/<family>/config.json) is resized to head_dim 64 (the
-// CUDA kernels' size) and given random weights that are exact in bf16, written to a temp model dir;
+// CUDA kernels' size) and given random weights that are exact in bf16, written to a temp model dir
+// (GPT-2: its own tensor names and Conv1D [in, out] layouts, n_positions 256);
 // both backends load it, so they hold identical weights and differ only by the GPU's bf16
 // activations (GEMM inputs, q, the KV cache, attention output, MLP activations; hf_cuda.hpp).
 //
@@ -45,19 +46,30 @@ struct Tensor {
 };
 
 // A model dir for `family`: the fixture config resized to hidden 256, 4 heads / 2 KV, dh 64, I 256,
-// 2 layers; bf16 weights (matrices N(0, 0.05), norm weights 1 + 0.1 N, biases 0.1 N).
+// 2 layers (GPT-2: n_embd 256, 4 heads of 64 (no GQA), n_inner 256, 2 layers, n_positions 256);
+// bf16 weights (matrices and embeddings N(0, 0.05), norm weights 1 + 0.1 N, biases 0.1 N).
+constexpr int64_t kGpt2Positions = 256;
 std::string make_model_dir(const std::string& family, uint64_t seed) {
   const std::string src = std::string(BNA_FIXTURES_DIR) + "/hf/" + family + "/config.json";
   std::ifstream in(src);
   nlohmann::json j = nlohmann::json::parse(in);
-  j["hidden_size"] = 256;
-  j["num_attention_heads"] = 4;
-  j["num_key_value_heads"] = 2;
-  j["head_dim"] = 64;
-  j["intermediate_size"] = 256;
-  j["num_hidden_layers"] = 2;
-  j["max_position_embeddings"] = 1024;
-  j.erase("layer_types");
+  const bool gpt2 = family == "gpt2";
+  if (gpt2) {
+    j["n_embd"] = 256;
+    j["n_head"] = 4;
+    j["n_inner"] = 256;
+    j["n_layer"] = 2;
+    j["n_positions"] = kGpt2Positions;
+  } else {
+    j["hidden_size"] = 256;
+    j["num_attention_heads"] = 4;
+    j["num_key_value_heads"] = 2;
+    j["head_dim"] = 64;
+    j["intermediate_size"] = 256;
+    j["num_hidden_layers"] = 2;
+    j["max_position_embeddings"] = 1024;
+    j.erase("layer_types");
+  }
   const std::string dir = (fs::temp_directory_path() / ("bna_cuda_model_" + family + "_" + std::to_string(::getpid()))).string();
   fs::create_directories(dir);
   EXPECT_TRUE(bna::io::write_file_atomic(dir + "/config.json", j.dump(2)).is_ok());
@@ -75,38 +87,64 @@ std::string make_model_dir(const std::string& family, uint64_t seed) {
     ts.push_back(std::move(t));
   };
   const int64_t C = c.hidden, dh = c.head_dim, Hq = c.n_heads, Hkv = c.n_kv_heads, I = c.intermediate, V = c.vocab;
-  add("model.embed_tokens.weight", {V, C}, 0, 0.05);
-  add("model.norm.weight", {C}, 1, 0.1);
-  if (!j.value("tie_word_embeddings", false)) add("lm_head.weight", {V, C}, 0, 0.05);
-  for (int64_t l = 0; l < c.layers; ++l) {
-    const std::string p = "model.layers." + std::to_string(l) + ".", a = p + "self_attn.";
-    add(a + "q_proj.weight", {Hq * dh, C}, 0, 0.05);
-    add(a + "k_proj.weight", {Hkv * dh, C}, 0, 0.05);
-    add(a + "v_proj.weight", {Hkv * dh, C}, 0, 0.05);
-    add(a + "o_proj.weight", {C, Hq * dh}, 0, 0.05);
-    if (c.qkv_bias) {
-      add(a + "q_proj.bias", {Hq * dh}, 0, 0.1);
-      add(a + "k_proj.bias", {Hkv * dh}, 0, 0.1);
-      add(a + "v_proj.bias", {Hkv * dh}, 0, 0.1);
+  EXPECT_EQ(dh, 64) << family;
+  if (gpt2) {
+    // transformers' GPT2LMHeadModel names; Conv1D weights are [in, out]; the head is tied to wte.
+    EXPECT_EQ(Hq * dh, C);
+    const std::string b = "transformer.";
+    add(b + "wte.weight", {V, C}, 0, 0.05);
+    add(b + "wpe.weight", {c.max_positions, C}, 0, 0.05);
+    add(b + "ln_f.weight", {C}, 1, 0.1);
+    add(b + "ln_f.bias", {C}, 0, 0.1);
+    for (int64_t l = 0; l < c.layers; ++l) {
+      const std::string p = b + "h." + std::to_string(l) + ".";
+      add(p + "ln_1.weight", {C}, 1, 0.1);
+      add(p + "ln_1.bias", {C}, 0, 0.1);
+      add(p + "attn.c_attn.weight", {C, 3 * C}, 0, 0.05);
+      add(p + "attn.c_attn.bias", {3 * C}, 0, 0.1);
+      add(p + "attn.c_proj.weight", {C, C}, 0, 0.05);
+      add(p + "attn.c_proj.bias", {C}, 0, 0.1);
+      add(p + "ln_2.weight", {C}, 1, 0.1);
+      add(p + "ln_2.bias", {C}, 0, 0.1);
+      add(p + "mlp.c_fc.weight", {C, I}, 0, 0.05);
+      add(p + "mlp.c_fc.bias", {I}, 0, 0.1);
+      add(p + "mlp.c_proj.weight", {I, C}, 0, 0.05);
+      add(p + "mlp.c_proj.bias", {C}, 0, 0.1);
     }
-    if (c.o_bias) add(a + "o_proj.bias", {C}, 0, 0.1);
-    if (c.qk_norm) {
-      add(a + "q_norm.weight", {dh}, 1, 0.1);
-      add(a + "k_norm.weight", {dh}, 1, 0.1);
+  } else {  // the Llama path's names
+    add("model.embed_tokens.weight", {V, C}, 0, 0.05);
+    add("model.norm.weight", {C}, 1, 0.1);
+    if (!j.value("tie_word_embeddings", false)) add("lm_head.weight", {V, C}, 0, 0.05);
+    for (int64_t l = 0; l < c.layers; ++l) {
+      const std::string p = "model.layers." + std::to_string(l) + ".", a = p + "self_attn.";
+      add(a + "q_proj.weight", {Hq * dh, C}, 0, 0.05);
+      add(a + "k_proj.weight", {Hkv * dh, C}, 0, 0.05);
+      add(a + "v_proj.weight", {Hkv * dh, C}, 0, 0.05);
+      add(a + "o_proj.weight", {C, Hq * dh}, 0, 0.05);
+      if (c.qkv_bias) {
+        add(a + "q_proj.bias", {Hq * dh}, 0, 0.1);
+        add(a + "k_proj.bias", {Hkv * dh}, 0, 0.1);
+        add(a + "v_proj.bias", {Hkv * dh}, 0, 0.1);
+      }
+      if (c.o_bias) add(a + "o_proj.bias", {C}, 0, 0.1);
+      if (c.qk_norm) {
+        add(a + "q_norm.weight", {dh}, 1, 0.1);
+        add(a + "k_norm.weight", {dh}, 1, 0.1);
+      }
+      add(p + "input_layernorm.weight", {C}, 1, 0.1);
+      add(p + "post_attention_layernorm.weight", {C}, 1, 0.1);
+      if (c.sandwich_norm) {
+        add(p + "post_self_attn_layernorm.weight", {C}, 1, 0.1);
+        add(p + "post_mlp_layernorm.weight", {C}, 1, 0.1);
+      }
+      if (c.fused_gate_up) {
+        add(p + "mlp.gate_up_proj.weight", {2 * I, C}, 0, 0.05);
+      } else {
+        add(p + "mlp.gate_proj.weight", {I, C}, 0, 0.05);
+        add(p + "mlp.up_proj.weight", {I, C}, 0, 0.05);
+      }
+      add(p + "mlp.down_proj.weight", {C, I}, 0, 0.05);
     }
-    add(p + "input_layernorm.weight", {C}, 1, 0.1);
-    add(p + "post_attention_layernorm.weight", {C}, 1, 0.1);
-    if (c.sandwich_norm) {
-      add(p + "post_self_attn_layernorm.weight", {C}, 1, 0.1);
-      add(p + "post_mlp_layernorm.weight", {C}, 1, 0.1);
-    }
-    if (c.fused_gate_up) {
-      add(p + "mlp.gate_up_proj.weight", {2 * I, C}, 0, 0.05);
-    } else {
-      add(p + "mlp.gate_proj.weight", {I, C}, 0, 0.05);
-      add(p + "mlp.up_proj.weight", {I, C}, 0, 0.05);
-    }
-    add(p + "mlp.down_proj.weight", {C, I}, 0, 0.05);
   }
   std::vector<bna::st::WriteTensor> w;
   for (const Tensor& t : ts) w.push_back({t.name, bna::st::Dtype::kBF16, t.shape, t.bits.data()});
@@ -214,7 +252,76 @@ TEST_P(CudaModelVsCpu, PrefillAndDecodeMatchTheCpuModel) {
   fs::remove_all(dir);
 }
 
-INSTANTIATE_TEST_SUITE_P(Families, CudaModelVsCpu, ::testing::Values("qwen2", "qwen3", "llama3", "glm4"));
+INSTANTIATE_TEST_SUITE_P(Families, CudaModelVsCpu, ::testing::Values("gpt2", "qwen2", "qwen3", "llama3", "glm4"));
+
+// GPT-2's learned positions bound the cache: capacity n_positions is the most reset() takes (an error
+// naming both numbers beyond it, the model unchanged); a full cache then refuses one more token. Also
+// chunked prefill (positions p0 + t in every chunk) on paged dense layers against the CPU's one call,
+// and random GPT-2 weights (CudaModel::random's LayerNorm / GELU / position buffers) run finite, with
+// the device greedy draw equal to the host's.
+TEST(CudaModel, Gpt2PositionsBoundTheCacheAndChunksMatchTheCpu) {
+  if (!bna::attn::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  const std::string dir = make_model_dir("gpt2", 0x6E72);
+  auto cpu = bna::hf::Model::load(dir);
+  ASSERT_TRUE(cpu.has_value()) << cpu.status().to_string();
+  auto gpu = bna::hf::CudaModel::load(dir);
+  ASSERT_TRUE(gpu.has_value()) << gpu.status().to_string();
+  const bna::hf::Config& c = gpu->config();
+  ASSERT_EQ(c.max_positions, kGpt2Positions);
+  EXPECT_EQ(gpu->capacity(), kGpt2Positions);
+  const bna::Status st = gpu->reset(kGpt2Positions + 1);
+  EXPECT_EQ(st.code(), bna::StatusCode::kInvalidArgument) << st.to_string();
+  EXPECT_NE(st.message().find(std::to_string(kGpt2Positions + 1)), std::string::npos) << st.to_string();
+  EXPECT_NE(st.message().find("n_positions=" + std::to_string(kGpt2Positions)), std::string::npos) << st.to_string();
+  EXPECT_EQ(gpu->capacity(), kGpt2Positions);
+
+  // The whole table: 250 tokens in chunks of 37 (the last chunk, 28 tokens, at position 222), then 6
+  // decode steps up to position 255, the table's last row; pages of 16 tokens.
+  std::vector<int32_t> ids(static_cast<size_t>(kGpt2Positions));
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>((i * 131 + 7) % static_cast<size_t>(c.vocab));
+  const int64_t n_prompt = 250;
+  ASSERT_TRUE(cpu->reset(kGpt2Positions).is_ok());
+  auto ref = cpu->forward(ids, true);
+  ASSERT_TRUE(ref.has_value()) << ref.status().to_string();
+  AttentionOptions paged;
+  paged.kv_page = 16;
+  ASSERT_TRUE(gpu->reset(kGpt2Positions).is_ok());
+  ASSERT_TRUE(gpu->set_attention(paged).is_ok());
+  auto pre = gpu->forward(std::span<const int32_t>(ids.data(), n_prompt), true, 37);
+  ASSERT_TRUE(pre.has_value()) << pre.status().to_string();
+  std::vector<float> got = *pre;
+  for (int64_t i = n_prompt; i < kGpt2Positions; ++i) {
+    auto step = gpu->forward(std::span<const int32_t>(&ids[static_cast<size_t>(i)], 1));
+    ASSERT_TRUE(step.has_value()) << "position " << i << ": " << step.status().to_string();
+    got.insert(got.end(), step->begin(), step->end());
+  }
+  EXPECT_EQ(gpu->position(), kGpt2Positions);
+  expect_close(got, *ref, c.vocab, c.layers, "gpt2 dense, chunks of 37, pages of 16");
+  // Full: one more token does not fit (the cache, hence the position table).
+  EXPECT_EQ(gpu->forward(std::span<const int32_t>(ids.data(), 1)).status().code(), bna::StatusCode::kInvalidArgument);
+  EXPECT_EQ(gpu->position(), kGpt2Positions);
+  fs::remove_all(dir);
+
+  auto rnd = bna::hf::CudaModel::random(c, 5);
+  ASSERT_TRUE(rnd.has_value()) << rnd.status().to_string();
+  EXPECT_EQ(rnd->capacity(), kGpt2Positions);
+  EXPECT_EQ(rnd->reset(kGpt2Positions + 1).code(), bna::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(rnd->reset(64).is_ok());
+  auto lg = rnd->forward(std::span<const int32_t>(ids.data(), 40));
+  ASSERT_TRUE(lg.has_value()) << lg.status().to_string();
+  ASSERT_EQ(lg->size(), static_cast<size_t>(c.vocab));
+  double ss = 0;
+  for (float v : *lg) {
+    ASSERT_TRUE(std::isfinite(v));
+    ss += static_cast<double>(v) * v;
+  }
+  EXPECT_GT(ss, 0.0);  // not all zero: the position and token tables reached the head
+  const int32_t host = bna::hf::sample(*lg, {}, nullptr);
+  ASSERT_TRUE(rnd->reset(64).is_ok());
+  auto dev = rnd->forward_greedy(std::span<const int32_t>(ids.data(), 40));
+  ASSERT_TRUE(dev.has_value()) << dev.status().to_string();
+  EXPECT_EQ(*dev, host);
+}
 
 // The device-side greedy draw equals the host's greedy sample of the same logits, for a prompt and
 // for decode steps (the forward is deterministic for the same shapes).
@@ -258,14 +365,13 @@ TEST(CudaModel, ForwardGreedyEqualsTheHostDraw) {
 
 TEST(CudaModel, RejectsWhatTheBackendDoesNotCover) {
   if (!bna::attn::cuda_available()) GTEST_SKIP() << "no CUDA device";
-  // GPT-2 stays on the CPU backend.
-  auto g = bna::hf::CudaModel::load(std::string(BNA_FIXTURES_DIR) + "/hf/gpt2");
-  ASSERT_FALSE(g.has_value());
-  EXPECT_EQ(g.status().code(), bna::StatusCode::kUnimplemented);
-  // head_dim 16 (the fixtures' own size) has no CUDA attention kernel.
-  auto q = bna::hf::CudaModel::load(std::string(BNA_FIXTURES_DIR) + "/hf/qwen3");
-  ASSERT_FALSE(q.has_value());
-  EXPECT_NE(q.status().message().find("head_dim=16"), std::string::npos) << q.status().to_string();
+  // head_dim 16 (the fixtures' own size, GPT-2's included) has no CUDA attention kernel.
+  for (const char* family : {"qwen3", "gpt2"}) {
+    auto q = bna::hf::CudaModel::load(std::string(BNA_FIXTURES_DIR) + "/hf/" + family);
+    ASSERT_FALSE(q.has_value()) << family;
+    EXPECT_EQ(q.status().code(), bna::StatusCode::kUnimplemented) << family;
+    EXPECT_NE(q.status().message().find("head_dim=16"), std::string::npos) << q.status().to_string();
+  }
   // Ids out of range, overflow of the cache, a bad chunk or page size.
   auto cfg = bna::hf::preset_config("qwen-tiny");
   ASSERT_TRUE(cfg.has_value());

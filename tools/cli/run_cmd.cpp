@@ -3,7 +3,7 @@
 //         [--compressed-tail L --compressed-block Bs ...] [--kv-page N] [--temperature T --top-k K --top-p P --seed N]
 // Loads a Hugging Face model directory (config.json, safetensors, tokenizer.json), prefills the prompt
 // and decodes, printing the continuation and timings. --backend cpu (default) runs hf::Model in f32;
-// --backend cuda runs hf::CudaModel in bf16 on the GPU (Qwen2/Qwen3/Llama/GLM-4, head_dim 64 or 128)
+// --backend cuda runs hf::CudaModel in bf16 on the GPU (GPT-2/Qwen2/Qwen3/Llama/GLM-4, head_dim 64 or 128)
 // with the same hf::generate (--prefill-chunk N prefills in chunks on both backends). No GPU, a
 // build without CUDA, or a model the GPU backend does not cover: exit 2. All work happens in
 // bna::hf / bna::tok.

@@ -25,6 +25,9 @@ struct Problem {
   int64_t q_offset = 0;
   float scale = 1.0f;
   const float* edge_bias = nullptr;  // [5] indexed by edge code, or nullptr
+  // dense_fwd / streams_fwd: query heads of one KV head packed into one query tile (gqa_pack.hpp);
+  // 1 = one head per tile. Set by the planner for small Tq; results are bit-identical either way.
+  int64_t gqa_pack = 1;
 };
 
 // Backward: o and lse of the forward are inputs; dq/dk/dv are overwritten (not accumulated);

@@ -7,7 +7,10 @@
 // state; their scattered K/V rows are prefetched at the start of the tile, a whole landmark pass
 // ahead of their use. Neighbours after the row (j > i) are dropped when the StreamsGraph is built.
 // Everything merges by the exact LSE rule. streams_from_abi verifies the partition on every row (in
-// parallel) before anything relies on it.
+// parallel) before anything relies on it. Small Tq (decode, short chunks): p.gqa_pack > 1 packs the
+// query heads of a KV head into one tile (gqa_pack.hpp): landmarks, band keys and extras all belong
+// to the KV head and the query position, so one pass serves every packed head; the band still runs
+// per unpacked 16-query group (TileGroup), which keeps the results bit-identical.
 #include <algorithm>
 #include <climits>
 #include <cstring>
@@ -15,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "attention/cpu/gqa_pack.hpp"
 #include "attention/cpu/kernels.hpp"
 #include "attention/cpu/micro_tile.hpp"
 #include "bna/threads.hpp"
@@ -157,8 +161,6 @@ size_t streams_workspace_floats(int64_t Hkv, int64_t Tk, int64_t dh, int64_t S) 
 }
 
 void streams_fwd(const Problem& p, const StreamsGraph& g, const FwdScratch& ws, float* landmark_ws) {
-  const int64_t G = p.Hq / p.Hkv;
-  const int64_t ntiles = (p.Tq + kQt - 1) / kQt;
   const int64_t W = g.W, S = g.S, C = g.C;
   // Compacted landmarks: Kl[hk, m] = K[hk, m*S], Vl likewise, m < nL.
   const int64_t nL = S > 0 ? (p.Tk + S - 1) / S : 0;
@@ -175,12 +177,14 @@ void streams_fwd(const Problem& p, const StreamsGraph& g, const FwdScratch& ws, 
   }
   const float* bias = p.edge_bias;
   const float wb = bias ? bias[kWindowT] : 0.0f, lb = bias ? bias[kLandmarkT] : 0.0f;
-  parallel_for_dynamic(0, p.Hq * ntiles, 1, [&](int64_t item) {
-    const int64_t hq = item / ntiles, t = ntiles - 1 - item % ntiles;
-    const int64_t hk = hq / G;
-    QTile qt(ws.base + ws.per_thread * omp_get_thread_num(), p.dh, p.scale);
-    QTileRows rows = qtile_rows(p, hq, t);
+  const TileWork work(p);
+  parallel_for_dynamic(0, work.items(), 1, [&](int64_t item) {
+    const WorkTile w = work.tile(item);
+    const QTileRows& rows = w.rows;
     const int nq = rows.nq;
+    if (nq == 0) return;
+    const int64_t hk = w.hk;
+    QTile qt(ws.base + ws.per_thread * omp_get_thread_num(), p.dh, p.scale);
     const int64_t* pos = rows.pos;
     qt.begin(nq, rows.q, pos);
     const int64_t pmin = pos[0], pmax = pos[nq - 1];
@@ -210,13 +214,16 @@ void streams_fwd(const Problem& p, const StreamsGraph& g, const FwdScratch& ws, 
         for (int j = 0; j < sc.n; ++j) sc.keep_diff(j, static_cast<int32_t>((j0 + j) * S), static_cast<int32_t>(W + 1), INT_MAX);
       });
     }
-    // Band: per 16-row group, keys [max(0, first - W), last] of the group; row r allows
-    // [pos[r] - W, pos[r]]. A band key on a landmark is typed LANDMARK for rows past it, WINDOW for itself.
-    for (int gr = 0; gr < nq; gr += 16) {
-      const int64_t gfirst = pos[gr], glast = pos[gr + 15 < nq ? gr + 15 : nq - 1];
+    // Band: per 16-query group (lanes [gr, rend), TileGroup), keys [max(0, first - W), last] of the
+    // group; row r allows [pos[r] - W, pos[r]]. A band key on a landmark is typed LANDMARK for rows past
+    // it, WINDOW for itself.
+    for (int gi = 0; gi < w.ngroups; ++gi) {
+      const TileGroup& tg = w.group[gi];
+      const int gr = tg.r0, rend = tg.r1;
+      const int64_t gfirst = tg.first, glast = tg.last;
       const int64_t b0 = std::max<int64_t>(0, gfirst - W);
       const int64_t nb = glast - b0 + 1;
-      qt.key_rows(K, V, b0, 1, nb, gr, gr + 16, [&](QScores& sc, int64_t j0) {
+      qt.key_rows(K, V, b0, 1, nb, gr, rend, [&](QScores& sc, int64_t j0) {
         const int64_t k0 = b0 + j0;
         for (int j = 0; j < sc.n; ++j) {
           const int64_t kj = k0 + j;
@@ -227,7 +234,6 @@ void streams_fwd(const Problem& p, const StreamsGraph& g, const FwdScratch& ws, 
           if (kj > gfirst || kj < glast - W) sc.keep_diff(j, static_cast<int32_t>(kj), 0, static_cast<int32_t>(W));
         }
         if (bias && C > 0) {
-          const int rend = gr + 16 < nq ? gr + 16 : nq;
           for (int r = gr; r < rend; ++r) {
             const int64_t hi = pos[r];
             const int32_t* ov = g.band_override.data() + (hk * g.T + hi) * C;

@@ -261,6 +261,12 @@ Status CudaModel::Impl::compressed_attention(CudaLayer& l, int64_t p0, int64_t n
   return bna::cuda::dense_decode(a);
 }
 
+Status CudaModel::Impl::norm(const float* xin, const DeviceBuffer& w, const DeviceBuffer& b, int64_t rows) {
+  if (cfg.layer_norm)
+    return cuda::layer_norm(xin, w.as<float>(), b.as<float>(), h.as<uint16_t>(), rows, cfg.hidden, cfg.norm_eps, nullptr);
+  return cuda::rms_norm(xin, w.as<float>(), h.as<uint16_t>(), rows, cfg.hidden, cfg.norm_eps, nullptr);
+}
+
 Status CudaModel::Impl::grow_work(int64_t n, int64_t rows_out) {
   const Config& c = cfg;
   const size_t N = static_cast<size_t>(n);
@@ -274,9 +280,9 @@ Status CudaModel::Impl::grow_work(int64_t n, int64_t rows_out) {
   BNA_RETURN_IF_ERROR(ensure(q, N * Hq * dh * 2));
   BNA_RETURN_IF_ERROR(ensure(o, N * Hq * dh * 2));
   BNA_RETURN_IF_ERROR(ensure(ot, N * Hq * dh * 2));
-  BNA_RETURN_IF_ERROR(ensure(gu, N * 2 * I * 2));
+  BNA_RETURN_IF_ERROR(ensure(gu, N * 2 * I * 2));  // bf16 gate | up, or GPT-2's f32 c_fc output [n, I]: the same bytes
   BNA_RETURN_IF_ERROR(ensure(act, N * I * 2));
-  if (c.sandwich_norm || c.o_bias) BNA_RETURN_IF_ERROR(ensure(tmp, N * C * 4));
+  if (c.sandwich_norm || c.o_bias || c.gelu_mlp) BNA_RETURN_IF_ERROR(ensure(tmp, N * C * 4));
   if (n_compressed > 0 && pos == 0) {  // the prompt's K/V for the compressed kernel, one layer at a time
     BNA_RETURN_IF_ERROR(ensure(kfull, N * Hkv * dh * 2));
     BNA_RETURN_IF_ERROR(ensure(vfull, N * Hkv * dh * 2));
@@ -388,7 +394,8 @@ Status CudaModel::reset(int64_t cap) {
   const Config& c = M.cfg;
   if (cap < 1 || cap > (int64_t{1} << 30))
     return invalid_argument("model: KV capacity " + S(cap) + ", expected 1 <= capacity <= 2^30");
-  (void)c;
+  if (c.learned_pos && cap > c.max_positions)  // the position table has no row beyond n_positions
+    return invalid_argument("model: KV capacity " + S(cap) + " exceeds n_positions=" + S(c.max_positions));
   M.pos = 0;
   M.release_pages();
   if (cap != M.capacity || M.n_compressed > 0) {
@@ -482,10 +489,12 @@ Expected<std::vector<float>> CudaModel::Impl::forward(std::span<const int32_t> i
   const int64_t C = c.hidden, dh = c.head_dim, Hq = c.n_heads, Hkv = c.n_kv_heads, I = c.intermediate;
   const int64_t QKV = (Hq + 2 * Hkv) * dh;
   BNA_RETURN_IF_ERROR(bna::cuda::copy_to_device(M.ids.get(), ids.data(), static_cast<size_t>(n) * 4));
-  BNA_RETURN_IF_ERROR(cuda::embed(M.ids.as<int32_t>(), M.embed.as<uint16_t>(), M.x.as<float>(), n, C, nullptr));
+  // Learned positions (GPT-2): row p0 + t < capacity <= n_positions (reset).
+  BNA_RETURN_IF_ERROR(cuda::embed(M.ids.as<int32_t>(), M.embed.as<uint16_t>(), M.pos_embed.as<uint16_t>(), p0,
+                                  M.x.as<float>(), n, C, nullptr));
   for (int64_t li = 0; li < c.layers; ++li) {
     CudaLayer& l = M.layers[static_cast<size_t>(li)];
-    BNA_RETURN_IF_ERROR(cuda::rms_norm(M.x.as<float>(), l.ln1.as<float>(), M.h.as<uint16_t>(), n, C, c.norm_eps, nullptr));
+    BNA_RETURN_IF_ERROR(M.norm(M.x.as<float>(), l.ln1, l.ln1_b, n));
     BNA_RETURN_IF_ERROR(M.blas.linear(M.h.as<uint16_t>(), l.wqkv.as<uint16_t>(), M.qkv.get(), true, n, C, QKV));
     cuda::QkvArgs qa;
     qa.qkv = M.qkv.as<float>();
@@ -496,7 +505,8 @@ Expected<std::vector<float>> CudaModel::Impl::forward(std::span<const int32_t> i
     qa.q = M.q.as<uint16_t>();
     qa.k_cache = l.k_cache.as<uint16_t>();
     qa.v_cache = l.v_cache.as<uint16_t>();
-    qa.n = n; qa.Hq = Hq; qa.Hkv = Hkv; qa.dh = dh; qa.cap = M.capacity; qa.p0 = p0; qa.rotary_dim = c.rotary_dim;
+    qa.n = n; qa.Hq = Hq; qa.Hkv = Hkv; qa.dh = dh; qa.cap = M.capacity; qa.p0 = p0;
+    qa.rotary_dim = c.learned_pos ? 0 : c.rotary_dim;  // 0: no RoPE (inv_freq is empty)
     if (l.paged) {
       qa.pages = l.page_table.as<uint16_t*>();
       qa.page = M.page;
@@ -524,7 +534,15 @@ Expected<std::vector<float>> CudaModel::Impl::forward(std::span<const int32_t> i
       BNA_RETURN_IF_ERROR(cuda::add_residual(M.x.as<float>(), M.tmp.as<float>(), l.bo.as<float>(),
                                              l.post_attn.as<float>(), n, C, c.norm_eps, nullptr));
     }
-    BNA_RETURN_IF_ERROR(cuda::rms_norm(M.x.as<float>(), l.ln2.as<float>(), M.h.as<uint16_t>(), n, C, c.norm_eps, nullptr));
+    BNA_RETURN_IF_ERROR(M.norm(M.x.as<float>(), l.ln2, l.ln2_b, n));
+    if (c.gelu_mlp) {  // GPT-2: c_fc (f32 out, so the bias is added before any rounding), GELU, c_proj + bias
+      BNA_RETURN_IF_ERROR(M.blas.linear(M.h.as<uint16_t>(), l.w_gu.as<uint16_t>(), M.gu.get(), true, n, C, I));
+      BNA_RETURN_IF_ERROR(cuda::bias_gelu(M.gu.as<float>(), l.b_up.as<float>(), M.act.as<uint16_t>(), n, I, nullptr));
+      BNA_RETURN_IF_ERROR(M.blas.linear(M.act.as<uint16_t>(), l.w_down.as<uint16_t>(), M.tmp.get(), true, n, I, C));
+      BNA_RETURN_IF_ERROR(cuda::add_residual(M.x.as<float>(), M.tmp.as<float>(), l.b_down.as<float>(),
+                                             l.post_mlp.as<float>(), n, C, c.norm_eps, nullptr));
+      continue;
+    }
     BNA_RETURN_IF_ERROR(M.blas.linear(M.h.as<uint16_t>(), l.w_gu.as<uint16_t>(), M.gu.get(), false, n, C, 2 * I));
     BNA_RETURN_IF_ERROR(cuda::swiglu(M.gu.as<uint16_t>(), M.act.as<uint16_t>(), n, I, nullptr));
     if (!c.sandwich_norm) {
@@ -536,8 +554,7 @@ Expected<std::vector<float>> CudaModel::Impl::forward(std::span<const int32_t> i
     }
   }
   const int64_t r0 = n - rows_out;
-  BNA_RETURN_IF_ERROR(cuda::rms_norm(M.x.as<float>() + r0 * C, M.norm_w.as<float>(), M.h.as<uint16_t>(), rows_out, C,
-                                     c.norm_eps, nullptr));
+  BNA_RETURN_IF_ERROR(M.norm(M.x.as<float>() + r0 * C, M.norm_w, M.norm_b, rows_out));
   const DeviceBuffer& head = M.lm_head.get() != nullptr ? M.lm_head : M.embed;
   BNA_RETURN_IF_ERROR(M.blas.linear(M.h.as<uint16_t>(), head.as<uint16_t>(), M.logits.get(), true, rows_out, C, c.vocab));
   std::vector<float> out;

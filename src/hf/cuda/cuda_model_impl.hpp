@@ -35,9 +35,12 @@ inline Status upload_i32(const std::vector<int32_t>& v, DeviceBuffer& d) {
 using cuda_detail::DeviceBuffer;
 
 struct CudaLayer {
-  DeviceBuffer wqkv, wo, w_gu, w_down;              // bf16 [out, in]
+  // bf16 [out, in]. w_gu: gate | up [2I, C] (SwiGLU), or GPT-2's c_fc [I, C] (GELU MLP); GPT-2's
+  // Conv1D weights ([in, out] in the file) are transposed at load, so every GEMM is the same.
+  DeviceBuffer wqkv, wo, w_gu, w_down;
   DeviceBuffer bqkv, bo, q_norm, k_norm;            // f32, empty when the family has none
   DeviceBuffer ln1, ln2, post_attn, post_mlp;       // f32 [C]
+  DeviceBuffer ln1_b, ln2_b, b_up, b_down;          // f32 LayerNorm biases [C], MLP biases [I] / [C] (GPT-2)
   DeviceBuffer k_cache, v_cache;                    // bf16 [Hkv, capacity, dh] (dense / Butterfly layers)
   // Paged dense layer (AttentionOptions::kv_page): its pages in token order (host copy of the table)
   // and the device table [ceil(capacity / P)] of page pointers; k_cache / v_cache stay empty.
@@ -58,7 +61,8 @@ struct CudaModel::Impl {
   Config cfg;
   AttentionOptions attn;
   nn::cuda::Blas blas;
-  DeviceBuffer embed, lm_head, norm_w, inv_freq;  // lm_head empty = tied to embed
+  DeviceBuffer embed, lm_head, norm_w, inv_freq;  // lm_head empty = tied to embed; inv_freq empty without RoPE
+  DeviceBuffer pos_embed, norm_b;                  // GPT-2: bf16 [n_positions, C], f32 [C] (ln_f bias)
   std::vector<CudaLayer> layers;
   int64_t capacity = 0, pos = 0;
   // Butterfly: per KV head graph; extras [Hkv, capacity, E] (E = 2 * num_cycles) on host and device.
@@ -81,11 +85,11 @@ struct CudaModel::Impl {
   DeviceBuffer ids, x, h, qkv, q, o, ot, gu, act, tmp, lse, logits, dec_ws;
 
   size_t weight_bytes() const {
-    size_t b = embed.bytes() + lm_head.bytes() + norm_w.bytes() + inv_freq.bytes();
+    size_t b = embed.bytes() + lm_head.bytes() + norm_w.bytes() + inv_freq.bytes() + pos_embed.bytes() + norm_b.bytes();
     for (const CudaLayer& l : layers)
       b += l.wqkv.bytes() + l.wo.bytes() + l.w_gu.bytes() + l.w_down.bytes() + l.bqkv.bytes() + l.bo.bytes() +
            l.q_norm.bytes() + l.k_norm.bytes() + l.ln1.bytes() + l.ln2.bytes() + l.post_attn.bytes() +
-           l.post_mlp.bytes();
+           l.post_mlp.bytes() + l.ln1_b.bytes() + l.ln2_b.bytes() + l.b_up.bytes() + l.b_down.bytes();
     return b;
   }
   size_t cache_bytes() const {
@@ -119,6 +123,9 @@ struct CudaModel::Impl {
   // Paged layers: the dense ones (every layer of a dense model, the listed ones otherwise).
   bool wants_paged(int64_t li) const { return attn.kv_page > 0 && (attn.kind == AttnKind::kDense || listed_dense(li)); }
 
+  // h bf16 [rows, C] = the pre-attention / pre-MLP / final norm of x f32 [rows, C]: LayerNorm with
+  // weight w and bias b (GPT-2), else RMSNorm with w (b unused).
+  Status norm(const float* x, const DeviceBuffer& w, const DeviceBuffer& b, int64_t rows);
   Status allocate_storage();
   Status pages_for(CudaLayer& l, int64_t tokens);  // the layer's pages cover tokens [0, tokens)
   void release_pages();                            // every layer's pages back to the pool

@@ -1,5 +1,8 @@
 // hf::CudaModel's weights: from a Hugging Face model directory (rounded to bf16 at upload) or random
 // on the device (include/bna/hf_cuda.hpp). The device state is cuda_model_impl.hpp's.
+// GPT-2's tensors (transformer.wte / wpe / h.N.attn.c_attn ...) are mapped onto the same layer
+// buffers as the Llama path: its Conv1D weights, stored [in, out], are transposed to [out, in] as
+// src/hf/model.cpp does, c_attn's [C, 3C] becoming the fused q | k | v rows.
 #include <algorithm>
 #include <cstring>
 #include <string>
@@ -38,10 +41,6 @@ Status upload_f32(const std::vector<float>& v, DeviceBuffer& d) {
 }
 
 Status check_config(const Config& c) {
-  if (c.family == Family::kGpt2 || c.layer_norm || c.learned_pos || c.gelu_mlp || c.mlp_bias)
-    return unimplemented(std::string("cuda model: ") + c.architecture +
-                         " (LayerNorm / learned positions / GELU MLP) runs on the CPU backend only; the CUDA "
-                         "backend covers Qwen2ForCausalLM, Qwen3ForCausalLM, LlamaForCausalLM and Glm4ForCausalLM");
   if (c.head_dim != 64 && c.head_dim != 128)
     return unimplemented("cuda model: head_dim=" + S(c.head_dim) + ", expected 64 or 128 (the CUDA attention kernels)");
   if (c.vocab < 1 || c.hidden < 1 || c.layers < 1 || c.n_heads < 1 || c.n_kv_heads < 1 || c.intermediate < 1 ||
@@ -49,7 +48,9 @@ Status check_config(const Config& c) {
     return invalid_argument("cuda model: vocab=" + S(c.vocab) + " hidden=" + S(c.hidden) + " layers=" + S(c.layers) +
                             " heads=" + S(c.n_heads) + " kv_heads=" + S(c.n_kv_heads) + " intermediate=" +
                             S(c.intermediate) + ", expected all >= 1 and kv_heads dividing heads");
-  if (c.rotary_dim < 2 || c.rotary_dim % 2 != 0 || c.rotary_dim > c.head_dim)
+  if (c.learned_pos && c.max_positions < 1)
+    return invalid_argument("cuda model: n_positions=" + S(c.max_positions) + ", expected >= 1 with learned positions");
+  if (!c.learned_pos && (c.rotary_dim < 2 || c.rotary_dim % 2 != 0 || c.rotary_dim > c.head_dim))
     return invalid_argument("cuda model: rotary_dim=" + S(c.rotary_dim) + ", expected even in [2, head_dim=" +
                             S(c.head_dim) + "]");
   return Status::ok();
@@ -77,12 +78,22 @@ Expected<CudaModel> CudaModel::random(const Config& c, uint64_t seed) {
   BNA_RETURN_IF_ERROR(mat(M.embed, c.vocab * C));
   BNA_RETURN_IF_ERROR(mat(M.lm_head, c.vocab * C));
   BNA_RETURN_IF_ERROR(vec(M.norm_w, C, 1.0f));
+  if (c.layer_norm) BNA_RETURN_IF_ERROR(vec(M.norm_b, C, 0.0f));
+  if (c.learned_pos) BNA_RETURN_IF_ERROR(mat(M.pos_embed, c.max_positions * C));
   M.layers.resize(static_cast<size_t>(c.layers));
   for (CudaLayer& l : M.layers) {
     BNA_RETURN_IF_ERROR(mat(l.wqkv, (Hq + 2 * Hkv) * dh * C));
     BNA_RETURN_IF_ERROR(mat(l.wo, C * Hq * dh));
-    BNA_RETURN_IF_ERROR(mat(l.w_gu, 2 * I * C));
+    BNA_RETURN_IF_ERROR(mat(l.w_gu, (c.gelu_mlp ? 1 : 2) * I * C));  // c_fc, or gate | up
     BNA_RETURN_IF_ERROR(mat(l.w_down, C * I));
+    if (c.gelu_mlp) {  // the MLP biases come with the GELU MLP, as in Model::random
+      BNA_RETURN_IF_ERROR(vec(l.b_up, I, 0.0f));
+      BNA_RETURN_IF_ERROR(vec(l.b_down, C, 0.0f));
+    }
+    if (c.layer_norm) {
+      BNA_RETURN_IF_ERROR(vec(l.ln1_b, C, 0.0f));
+      BNA_RETURN_IF_ERROR(vec(l.ln2_b, C, 0.0f));
+    }
     if (c.qkv_bias) BNA_RETURN_IF_ERROR(vec(l.bqkv, (Hq + 2 * Hkv) * dh, 0.0f));
     if (c.o_bias) BNA_RETURN_IF_ERROR(vec(l.bo, C, 0.0f));
     if (c.qk_norm) {
@@ -112,17 +123,27 @@ Expected<CudaModel> CudaModel::load(const std::string& dir) {
   Impl& M = *m.impl_;
   M.cfg = c;
   BNA_ASSIGN_OR_RETURN(M.blas, nn::cuda::Blas::create());
-  auto read = [&](const std::string& name, const std::vector<int64_t>& shape, std::vector<float>& out) -> Status {
+  // Reads `name` as f32 of `shape`; transposed: the file holds [shape[1], shape[0]] (GPT-2's Conv1D
+  // [in, out]) and out gets it as [shape[0], shape[1]] ([out, in]).
+  auto read = [&](const std::string& name, const std::vector<int64_t>& shape, std::vector<float>& out,
+                  bool transposed = false) -> Status {
     const st::TensorInfo* t = ck.find(name);
     if (t == nullptr) return not_found("cuda model: tensor '" + name + "' is missing from the checkpoint");
-    if (t->shape != shape) {
+    const std::vector<int64_t> file_shape = transposed ? std::vector<int64_t>{shape[1], shape[0]} : shape;
+    if (t->shape != file_shape) {
       std::string got, want;
       for (int64_t d : t->shape) got += (got.empty() ? "" : ", ") + S(d);
-      for (int64_t d : shape) want += (want.empty() ? "" : ", ") + S(d);
+      for (int64_t d : file_shape) want += (want.empty() ? "" : ", ") + S(d);
       return corrupt("cuda model: tensor '" + name + "' has shape [" + got + "], expected [" + want + "] from config.json");
     }
     out.resize(static_cast<size_t>(t->numel()));
-    return st::read_f32(*t, out.data());
+    if (!transposed) return st::read_f32(*t, out.data());
+    std::vector<float> file(out.size());
+    BNA_RETURN_IF_ERROR(st::read_f32(*t, file.data()));
+    const int64_t rows = shape[0], cols = shape[1];  // out [rows, cols] from file [cols, rows]
+    for (int64_t i = 0; i < cols; ++i)
+      for (int64_t j = 0; j < rows; ++j) out[static_cast<size_t>(j * cols + i)] = file[static_cast<size_t>(i * rows + j)];
+    return Status::ok();
   };
   // Reads the tensors and concatenates them along rows (the fused projections).
   auto rows = [&](const std::vector<std::pair<std::string, std::vector<int64_t>>>& parts, std::vector<float>& out) -> Status {
@@ -136,6 +157,52 @@ Expected<CudaModel> CudaModel::load(const std::string& dir) {
   };
   const int64_t C = c.hidden, dh = c.head_dim, Hq = c.n_heads, Hkv = c.n_kv_heads, I = c.intermediate, V = c.vocab;
   std::vector<float> buf;
+  if (c.family == Family::kGpt2) {
+    // Files exist with and without the "transformer." prefix (as Model::load). Biases on c_attn,
+    // both c_proj and c_fc, and on the LayerNorms; no inv_freq (learned positions).
+    const std::string base = ck.find("transformer.wte.weight") != nullptr ? "transformer." : "";
+    BNA_RETURN_IF_ERROR(read(base + "wte.weight", {V, C}, buf));
+    BNA_RETURN_IF_ERROR(upload_bf16(buf, M.embed));
+    BNA_RETURN_IF_ERROR(read(base + "wpe.weight", {c.max_positions, C}, buf));
+    BNA_RETURN_IF_ERROR(upload_bf16(buf, M.pos_embed));
+    BNA_RETURN_IF_ERROR(read(base + "ln_f.weight", {C}, buf));
+    BNA_RETURN_IF_ERROR(upload_f32(buf, M.norm_w));
+    BNA_RETURN_IF_ERROR(read(base + "ln_f.bias", {C}, buf));
+    BNA_RETURN_IF_ERROR(upload_f32(buf, M.norm_b));
+    if (ck.find("lm_head.weight") != nullptr) {
+      BNA_RETURN_IF_ERROR(read("lm_head.weight", {V, C}, buf));
+      BNA_RETURN_IF_ERROR(upload_bf16(buf, M.lm_head));
+    }
+    M.layers.resize(static_cast<size_t>(c.layers));
+    for (int64_t li = 0; li < c.layers; ++li) {
+      CudaLayer& l = M.layers[static_cast<size_t>(li)];
+      const std::string p = base + "h." + S(li) + ".";
+      const std::pair<const char*, DeviceBuffer*> norms[] = {
+          {"ln_1.weight", &l.ln1}, {"ln_1.bias", &l.ln1_b}, {"ln_2.weight", &l.ln2}, {"ln_2.bias", &l.ln2_b}};
+      for (const auto& [name, dst] : norms) {
+        BNA_RETURN_IF_ERROR(read(p + name, {C}, buf));
+        BNA_RETURN_IF_ERROR(upload_f32(buf, *dst));
+      }
+      BNA_RETURN_IF_ERROR(read(p + "attn.c_attn.weight", {(Hq + 2 * Hkv) * dh, C}, buf, true));  // file [C, 3C]
+      BNA_RETURN_IF_ERROR(upload_bf16(buf, l.wqkv));
+      BNA_RETURN_IF_ERROR(read(p + "attn.c_attn.bias", {(Hq + 2 * Hkv) * dh}, buf));
+      BNA_RETURN_IF_ERROR(upload_f32(buf, l.bqkv));
+      BNA_RETURN_IF_ERROR(read(p + "attn.c_proj.weight", {C, Hq * dh}, buf, true));
+      BNA_RETURN_IF_ERROR(upload_bf16(buf, l.wo));
+      BNA_RETURN_IF_ERROR(read(p + "attn.c_proj.bias", {C}, buf));
+      BNA_RETURN_IF_ERROR(upload_f32(buf, l.bo));
+      BNA_RETURN_IF_ERROR(read(p + "mlp.c_fc.weight", {I, C}, buf, true));  // file [C, I]
+      BNA_RETURN_IF_ERROR(upload_bf16(buf, l.w_gu));
+      BNA_RETURN_IF_ERROR(read(p + "mlp.c_fc.bias", {I}, buf));
+      BNA_RETURN_IF_ERROR(upload_f32(buf, l.b_up));
+      BNA_RETURN_IF_ERROR(read(p + "mlp.c_proj.weight", {C, I}, buf, true));  // file [I, C]
+      BNA_RETURN_IF_ERROR(upload_bf16(buf, l.w_down));
+      BNA_RETURN_IF_ERROR(read(p + "mlp.c_proj.bias", {C}, buf));
+      BNA_RETURN_IF_ERROR(upload_f32(buf, l.b_down));
+    }
+    BNA_RETURN_IF_ERROR(m.reset(std::min<int64_t>(c.max_positions, 2048)));
+    return m;
+  }
   BNA_RETURN_IF_ERROR(read("model.embed_tokens.weight", {V, C}, buf));
   BNA_RETURN_IF_ERROR(upload_bf16(buf, M.embed));
   BNA_RETURN_IF_ERROR(read("model.norm.weight", {C}, buf));

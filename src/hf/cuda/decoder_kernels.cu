@@ -38,10 +38,13 @@ __device__ float block_sum(float v) {
   return s;
 }
 
-__global__ void embed_kernel(const int32_t* ids, const uint16_t* table, float* x, int64_t C) {
+__global__ void embed_kernel(const int32_t* ids, const uint16_t* table, const uint16_t* pos_table, int64_t p0, float* x,
+                             int64_t C) {
   const int64_t t = blockIdx.x;
   const uint16_t* row = table + static_cast<int64_t>(ids[t]) * C;
-  for (int64_t i = threadIdx.x; i < C; i += blockDim.x) x[t * C + i] = bf2f(row[i]);
+  const uint16_t* prow = pos_table != nullptr ? pos_table + (p0 + t) * C : nullptr;
+  for (int64_t i = threadIdx.x; i < C; i += blockDim.x)
+    x[t * C + i] = bf2f(row[i]) + (prow != nullptr ? bf2f(prow[i]) : 0.0f);
 }
 
 __global__ void rms_norm_kernel(const float* x, const float* w, uint16_t* y, int64_t C, float eps) {
@@ -51,6 +54,22 @@ __global__ void rms_norm_kernel(const float* x, const float* w, uint16_t* y, int
   const float rstd = rsqrtf(block_sum(ss) / static_cast<float>(C) + eps);
   uint16_t* yr = y + static_cast<int64_t>(blockIdx.x) * C;
   for (int64_t i = threadIdx.x; i < C; i += kThreads) yr[i] = f2bf(w[i] * (xr[i] * rstd));
+}
+
+__global__ void layer_norm_kernel(const float* x, const float* w, const float* b, uint16_t* y, int64_t C, float eps) {
+  const float* xr = x + static_cast<int64_t>(blockIdx.x) * C;
+  float s = 0.0f;
+  for (int64_t i = threadIdx.x; i < C; i += kThreads) s += xr[i];
+  const float mean = block_sum(s) / static_cast<float>(C);
+  float ss = 0.0f;
+  for (int64_t i = threadIdx.x; i < C; i += kThreads) {
+    const float d = xr[i] - mean;
+    ss += d * d;
+  }
+  const float rstd = rsqrtf(block_sum(ss) / static_cast<float>(C) + eps);
+  uint16_t* yr = y + static_cast<int64_t>(blockIdx.x) * C;
+  for (int64_t i = threadIdx.x; i < C; i += kThreads)
+    yr[i] = f2bf((xr[i] - mean) * rstd * w[i] + (b != nullptr ? b[i] : 0.0f));
 }
 
 __global__ void add_kernel(float* x, const float* t, const float* bias, int64_t count, int64_t C) {
@@ -191,6 +210,14 @@ __global__ void gather_compressed_kernel(const GatherArgs a) {
   }
 }
 
+__global__ void bias_gelu_kernel(const float* u, const float* bias, uint16_t* y, int64_t count, int64_t I) {
+  constexpr float kSqrt2OverPi = 0.7978845608028654f;
+  for (int64_t e = blockIdx.x * int64_t{kThreads} + threadIdx.x; e < count; e += int64_t{gridDim.x} * kThreads) {
+    const float v = u[e] + (bias != nullptr ? bias[e % I] : 0.0f);
+    y[e] = f2bf(0.5f * v * (1.0f + tanhf(kSqrt2OverPi * (v + 0.044715f * v * v * v))));
+  }
+}
+
 // One block of 1024 threads: strided scan, then a shared-memory tree; ties keep the lower index.
 constexpr int kArgmaxThreads = 1024;
 __global__ void argmax_kernel(const float* x, int64_t n, int32_t* out) {
@@ -250,9 +277,12 @@ Status bad(const char* who, const std::string& what) { return invalid_argument(s
 
 }  // namespace
 
-Status embed(const int32_t* ids, const uint16_t* table, float* x, int64_t n, int64_t C, void* stream) {
-  if (n < 1 || n > 0x7fffffff || C < 1) return bad("embed", "n=" + std::to_string(n) + " C=" + std::to_string(C));
-  embed_kernel<<<static_cast<unsigned>(n), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(ids, table, x, C);
+Status embed(const int32_t* ids, const uint16_t* table, const uint16_t* pos_table, int64_t p0, float* x, int64_t n,
+             int64_t C, void* stream) {
+  if (n < 1 || n > 0x7fffffff || C < 1 || p0 < 0)
+    return bad("embed", "n=" + std::to_string(n) + " C=" + std::to_string(C) + " p0=" + std::to_string(p0));
+  embed_kernel<<<static_cast<unsigned>(n), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(ids, table, pos_table, p0,
+                                                                                            x, C);
   BNA_CUDA_TRY(cudaGetLastError());
   return Status::ok();
 }
@@ -260,6 +290,14 @@ Status embed(const int32_t* ids, const uint16_t* table, float* x, int64_t n, int
 Status rms_norm(const float* x, const float* w, uint16_t* y, int64_t n, int64_t C, float eps, void* stream) {
   if (n < 1 || n > 0x7fffffff || C < 1) return bad("rms_norm", "n=" + std::to_string(n) + " C=" + std::to_string(C));
   rms_norm_kernel<<<static_cast<unsigned>(n), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(x, w, y, C, eps);
+  BNA_CUDA_TRY(cudaGetLastError());
+  return Status::ok();
+}
+
+Status layer_norm(const float* x, const float* w, const float* b, uint16_t* y, int64_t n, int64_t C, float eps,
+                  void* stream) {
+  if (n < 1 || n > 0x7fffffff || C < 1) return bad("layer_norm", "n=" + std::to_string(n) + " C=" + std::to_string(C));
+  layer_norm_kernel<<<static_cast<unsigned>(n), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(x, w, b, y, C, eps);
   BNA_CUDA_TRY(cudaGetLastError());
   return Status::ok();
 }
@@ -336,6 +374,13 @@ Status heads_to_tokens(const uint16_t* o, uint16_t* y, int64_t H, int64_t n, int
 
 Status swiglu(const uint16_t* gu, uint16_t* y, int64_t n, int64_t I, void* stream) {
   swiglu_kernel<<<blocks_for(n * I, 4), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(gu, y, n, I);
+  BNA_CUDA_TRY(cudaGetLastError());
+  return Status::ok();
+}
+
+Status bias_gelu(const float* u, const float* bias, uint16_t* y, int64_t n, int64_t I, void* stream) {
+  if (n < 1 || I < 1) return bad("bias_gelu", "n=" + std::to_string(n) + " I=" + std::to_string(I));
+  bias_gelu_kernel<<<blocks_for(n * I, 4), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(u, bias, y, n * I, I);
   BNA_CUDA_TRY(cudaGetLastError());
   return Status::ok();
 }

@@ -11,12 +11,21 @@
 
 namespace bna::hf::cuda {
 
-// x f32 [n, C] = table bf16 [V, C] rows ids[0..n) (ids: DEVICE int32, already range-checked).
-Status embed(const int32_t* ids, const uint16_t* table, float* x, int64_t n, int64_t C, void* stream);
+// x f32 [n, C] = table bf16 [V, C] rows ids[0..n) (ids: DEVICE int32, already range-checked), plus
+// row p0 + t of pos_table bf16 [P, C] for token t when pos_table is not null (GPT-2's learned
+// positions; the caller keeps p0 + n <= P). The sum is one f32 add, as the CPU model.
+Status embed(const int32_t* ids, const uint16_t* table, const uint16_t* pos_table, int64_t p0, float* x, int64_t n,
+             int64_t C, void* stream);
 
 // y bf16 [n, C] = w * x * rsqrt(mean(x^2) + eps), x f32 [n, C], w f32 [C]. Sums in f32 per thread,
 // then a block tree (fixed order: the result does not depend on the launch).
 Status rms_norm(const float* x, const float* w, uint16_t* y, int64_t n, int64_t C, float eps, void* stream);
+
+// y bf16 [n, C] = (x - mean(x)) * rsqrt(var(x) + eps) * w + b (LayerNorm, GPT-2), x f32 [n, C], w and
+// b f32 [C] (b may be null). Two block passes in f32: the mean, then the biased variance about it
+// (not E[x^2] - mean^2, which cancels when |mean| >> std).
+Status layer_norm(const float* x, const float* w, const float* b, uint16_t* y, int64_t n, int64_t C, float eps,
+                  void* stream);
 
 // x f32 [n, C] += r, where r = t (f32 [n, C]) + bias (f32 [C] or null), RMS-normalised with w (f32 [C])
 // when w is not null (GLM-4's post-attention / post-MLP norm).
@@ -83,6 +92,10 @@ Status heads_to_tokens(const uint16_t* o, uint16_t* y, int64_t H, int64_t n, int
 
 // gu bf16 [n, 2I] (gate | up) -> y bf16 [n, I] = silu(gate) * up, in f32.
 Status swiglu(const uint16_t* gu, uint16_t* y, int64_t n, int64_t I, void* stream);
+
+// u f32 [n, I] (the c_fc GEMM output) -> y bf16 [n, I] = gelu_tanh(u + bias), bias f32 [I] or null:
+// 0.5 v (1 + tanh(sqrt(2/pi) (v + 0.044715 v^3))), GPT-2's "gelu_new", in f32 as the CPU model.
+Status bias_gelu(const float* u, const float* bias, uint16_t* y, int64_t n, int64_t I, void* stream);
 
 // out (DEVICE int32, one element) = the index of the largest of x[0..n) (f32), the lowest index on
 // ties, NaN never chosen over a number: the host's greedy draw (hf::sample at temperature 0).
