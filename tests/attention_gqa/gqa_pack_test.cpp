@@ -13,6 +13,7 @@
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,7 @@ std::string pcfg_name(const PCfg& c) {
          std::to_string(c.Tq) + "_Tk" + std::to_string(c.Tk) + "_dh" + std::to_string(c.dh) + "_W" + std::to_string(c.W) +
          "_S" + std::to_string(c.S) + "_cyc" + std::to_string(c.ncyc) + (c.bias ? "_bias" : "_nobias");
 }
+void PrintTo(const PCfg& c, std::ostream* os) { *os << pcfg_name(c); }
 
 struct AlignedFloats {
   std::unique_ptr<float, decltype(&std::free)> p{nullptr, &std::free};
@@ -144,6 +146,7 @@ std::string acfg_name(const ACfg& c) {
          std::to_string(c.Tq) + "_Tk" + std::to_string(c.Tk) + "_dh" + std::to_string(c.dh) + "_" + dtype_name(c.dtype) +
          (c.bias ? "_bias" : "_nobias");
 }
+void PrintTo(const ACfg& c, std::ostream* os) { *os << acfg_name(c); }
 
 class GqaPackApi : public ::testing::TestWithParam<ACfg> {};
 
