@@ -84,17 +84,17 @@ class CudaModel {
 };
 
 // generate() on the GPU, the same code as for Model (src/hf/model.cpp): the cache is reset to
-// prompt + max_new tokens, the prompt is prefilled in one call, then up to max_new tokens are drawn on
-// the host. Errors: those of generate(Model&), and chunk != 0 (kUnimplemented, naming it: the backend
-// prefills in one call).
+// prompt + max_new tokens, the prompt is prefilled in one call (chunk 0) or in chunks, then up to
+// max_new tokens are drawn on the host. Errors: those of generate(Model&) and of forward (a chunk > 1
+// with compressed layers is kUnimplemented).
 Expected<std::vector<int32_t>> generate(CudaModel& m, std::span<const int32_t> prompt, int64_t max_new,
                                         const SamplingOptions& opt, int64_t chunk = 0,
                                         GenerateStats* stats = nullptr);
 
-// compare_quality() on the GPU, the same code as for Model (src/hf/quality.cpp), except that the text
-// is prefilled in ONE call whatever opt.chunk says (the backend has no chunked prefill; opt.chunk is
-// ignored): each pass holds the logits of all T tokens, f32 [T, V] on the device and on the host.
-// Errors: those of compare_quality(Model&).
+// compare_quality() on the GPU, the same code as for Model (src/hf/quality.cpp), prefilling in
+// opt.chunk chunks, except with compressed layers: then the text is one call and each pass holds the
+// logits of all T tokens, f32 [T, V] on the device and on the host. Errors: those of
+// compare_quality(Model&).
 Expected<QualityReport> compare_quality(CudaModel& m, std::span<const int32_t> ids, const QualityOptions& opt);
 
 // bench_model() on the GPU, the same loop (src/hf/bench_loop.hpp): the same records (prefill is one
