@@ -15,7 +15,7 @@ void dense_fwd(const Problem& p, const FwdScratch& ws) {
   const TileWork work(p);
   const bool has_bias = p.edge_bias != nullptr;
   const float cbias = has_bias ? p.edge_bias[static_cast<int>(graph::EdgeType::kWindow)] : 0.0f;
-  parallel_for_dynamic(0, work.items(), 1, [&](int64_t item) {
+  for_each_tile(work.items(), [&](int64_t item) {
     const WorkTile w = work.tile(item);
     const QTileRows& rows = w.rows;
     if (rows.nq == 0) return;

@@ -21,6 +21,7 @@
 
 #include "attention/cpu/kernels.hpp"
 #include "attention/cpu/micro_tile.hpp"
+#include "bna/threads.hpp"
 
 namespace bna::cpu {
 
@@ -48,6 +49,18 @@ inline int64_t gqa_pack_heads(int64_t Hq, int64_t Hkv, int64_t Tq, int threads) 
     }
   }
   return best_gp;
+}
+
+// Runs fn(item) for every item of a tile loop: dynamic schedule, longest tiles first as numbered; a
+// single item (a packed decode step of one KV head, as the HF decoder calls it) runs on the calling
+// thread, since on a loaded machine waking a thread team that has nothing to do costs a scheduler tick.
+template <class F>
+void for_each_tile(int64_t items, F&& fn) {
+  if (items == 1) {
+    fn(0);
+    return;
+  }
+  parallel_for_dynamic(0, items, 1, fn);
 }
 
 // Rows of a tile sharing one band key span: lanes [r0, r1) (r0 % 16 == 0), queries at positions

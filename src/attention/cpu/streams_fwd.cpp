@@ -168,17 +168,23 @@ void streams_fwd(const Problem& p, const StreamsGraph& g, const FwdScratch& ws, 
   float* Vl = S > 0 ? landmark_ws + streams_workspace_floats(p.Hkv, p.Tk, p.dh, S) / 2 : nullptr;
   if (nL > 0) {
     const size_t row_bytes = sizeof(float) * static_cast<size_t>(p.dh);
-    parallel_for(0, p.Hkv * nL, [&](int64_t r) {
+    auto copy_row = [&](int64_t r) {
       const int64_t hk = r / nL, m = r % nL;
       const int64_t src = (hk * p.Tk + m * S) * p.dh;
       std::memcpy(Kl + r * p.dh, p.k + src, row_bytes);
       std::memcpy(Vl + r * p.dh, p.v + src, row_bytes);
-    });
+    };
+    // A few hundred KB or less (decode, one KV head per call) is copied on the calling thread.
+    if (p.Hkv * nL * p.dh < (int64_t(1) << 16)) {
+      for (int64_t r = 0; r < p.Hkv * nL; ++r) copy_row(r);
+    } else {
+      parallel_for(0, p.Hkv * nL, copy_row);
+    }
   }
   const float* bias = p.edge_bias;
   const float wb = bias ? bias[kWindowT] : 0.0f, lb = bias ? bias[kLandmarkT] : 0.0f;
   const TileWork work(p);
-  parallel_for_dynamic(0, work.items(), 1, [&](int64_t item) {
+  for_each_tile(work.items(), [&](int64_t item) {
     const WorkTile w = work.tile(item);
     const QTileRows& rows = w.rows;
     const int nq = rows.nq;
