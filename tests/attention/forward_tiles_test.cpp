@@ -83,7 +83,7 @@ TEST_P(ForwardTiles, PassRuleOnOutAndLse) {
   TensorView o(out.data(), DType::kF32, {1, s.Hq, s.Tq, s.dh});
   TensorView l(lse.data(), DType::kF32, {1, s.Hq, s.Tq});
   const Status st = attn::run(*plan, q, k, v, o, l);
-  ASSERT_TRUE(st.ok()) << tcfg_name(c) << ": " << st.to_string();
+  ASSERT_TRUE(st.is_ok()) << tcfg_name(c) << ": " << st.to_string();
   const float scale = 1.0f / std::sqrt(static_cast<float>(c.dh));
   const float* bias = c.bias ? opt.edge_bias.data() : nullptr;
   const RefResult r64 = reference64(in.q, in.k, in.v, s, scale, bias, lists);
