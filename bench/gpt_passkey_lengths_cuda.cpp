@@ -9,7 +9,10 @@
 //   bna_gpt_passkey_lengths_cuda [--lengths 4096,16384,65536] [--tokens 65536] [--steps 4000]
 //       [--train-attn graph:w=64,s=64,c=0] [--eval-attn dense;graph:w=64,s=64,c=0;...]
 //       [--layers 4] [--d-model 256] [--heads 4] [--lr 1e-3] [--curriculum 0.5] [--dist0 64]
-//       [--eval-examples 64] [--seed 0] [--json]
+//       [--eval-examples 64] [--seed 0] [--warm-T 2048 --warm-steps 5000 --warm-batch 16] [--json]
+// --warm-steps N > 0 stages the training: first N steps at T = --warm-T (batch --warm-batch, the
+// curriculum over those steps, distances 64 .. warm-T: the recipe that learned passkey at T=2048 in
+// docs/gpt.md), then --steps steps over --lengths with distances growing from warm-T to T.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -44,6 +47,7 @@ int main(int argc, char** argv) {
   std::string lengths_s = "4096,16384,65536", train_attn = "graph:w=64,s=64,c=0";
   std::string eval_attn = "dense;graph:w=64,s=64,c=0;graph:w=64,s=64,c=1,strategy=random;graph:w=64,s=0,c=0";
   int64_t tokens = 65536, steps = 4000, layers = 4, C = 256, heads = 4, dist0 = 64, eval_examples = 64;
+  int64_t warm_T = 2048, warm_steps = 0, warm_batch = 16;
   double lr = 1e-3, curriculum = 0.5;
   uint64_t seed = 0;
   bool json = false;
@@ -65,13 +69,18 @@ int main(int argc, char** argv) {
     else if (a == "--dist0") dist0 = std::stoll(v);
     else if (a == "--eval-examples") eval_examples = std::stoll(v);
     else if (a == "--seed") seed = std::stoull(v);
+    else if (a == "--warm-T") warm_T = std::stoll(v);
+    else if (a == "--warm-steps") warm_steps = std::stoll(v);
+    else if (a == "--warm-batch") warm_batch = std::stoll(v);
     else return fail("unknown flag " + a);
   }
   std::vector<int64_t> lengths;
   for (const std::string& x : split(lengths_s, ',')) lengths.push_back(std::stoll(x));
   if (lengths.empty() || steps < 1 || tokens < 1 || curriculum < 0 || curriculum > 1 || eval_examples < 1)
     return fail("--lengths, --steps, --tokens, --eval-examples must be >= 1 and --curriculum in [0, 1]");
-  const int64_t Tmax = *std::max_element(lengths.begin(), lengths.end());
+  if (warm_steps < 0 || (warm_steps > 0 && (warm_T <= dist0 || warm_batch < 1)))
+    return fail("--warm-steps >= 0, and with it --warm-T > --dist0 and --warm-batch >= 1");
+  const int64_t Tmax = std::max(*std::max_element(lengths.begin(), lengths.end()), warm_steps > 0 ? warm_T : 0);
   bna::model::GptConfig cfg;
   cfg.vocab_size = bna::data::kTaskVocab;
   cfg.seq_len = Tmax;
@@ -89,36 +98,43 @@ int main(int argc, char** argv) {
   bna::train::Schedule sched;
   sched.lr = static_cast<float>(lr);
   sched.lr_min = static_cast<float>(lr / 10);
-  sched.warmup = std::min<int64_t>(100, steps / 10);
-  sched.steps = steps;
+  const int64_t total = warm_steps + steps;
+  sched.warmup = std::min<int64_t>(100, total / 10);
+  sched.steps = total;
   bna::train::AdamWOptions ao;
   bna::data::TaskOptions to;
   to.kind = bna::data::TaskKind::kPasskey;
-  const double ramp = curriculum * static_cast<double>(steps);
+  // Distance limit at step u of a phase of n steps whose curriculum grows from d0 to T (0 = anywhere).
+  auto limit = [&](int64_t u, int64_t n, int64_t d0, int64_t T) -> int64_t {
+    const double ramp = curriculum * static_cast<double>(n);
+    if (curriculum <= 0 || static_cast<double>(u) >= ramp || d0 >= T) return 0;
+    return std::min<int64_t>(T, d0 + static_cast<int64_t>((T - d0) * (static_cast<double>(u) / ramp)));
+  };
   bna::data::Batch batch;
-  double loss_tail = 0;
-  int64_t tail = 0, trained_tokens = 0;
+  double loss_tail = 0, warm_loss = 0;
+  int64_t tail = 0, trained_tokens = 0, warm_tail = 0;
   const auto t0 = Clock::now();
-  for (int64_t s = 1; s <= steps; ++s) {
-    const int64_t T = lengths[static_cast<size_t>(s % static_cast<int64_t>(lengths.size()))];
-    const int64_t B = std::max<int64_t>(1, tokens / T);
+  for (int64_t s = 1; s <= total; ++s) {
+    const bool warm = s <= warm_steps;
+    const int64_t u = warm ? s : s - warm_steps;
+    const int64_t T = warm ? warm_T : lengths[static_cast<size_t>(u % static_cast<int64_t>(lengths.size()))];
+    const int64_t B = warm ? warm_batch : std::max<int64_t>(1, tokens / T);
     to.T = T;
-    to.max_distance = (curriculum > 0 && static_cast<double>(s) < ramp)
-                          ? std::min<int64_t>(T, dist0 + static_cast<int64_t>((T - dist0) * (static_cast<double>(s) / ramp)))
-                          : 0;
+    to.max_distance = warm ? limit(u, warm_steps, dist0, T) : limit(u, steps, warm_steps > 0 ? warm_T : dist0, T);
     if (auto st = bna::data::task_batch(to, B, seed, static_cast<uint64_t>(s), batch); !st.is_ok()) return fail(st.message());
     if (!g->zero_grad().is_ok()) return 1;
     auto l = g->forward(batch.x.data(), batch.y.data(), B, T);
     if (!l || !g->backward().is_ok()) return fail("training step " + std::to_string(s) + " failed");
     if (!g->step(bna::train::lr_at(sched, s), ao, 1.0)) return 1;
     trained_tokens += B * T;
-    if (s > steps - std::min<int64_t>(30, steps)) { loss_tail += *l; ++tail; }
+    if (warm && s > warm_steps - std::min<int64_t>(30, warm_steps)) { warm_loss += *l; ++warm_tail; }
+    if (s > total - std::min<int64_t>(30, total)) { loss_tail += *l; ++tail; }
   }
   const double train_s = std::chrono::duration<double>(Clock::now() - t0).count();
   if (!g->download_weights(*m).is_ok()) return 1;
   if (!json)
-    std::printf("trained %s on lengths %s: %lld steps, %.1f s, %.0f tok/s, final loss %.4f (%s)\n", train_attn.c_str(),
-                lengths_s.c_str(), (long long)steps, train_s, double(trained_tokens) / train_s,
+    std::printf("trained %s on lengths %s: %lld steps (+%lld warm), %.1f s, %.0f tok/s, final loss %.4f (%s)\n", train_attn.c_str(),
+                lengths_s.c_str(), (long long)steps, (long long)warm_steps, train_s, double(trained_tokens) / train_s,
                 loss_tail / std::max<int64_t>(1, tail), bna::attn::cuda_device_name().c_str());
   for (const std::string& ea : split(eval_attn, ';')) {
     bna::model::GptConfig ec = cfg;
@@ -149,7 +165,9 @@ int main(int argc, char** argv) {
         j["device"] = bna::attn::cuda_device_name(); j["train_attn"] = train_attn; j["lengths"] = lengths_s;
         j["steps"] = steps; j["tokens_per_step"] = tokens; j["lr"] = lr; j["curriculum"] = curriculum; j["dist0"] = dist0;
         j["layers"] = layers; j["d_model"] = C; j["heads"] = heads; j["seed"] = seed; j["train_s"] = train_s;
-        j["final_train_loss"] = loss_tail / std::max<int64_t>(1, tail); j["eval_attn"] = ea; j["T"] = T;
+        j["final_train_loss"] = loss_tail / std::max<int64_t>(1, tail); j["warm_T"] = warm_steps > 0 ? warm_T : 0;
+        j["warm_steps"] = warm_steps; j["warm_batch"] = warm_steps > 0 ? warm_batch : 0;
+        j["warm_final_loss"] = warm_loss / std::max<int64_t>(1, warm_tail); j["eval_attn"] = ea; j["T"] = T;
         j["examples"] = score.examples; j["exact_match"] = acc; j["answer_digit_acc"] = tok;
         std::printf("%s\n", j.dump().c_str());
       } else {
