@@ -12,6 +12,8 @@
 
 #include <array>
 #include <cmath>
+#include <cstring>
+#include <limits>
 #include <string>
 
 #include "attention/attn_oracle.hpp"
@@ -348,6 +350,60 @@ TEST(DecodeKernel, AnySplitCountPassesTheRule) {
     chk = test::fa3_rule(std::vector<double>(lse.begin(), lse.end()), r64.lse, rlp.lse, 1e-5, "lse");
     EXPECT_TRUE(chk.pass) << "splits " << ns << ": " << chk.why;
   }
+}
+
+// The small-call branch (pass 1 on the calling thread) and the thread team give the same bits: the items
+// and the split count are the same, only who runs them differs. G = 2 (attend_row) and G = 4 (TileAttn).
+TEST(DecodeKernel, CallingThreadAndTeamAreBitIdentical) {
+  EXPECT_FALSE(cpu::decode_fwd_threaded(1, 7, 200, 64));   // an HF Butterfly decode step of one KV head
+  EXPECT_TRUE(cpu::decode_fwd_threaded(2, 7, 1100, 64));   // long rows: split across threads
+  topo::DecodeGraphOptions go;
+  go.n_heads = 2; go.num_cycles = 2; go.window = 9; go.landmark_stride = 7; go.seed = 5;
+  auto dg = topo::DecodeGraph::create(go);
+  ASSERT_TRUE(dg.has_value());
+  ASSERT_TRUE(dg->append_many(301).is_ok());
+  const int64_t M = dg->max_row_len();
+  std::vector<int32_t> idx(static_cast<size_t>(2 * 2 * M)), len(4);
+  std::vector<uint8_t> ty(idx.size());
+  for (int64_t h = 0; h < 2; ++h)
+    for (int64_t i = 0; i < 2; ++i) {
+      const int64_t pos = 299 + i, r = h * 2 + i;
+      const int64_t all = dg->row(h, pos, idx.data() + r * M, ty.data() + r * M);
+      int64_t n = 0;
+      for (int64_t c = 0; c < all; ++c)
+        if (idx[r * M + c] <= pos) { idx[r * M + n] = idx[r * M + c]; ty[r * M + n] = ty[r * M + c]; ++n; }
+      len[r] = static_cast<int32_t>(n);
+    }
+  const std::array<float, 5> bias = {0.0f, 0.8f, -0.5f, 0.6f, -1.1f};
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(2);
+  for (const int64_t G : {2, 4})
+    for (const int64_t ns : {1, 3, 7}) {
+      attn::Shape s;
+      s.Hkv = 2; s.Hq = 2 * G; s.Tk = 301; s.Tq = 2; s.q_offset = 299; s.dh = 64;
+      const test::Inputs in = test::make_inputs(s, 23);
+      cpu::DecodeRows rows{idx.data(), ty.data(), len.data(), M};
+      const size_t per = cpu::decode_scratch_floats_per_thread(64, M, ns);
+      std::vector<float> scratch(per * 2 + 16);
+      float* base = scratch.data();
+      while (reinterpret_cast<uintptr_t>(base) % 64) ++base;
+      std::vector<float> out[2], lse[2];
+      for (int pass = 0; pass < 2; ++pass) {
+        std::vector<float> part(cpu::decode_partial_floats(s.Hq, 2, 64, ns));
+        out[pass].assign(static_cast<size_t>(s.Hq * 2 * 64), NAN);
+        lse[pass].assign(static_cast<size_t>(s.Hq * 2), NAN);
+        cpu::Problem p;
+        p.q = in.q.data(); p.k = in.k.data(); p.v = in.v.data(); p.o = out[pass].data(); p.lse = lse[pass].data();
+        p.Hq = s.Hq; p.Hkv = 2; p.Tq = 2; p.Tk = 301; p.dh = 64; p.q_offset = 299; p.scale = 0.125f;
+        p.edge_bias = bias.data();
+        // pass 0: always a team; pass 1: always the calling thread.
+        cpu::decode_fwd(p, rows, ns, part.data(), cpu::FwdScratch{base, per},
+                        pass == 0 ? 0 : std::numeric_limits<int64_t>::max());
+      }
+      EXPECT_EQ(0, std::memcmp(out[0].data(), out[1].data(), out[0].size() * sizeof(float))) << "G=" << G << " splits=" << ns;
+      EXPECT_EQ(0, std::memcmp(lse[0].data(), lse[1].data(), lse[0].size() * sizeof(float))) << "G=" << G << " splits=" << ns;
+    }
+  omp_set_num_threads(saved);
 }
 
 }  // namespace

@@ -31,7 +31,17 @@ size_t decode_partial_floats(int64_t Hq, int64_t Tq, int64_t dh, int64_t n_split
 // Per-thread scratch floats: one forward tile (tile.hpp) plus the key list of one split.
 size_t decode_scratch_floats_per_thread(int64_t dh, int64_t max_keys, int64_t n_splits);
 
-// partials: decode_partial_floats(...) floats; ws: per-thread scratch as above.
-void decode_fwd(const Problem& p, const DecodeRows& rows, int64_t n_splits, float* partials, const FwdScratch& ws);
+// Work (rows * G * max_keys * dh multiply-adds per score or PV pass) below which decode_fwd runs
+// on the calling thread: 2^18 is an estimated ~0.1 ms of one core (not swept); an HF Butterfly decode step (one KV head,
+// G = 2..7, a few hundred keys, dh 64) is 10-50x less, and a team wake-up costs 5-20 us idle, a
+// scheduler tick (4 ms) on a loaded machine.
+inline constexpr int64_t kDecodeThreadedWork = int64_t(1) << 18;
+// Whether decode_fwd opens a thread team for `rows` (KV head, query) rows of G query heads.
+bool decode_fwd_threaded(int64_t rows, int64_t G, int64_t max_keys, int64_t dh, int64_t threaded_work = kDecodeThreadedWork);
+
+// partials: decode_partial_floats(...) floats; ws: per-thread scratch as above. threaded_work: the
+// threshold above (tests pass 0 or INT64_MAX to force either branch; the bits are the same).
+void decode_fwd(const Problem& p, const DecodeRows& rows, int64_t n_splits, float* partials, const FwdScratch& ws,
+                int64_t threaded_work = kDecodeThreadedWork);
 
 }  // namespace bna::cpu

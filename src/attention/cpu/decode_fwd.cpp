@@ -2,7 +2,8 @@
 // the split's keys attended by the G query heads of the group with the shared gather primitives
 // (TileAttn for G >= 4, attend_row below: K/V prefetch, vector exp), written as a normalised partial
 // (lse_s, o_s); the merge weights them by e^(lse_s - max lse). Pass 2 over (query head, query): LSE merge (serial when tiny:
-// on a loaded machine waking a thread team costs more than merging a few rows).
+// on a loaded machine waking a thread team costs more than merging a few rows). Pass 1 is serial too
+// when the whole call is small (kDecodeThreadedWork); the split count, and so the bits, stay the same.
 #include <omp.h>
 
 #include <algorithm>
@@ -23,6 +24,10 @@ int64_t decode_num_splits(int64_t rows, int64_t max_keys, int threads) {
   return std::clamp<int64_t>(want, 1, cap);
 }
 
+bool decode_fwd_threaded(int64_t rows, int64_t G, int64_t max_keys, int64_t dh, int64_t threaded_work) {
+  return rows * G * max_keys * dh >= threaded_work;
+}
+
 size_t decode_partial_floats(int64_t Hq, int64_t Tq, int64_t dh, int64_t n_splits) {
   return static_cast<size_t>(Hq * Tq * n_splits * (dh + 2));
 }
@@ -31,13 +36,19 @@ size_t decode_scratch_floats_per_thread(int64_t dh, int64_t max_keys, int64_t n_
   return fwd_scratch_floats_per_thread(dh, (max_keys + n_splits - 1) / n_splits);
 }
 
-void decode_fwd(const Problem& p, const DecodeRows& rows, int64_t n_splits, float* partials, const FwdScratch& ws) {
+void decode_fwd(const Problem& p, const DecodeRows& rows, int64_t n_splits, float* partials, const FwdScratch& ws,
+                int64_t threaded_work) {
   const int64_t G = p.Hq / p.Hkv, dh = p.dh, Tq = p.Tq, ns = n_splits;
   const int64_t pstride = dh + 2;  // partial: lse, weight (1 = non-empty), o[dh]
   const int64_t chunk_max = std::max<int64_t>(1, (rows.max_keys + ns - 1) / ns);
   const float* bias = p.edge_bias;
   const int64_t items = p.Hkv * Tq * ns;
-#pragma omp parallel for schedule(dynamic, 1) if (items > 1)
+  // One item, or a call whose whole work is small (an HF Butterfly decode step: one KV head, a few
+  // hundred keys), runs on the calling thread: on a loaded machine waking a thread team costs a
+  // scheduler tick, far more than the step. The items and n_splits are the same either way, so the
+  // output bits do not depend on which branch ran.
+  const bool threaded = items > 1 && decode_fwd_threaded(p.Hkv * Tq, G, rows.max_keys, dh, threaded_work);
+#pragma omp parallel for schedule(dynamic, 1) if (threaded)
   for (int64_t item = 0; item < items; ++item) {
     const int64_t hk = item / (Tq * ns), i = (item / ns) % Tq, s = item % ns;
     const int64_t pos = p.q_offset + i;
