@@ -1,8 +1,8 @@
 // Paged KV pool and page-wise causal attention of the HF model's dense layers (contract and
 // decisions in paged_kv.hpp). The attention is the runtime's dense causal forward (dense_fwd.cpp,
 // qtile_causal_range in micro_tile.hpp) with the key/value row pointers of each 64-key chunk taken
-// from the page table; the QTile engine itself is reused unchanged, so the f32 arithmetic is the
-// runtime's.
+// from the page table; the QTile engine and the GQA-packed tile layout (gqa_pack.hpp, one pack of G
+// heads per KV head) are reused unchanged, so the f32 arithmetic is the runtime's.
 #include "hf/paged_kv.hpp"
 
 #include <omp.h>
@@ -12,6 +12,7 @@
 #include <cstring>
 #include <new>
 
+#include "attention/cpu/gqa_pack.hpp"
 #include "attention/cpu/micro_tile.hpp"
 #include "bna/status.hpp"
 #include "bna/threads.hpp"
@@ -159,29 +160,31 @@ void paged_attend(KvPagePool& pool, const PageTable& table, const float* q, int6
   const int64_t Hkv = pool.kv_heads(), dh = pool.head_dim(), Tk = p0 + n;
   if (n <= 0) return;
   BNA_ASSERT(static_cast<int64_t>(table.size()) * pool.page_tokens() >= Tk);
-  // Lanes of KV head hk: r = t * G + g (query position t, query head hk * G + g), kQt per tile.
-  const int64_t lanes = n * G, ntiles = (lanes + kQt - 1) / kQt;
+  // The runtime's GQA-packed tiles (gqa_pack.hpp) with one pack of all G heads per KV head: lane
+  // r = t * G + g (query position t, query head hk * G + g), kQt lanes per tile, longest tiles first;
+  // a single tile (one KV head, a decode step) runs on the calling thread (for_each_tile).
+  cpu::Problem pr;
+  pr.q = q;
+  pr.o = o;
+  pr.lse = lse;
+  pr.Hq = Hkv * G;
+  pr.Hkv = Hkv;
+  pr.Tq = n;
+  pr.Tk = Tk;
+  pr.dh = dh;
+  pr.q_offset = p0;
+  pr.scale = scale;
+  pr.gqa_pack = G;
+  const cpu::TileWork work(pr);
   const size_t per_thread = cpu::qtile_scratch_floats(dh, 0);
   float* base = pool.scratch(per_thread * static_cast<size_t>(omp_get_max_threads()));
-  parallel_for_dynamic(0, Hkv * ntiles, 1, [&](int64_t item) {
-    const int64_t hk = item / ntiles, tile = ntiles - 1 - item % ntiles;  // longest tiles first
+  cpu::for_each_tile(work.items(), [&](int64_t item) {
+    cpu::WorkTile w = work.tile(item);
+    if (w.rows.nq == 0) return;
     cpu::QTile qt(base + per_thread * static_cast<size_t>(omp_get_thread_num()), dh, scale);
-    const int64_t r0 = tile * kQt;
-    const int nq = static_cast<int>(std::min<int64_t>(kQt, lanes - r0));
-    const float* qr[kQt];
-    float* orow[kQt];
-    float* lrow[kQt];
-    int64_t pos[kQt];
-    for (int r = 0; r < nq; ++r) {
-      const int64_t t = (r0 + r) / G, hq = hk * G + (r0 + r) % G;
-      qr[r] = q + (hq * n + t) * dh;
-      orow[r] = o + (hq * n + t) * dh;
-      lrow[r] = lse != nullptr ? lse + hq * n + t : nullptr;
-      pos[r] = p0 + t;
-    }
-    qt.begin(nq, qr, pos);
-    causal_pages(qt, pool, table, hk, Tk);
-    qt.finish(orow, lrow);
+    qt.begin(w.rows.nq, w.rows.q, w.rows.pos);
+    causal_pages(qt, pool, table, w.hk, Tk);
+    qt.finish(w.rows.o, w.rows.lse);
   });
 }
 

@@ -138,6 +138,10 @@ TEST_P(PagedKernel, MatchesRuntimeDenseAndFloat64Oracle) {
   // Same arithmetic as the runtime's dense kernel, lane for lane.
   EXPECT_EQ(o, o32);
   EXPECT_EQ(lse, lse32);
+  // lse is optional (nullptr): the same outputs.
+  std::vector<float> o_nolse(q.size(), std::numeric_limits<float>::quiet_NaN());
+  detail::paged_attend(pool, table, q.data(), c.p0, c.n, c.G, scale, o_nolse.data(), nullptr);
+  EXPECT_EQ(o_nolse, o);
 }
 
 INSTANTIATE_TEST_SUITE_P(Hf, PagedKernel,

@@ -120,7 +120,7 @@ class TileWork {
       const int64_t i = (l0 + r) / gp, hq = h0 + (l0 + r) % gp;
       w.rows.q[r] = p_.q + (hq * p_.Tq + i) * p_.dh;
       w.rows.o[r] = p_.o + (hq * p_.Tq + i) * p_.dh;
-      w.rows.lse[r] = p_.lse + hq * p_.Tq + i;
+      w.rows.lse[r] = p_.lse != nullptr ? p_.lse + hq * p_.Tq + i : nullptr;  // lse may be absent (HF paged)
       w.rows.pos[r] = p_.q_offset + i;
     }
     for (int64_t u = 0; u * 16 < p_.Tq; ++u) {

@@ -552,7 +552,7 @@ inline QTileRows qtile_rows(const Problem& p, int64_t hq, int64_t t) {
   for (int k = 0; k < r.nq; ++k) {
     r.q[k] = p.q + (hq * p.Tq + i0 + k) * p.dh;
     r.o[k] = p.o + (hq * p.Tq + i0 + k) * p.dh;
-    r.lse[k] = p.lse + hq * p.Tq + i0 + k;
+    r.lse[k] = p.lse != nullptr ? p.lse + hq * p.Tq + i0 + k : nullptr;
     r.pos[k] = p.q_offset + i0 + k;
   }
   return r;
