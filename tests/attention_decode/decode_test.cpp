@@ -306,6 +306,33 @@ TEST(DecodePath, TokenByTokenLoopMatchesOracle) {
   }
 }
 
+// The decode rows of positions first .. first+nq-1 of every head of dg (H heads), each cut to its keys
+// <= the position: idx / ty [H * nq, M] (row h * nq + i), len [H * nq].
+struct CausalRows {
+  int64_t M = 0;
+  std::vector<int32_t> idx, len;
+  std::vector<uint8_t> ty;
+};
+CausalRows causal_rows(const topo::DecodeGraph& dg, int64_t H, int64_t first, int64_t nq) {
+  CausalRows r;
+  r.M = dg.max_row_len();
+  r.idx.assign(static_cast<size_t>(H * nq * r.M), 0);
+  r.ty.assign(r.idx.size(), 0);
+  r.len.assign(static_cast<size_t>(H * nq), 0);
+  for (int64_t h = 0; h < H; ++h)
+    for (int64_t i = 0; i < nq; ++i) {
+      const int64_t pos = first + i, row = h * nq + i;
+      int32_t* ix = r.idx.data() + row * r.M;
+      uint8_t* tp = r.ty.data() + row * r.M;
+      const int64_t all = dg.row(h, pos, ix, tp);
+      int64_t n = 0;
+      for (int64_t c = 0; c < all; ++c)
+        if (ix[c] <= pos) { ix[n] = ix[c]; tp[n] = tp[c]; ++n; }
+      r.len[static_cast<size_t>(row)] = static_cast<int32_t>(n);
+    }
+  return r;
+}
+
 // The split-K kernel directly: the answer must pass the rule for any split count, empty splits included.
 TEST(DecodeKernel, AnySplitCountPassesTheRule) {
   topo::DecodeGraphOptions go;
@@ -322,18 +349,11 @@ TEST(DecodeKernel, AnySplitCountPassesTheRule) {
   const auto lists = test::abi_lists(*abi);
   const auto r64 = test::reference64(in.q, in.k, in.v, s, 0.125f, bias.data(), lists);
   const auto rlp = test::reference_lowp(in.q, in.k, in.v, s, 0.125f, bias.data(), lists);
-  const int64_t M = dg->max_row_len();
-  std::vector<int32_t> idx(static_cast<size_t>(2 * 2 * M)), len(4);
-  std::vector<uint8_t> ty(idx.size());
-  for (int64_t h = 0; h < 2; ++h)
-    for (int64_t i = 0; i < 2; ++i) {
-      const int64_t pos = 299 + i, r = h * 2 + i;
-      const int64_t all = dg->row(h, pos, idx.data() + r * M, ty.data() + r * M);
-      int64_t n = 0;
-      for (int64_t c = 0; c < all; ++c)
-        if (idx[r * M + c] <= pos) { idx[r * M + n] = idx[r * M + c]; ty[r * M + n] = ty[r * M + c]; ++n; }
-      len[r] = static_cast<int32_t>(n);
-    }
+  CausalRows cr = causal_rows(*dg, 2, 299, 2);
+  const int64_t M = cr.M;
+  std::vector<int32_t>& idx = cr.idx;
+  std::vector<int32_t>& len = cr.len;
+  std::vector<uint8_t>& ty = cr.ty;
   for (const int64_t ns : {1, 2, 3, 7, 64}) {
     cpu::DecodeRows rows{idx.data(), ty.data(), len.data(), M};
     const size_t per = cpu::decode_scratch_floats_per_thread(64, M, ns);
@@ -362,18 +382,11 @@ TEST(DecodeKernel, CallingThreadAndTeamAreBitIdentical) {
   auto dg = topo::DecodeGraph::create(go);
   ASSERT_TRUE(dg.has_value());
   ASSERT_TRUE(dg->append_many(301).is_ok());
-  const int64_t M = dg->max_row_len();
-  std::vector<int32_t> idx(static_cast<size_t>(2 * 2 * M)), len(4);
-  std::vector<uint8_t> ty(idx.size());
-  for (int64_t h = 0; h < 2; ++h)
-    for (int64_t i = 0; i < 2; ++i) {
-      const int64_t pos = 299 + i, r = h * 2 + i;
-      const int64_t all = dg->row(h, pos, idx.data() + r * M, ty.data() + r * M);
-      int64_t n = 0;
-      for (int64_t c = 0; c < all; ++c)
-        if (idx[r * M + c] <= pos) { idx[r * M + n] = idx[r * M + c]; ty[r * M + n] = ty[r * M + c]; ++n; }
-      len[r] = static_cast<int32_t>(n);
-    }
+  CausalRows cr = causal_rows(*dg, 2, 299, 2);
+  const int64_t M = cr.M;
+  std::vector<int32_t>& idx = cr.idx;
+  std::vector<int32_t>& len = cr.len;
+  std::vector<uint8_t>& ty = cr.ty;
   const std::array<float, 5> bias = {0.0f, 0.8f, -0.5f, 0.6f, -1.1f};
   const int saved = omp_get_max_threads();
   omp_set_num_threads(2);

@@ -53,21 +53,8 @@ double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   return m;
 }
 
-// All logits [T, V] of ids fed as a prefill of `n_prefill` tokens in chunks of `chunk` (0 = one call),
-// then one token at a time. The cache is reset to `cap` first.
 std::vector<float> run(Model& m, const std::vector<int32_t>& ids, int64_t cap, size_t n_prefill, int64_t chunk) {
-  EXPECT_TRUE(m.reset(cap).is_ok());
-  auto pre = m.forward(std::span<const int32_t>(ids.data(), n_prefill), true, chunk);
-  EXPECT_TRUE(pre.has_value()) << pre.status().to_string();
-  if (!pre) return {};
-  std::vector<float> all = *pre;
-  for (size_t t = n_prefill; t < ids.size(); ++t) {
-    auto d = m.forward(std::span<const int32_t>(&ids[t], 1));
-    EXPECT_TRUE(d.has_value()) << d.status().to_string();
-    if (!d) return {};
-    all.insert(all.end(), d->begin(), d->end());
-  }
-  return all;
+  return testing::prefill_then_decode(m, ids, cap, n_prefill, chunk);
 }
 
 Config tiny_config() {

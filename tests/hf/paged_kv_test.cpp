@@ -176,18 +176,7 @@ std::vector<float> run(Model& m, const AttentionOptions& o, const std::vector<in
   EXPECT_TRUE(m.reset(1).is_ok());
   Status st = m.set_attention(o);
   EXPECT_TRUE(st.is_ok()) << st.to_string();
-  EXPECT_TRUE(m.reset(cap).is_ok());
-  auto pre = m.forward(std::span<const int32_t>(ids.data(), n_prefill), true, chunk);
-  EXPECT_TRUE(pre.has_value()) << pre.status().to_string();
-  if (!pre) return {};
-  std::vector<float> all = *pre;
-  for (size_t t = n_prefill; t < ids.size(); ++t) {
-    auto d = m.forward(std::span<const int32_t>(&ids[t], 1));
-    EXPECT_TRUE(d.has_value()) << d.status().to_string();
-    if (!d) return {};
-    all.insert(all.end(), d->begin(), d->end());
-  }
-  return all;
+  return testing::prefill_then_decode(m, ids, cap, n_prefill, chunk);
 }
 
 AttentionOptions paged(AttentionOptions o, int64_t page) {
