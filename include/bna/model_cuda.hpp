@@ -4,9 +4,11 @@
 //
 // Decisions a reader must know:
 // * Mixed precision (llm.c's recipe): f32 master weights, gradients, AdamW moments, residual stream,
-//   LayerNorm statistics, GEMM outputs and logits; bf16 copies of the weights and bf16 GEMM inputs
-//   (LayerNorm outputs, attention in/out, GELU output, every gradient fed to a GEMM). GEMMs are cuBLAS
-//   with f32 accumulation; dW accumulates in f32 (beta = 1), so micro-batches sum as on the CPU.
+//   LayerNorm statistics and the products feeding them; bf16 copies of the weights and bf16 GEMM
+//   inputs (LayerNorm outputs, attention in/out, GELU output and its saved pre-activation, every
+//   gradient fed to a GEMM) and bf16 logits (the loss and its gradient use f32 math on them, as
+//   PyTorch autocast does). GEMMs are cuBLAS / cuBLASLt with f32 accumulation (GELU and its gradient
+//   in the GEMM epilogues); dW accumulates in f32 (beta = 1), so micro-batches sum as on the CPU.
 // * Attention: each layer's plan comes from Gpt::plan_layer with Backend::kCuda and bf16 (dense
 //   causal, the streams kernel for window + landmark + cycle graphs, block-sparse for block layers),
 //   forward and backward through attn::run / run_backward on device pointers.
@@ -53,7 +55,8 @@ class CudaGpt {
   // checkpoints and resume (train::train with TrainOptions::cuda).
   Status download_optimizer(std::vector<float>& m, std::vector<float>& v) const;
   Status upload_optimizer(const std::vector<float>& m, const std::vector<float>& v, int64_t t);
-  // Logits [B, T, V] of the last forward (f32, to the host); an error before any forward.
+  // Logits [B, T, V] of the last forward (bf16 on the device, widened to f32 on the host); an error
+  // before any forward.
   Status logits(std::vector<float>& out) const;
   Status download_weights(Gpt& m) const;            // device masters -> m.weights()
   Status download_grads(std::vector<float>& g) const;  // [num_params] in m's layout

@@ -112,8 +112,11 @@ Status launch_bwd(const AttnBwdArgs& a, int W, int S, const int32_t* extra, int 
   const int band_tiles = static_cast<int>(std::min<int64_t>(p.n_qtiles, (static_cast<int64_t>(bp.Wb) + 63) / 64 + 2));
   bp.n_bch = (band_tiles + kQChunk - 1) / kQChunk;
 
+  bp.direct = p.group == 1 && bp.n_lt == 0 && bp.n_bch == 1 && p.extra == nullptr;
+  bp.dk_out = static_cast<uint16_t*>(a.dk);
+  bp.dv_out = static_cast<uint16_t*>(a.dv);
   auto s = static_cast<cudaStream_t>(stream);
-  BNA_CUDA_TRY(cudaMemsetAsync(bp.dk_acc, 0, 2 * pad256(kv * 4), s));
+  if (!bp.direct) BNA_CUDA_TRY(cudaMemsetAsync(bp.dk_acc, 0, 2 * pad256(kv * 4), s));
   const bool bf16 = f.dtype == DType::kBF16;
   auto kernels = [&]() -> Status {
 #if BNA_CUDA_DH64
@@ -125,6 +128,7 @@ Status launch_bwd(const AttnBwdArgs& a, int W, int S, const int32_t* extra, int 
     return invalid_argument("attention cuda: dh=" + std::to_string(f.dh) + " was not compiled in (BNA_CUDA_HEAD_DIMS)");
   };
   BNA_RETURN_IF_ERROR(kernels());
+  if (bp.direct) return Status::ok();
   const int64_t n4 = static_cast<int64_t>(kv / 4);
   const unsigned blocks = static_cast<unsigned>((n4 + 255) / 256);
   if (bf16) {

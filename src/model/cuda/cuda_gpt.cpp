@@ -1,7 +1,13 @@
 // model::CudaGpt (include/bna/model_cuda.hpp): the reference GPT's forward, backward and AdamW on
 // the GPU. Mirrors Gpt::forward / Gpt::backward step by step (src/model/gpt.cpp); GEMMs go through
-// nn::cuda::Blas::gemm (row-major), attention through attn::run / run_backward with CUDA plans.
+// nn::cuda::Blas (row-major), attention through attn::run / run_backward with CUDA plans.
+// Fused where the step is memory-bound: the residual adds are the projections' C operand (layer l
+// reads x_in[l] and writes x_mid[l], then x_in[l + 1]: no copies); GELU and its gradient run in the
+// cuBLASLt epilogues of the MLP GEMMs (pre-activation saved in bf16); LayerNorm backward also writes
+// the bf16 gradient the next GEMMs read; the cross-entropy writes dlogits (scaled 1 / counted) in
+// the forward's launch, and backward's loss_scale is the head GEMMs' alpha.
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <string>
 #include <utility>
@@ -50,9 +56,9 @@ struct CudaGpt::Impl {
   int64_t B = 0, T = 0, counted = 0;
   bool has_targets = false;
   std::vector<CudaLayerAct> acts;
-  DeviceBuffer ids, targets, x, x_final, lnf, lnf_mean, lnf_rstd, qkv, logits, losses, lse;
+  DeviceBuffer ids, targets, x_final, lnf, lnf_mean, lnf_rstd, qkv, logits, losses, lse;
   // Backward scratch.
-  DeviceBuffer dlogits, dx, dx_bf, dsmall, dbig, dbig_bf, dout, dq, dk, dv, dqkv, norm;
+  DeviceBuffer dlogits, dx, dx_bf, dsmall, dbig_bf, dout, dq, dk, dv, dqkv, norm;
 
   const float* W(const std::string& name) const { return w.as<float>() + off(name); }
   const uint16_t* WB(const std::string& name) const { return wb.as<uint16_t>() + off(name); }
@@ -103,14 +109,13 @@ Status CudaGpt::Impl::grow(int64_t b, int64_t tt) {
     BNA_RETURN_IF_ERROR(ensure(L.ln2, n * C * 2));
     BNA_RETURN_IF_ERROR(ensure(L.ln2_mean, n * 4));
     BNA_RETURN_IF_ERROR(ensure(L.ln2_rstd, n * 4));
-    BNA_RETURN_IF_ERROR(ensure(L.fc_pre, n * 4 * C * 4));
+    BNA_RETURN_IF_ERROR(ensure(L.fc_pre, n * 4 * C * 2));
     BNA_RETURN_IF_ERROR(ensure(L.fc_act, n * 4 * C * 2));
   }
-  for (auto [buf, bytes] : {std::pair{&ids, n * 4}, {&targets, n * 4}, {&x, n * C * 4}, {&x_final, n * C * 4},
+  for (auto [buf, bytes] : {std::pair{&ids, n * 4}, {&targets, n * 4}, {&x_final, n * C * 4},
                             {&lnf, n * C * 2}, {&lnf_mean, n * 4}, {&lnf_rstd, n * 4}, {&qkv, n * QKV * 2},
-                            {&logits, n * V * 4}, {&losses, n * 4}, {&lse, n * 4}, {&dlogits, n * V * 2}, {&dx, n * C * 4},
-                            {&dx_bf, n * C * 2}, {&dsmall, n * C * 4}, {&dbig, n * 4 * C * 2},
-                            {&dbig_bf, n * 4 * C * 2}, {&dout, n * Hq * dh * 2}, {&dq, n * Hq * dh * 2},
+                            {&logits, n * V * 2}, {&losses, n * 4}, {&lse, n * 4}, {&dlogits, n * V * 2}, {&dx, n * C * 4},
+                            {&dx_bf, n * C * 2}, {&dsmall, n * C * 4}, {&dbig_bf, n * 4 * C * 2}, {&dout, n * Hq * dh * 2}, {&dq, n * Hq * dh * 2},
                             {&dk, n * Hkv * dh * 2}, {&dv, n * Hkv * dh * 2}, {&dqkv, n * QKV * 2}, {&norm, 8}})
     BNA_RETURN_IF_ERROR(ensure(*buf, bytes));
   return Status::ok();
@@ -192,15 +197,16 @@ Expected<float> CudaGpt::forward(const int32_t* idx, const int32_t* targets, int
   M.has_targets = targets != nullptr;
   BNA_RETURN_IF_ERROR(bna::cuda::copy_to_device(M.ids.get(), idx, static_cast<size_t>(n) * 4));
   if (targets != nullptr) BNA_RETURN_IF_ERROR(bna::cuda::copy_to_device(M.targets.get(), targets, static_cast<size_t>(n) * 4));
-  float* x = M.x.as<float>();
-  const size_t xbytes = static_cast<size_t>(n * C) * 4;
-  BNA_RETURN_IF_ERROR(cuda::embedding_fwd(M.ids.as<int32_t>(), M.W("wte"), M.W("wpe"), x, n, T, C));
+  using Mm = nn::cuda::Blas::Matmul;
+  using Epi = nn::cuda::Blas::Epilogue;
+  BNA_RETURN_IF_ERROR(cuda::embedding_fwd(M.ids.as<int32_t>(), M.W("wte"), M.W("wpe"), M.acts[0].x_in.as<float>(), n, T, C));
   const bna::Shape qs{B, Hq, T, dh}, ks{B, Hkv, T, dh}, ls{B, Hq, T};
   for (int64_t l = 0; l < c.n_layers; ++l) {
     CudaLayerAct& L = M.acts[static_cast<size_t>(l)];
     const std::string p = "h." + S(l) + ".";
-    BNA_RETURN_IF_ERROR(bna::cuda::copy_on_device(L.x_in.get(), x, xbytes));
-    BNA_RETURN_IF_ERROR(cuda::layernorm_fwd(x, M.W(p + "ln1.w"), M.W(p + "ln1.b"), L.ln1.as<uint16_t>(),
+    const float* x_in = L.x_in.as<float>();
+    float* x_out = l + 1 < c.n_layers ? M.acts[static_cast<size_t>(l + 1)].x_in.as<float>() : M.x_final.as<float>();
+    BNA_RETURN_IF_ERROR(cuda::layernorm_fwd(x_in, M.W(p + "ln1.w"), M.W(p + "ln1.b"), L.ln1.as<uint16_t>(),
                                             L.ln1_mean.as<float>(), L.ln1_rstd.as<float>(), n, C));
     BNA_RETURN_IF_ERROR(M.blas.gemm(false, true, n, QKV, C, 1.0f, L.ln1.as<uint16_t>(), M.WB(p + "attn.qkv"), 0.0f,
                                     M.qkv.get(), false));
@@ -211,23 +217,25 @@ Expected<float> CudaGpt::forward(const int32_t* idx, const int32_t* targets, int
                                   TensorView(L.att.get(), DType::kBF16, qs), TensorView(L.lse.get(), DType::kF32, ls),
                                   M.attn_ws.get()));
     BNA_RETURN_IF_ERROR(cuda::heads_to_tokens(L.att.as<uint16_t>(), L.atty.as<uint16_t>(), B, Hq, T, dh));
-    BNA_RETURN_IF_ERROR(M.blas.gemm(false, true, n, C, C, 1.0f, L.atty.as<uint16_t>(), M.WB(p + "attn.proj"), 1.0f, x, true));
-    BNA_RETURN_IF_ERROR(bna::cuda::copy_on_device(L.x_mid.get(), x, xbytes));
-    BNA_RETURN_IF_ERROR(cuda::layernorm_fwd(x, M.W(p + "ln2.w"), M.W(p + "ln2.b"), L.ln2.as<uint16_t>(),
-                                            L.ln2_mean.as<float>(), L.ln2_rstd.as<float>(), n, C));
-    BNA_RETURN_IF_ERROR(M.blas.gemm(false, true, n, 4 * C, C, 1.0f, L.ln2.as<uint16_t>(), M.WB(p + "mlp.fc"), 0.0f,
-                                    L.fc_pre.get(), true));
-    BNA_RETURN_IF_ERROR(cuda::gelu_fwd(L.fc_pre.as<float>(), L.fc_act.as<uint16_t>(), n * 4 * C));
-    BNA_RETURN_IF_ERROR(M.blas.gemm(false, true, n, C, 4 * C, 1.0f, L.fc_act.as<uint16_t>(), M.WB(p + "mlp.proj"), 1.0f,
-                                    x, true));
+    const Mm proj{.trans_b = true, .M = n, .N = C, .K = C, .beta = 1.0f, .A = L.atty.as<uint16_t>(),
+                  .B = M.WB(p + "attn.proj"), .C = x_in, .D = L.x_mid.get(), .d_f32 = true};
+    BNA_RETURN_IF_ERROR(M.blas.matmul(proj));
+    BNA_RETURN_IF_ERROR(cuda::layernorm_fwd(L.x_mid.as<float>(), M.W(p + "ln2.w"), M.W(p + "ln2.b"),
+                                            L.ln2.as<uint16_t>(), L.ln2_mean.as<float>(), L.ln2_rstd.as<float>(), n, C));
+    const Mm fc{.trans_b = true, .M = n, .N = 4 * C, .K = C, .A = L.ln2.as<uint16_t>(), .B = M.WB(p + "mlp.fc"),
+                .D = L.fc_act.get(), .epilogue = Epi::kGeluAux, .aux = L.fc_pre.as<uint16_t>()};
+    BNA_RETURN_IF_ERROR(M.blas.matmul(fc));
+    const Mm down{.trans_b = true, .M = n, .N = C, .K = 4 * C, .beta = 1.0f, .A = L.fc_act.as<uint16_t>(),
+                  .B = M.WB(p + "mlp.proj"), .C = L.x_mid.get(), .D = x_out, .d_f32 = true};
+    BNA_RETURN_IF_ERROR(M.blas.matmul(down));
   }
-  BNA_RETURN_IF_ERROR(bna::cuda::copy_on_device(M.x_final.get(), x, xbytes));
-  BNA_RETURN_IF_ERROR(cuda::layernorm_fwd(x, M.W("lnf.w"), M.W("lnf.b"), M.lnf.as<uint16_t>(), M.lnf_mean.as<float>(),
-                                          M.lnf_rstd.as<float>(), n, C));
-  BNA_RETURN_IF_ERROR(M.blas.gemm(false, true, n, M.Vp, C, 1.0f, M.lnf.as<uint16_t>(), M.WB("head"), 0.0f, M.logits.get(), true));
+  BNA_RETURN_IF_ERROR(cuda::layernorm_fwd(M.x_final.as<float>(), M.W("lnf.w"), M.W("lnf.b"), M.lnf.as<uint16_t>(),
+                                          M.lnf_mean.as<float>(), M.lnf_rstd.as<float>(), n, C));
+  BNA_RETURN_IF_ERROR(M.blas.gemm(false, true, n, M.Vp, C, 1.0f, M.lnf.as<uint16_t>(), M.WB("head"), 0.0f, M.logits.get(), false));
   if (targets == nullptr) return 0.0f;
-  BNA_RETURN_IF_ERROR(cuda::cross_entropy_fwd(M.logits.as<float>(), M.targets.as<int32_t>(), M.losses.as<float>(),
-                                              M.lse.as<float>(), n, V, M.Vp));
+  BNA_RETURN_IF_ERROR(cuda::cross_entropy(M.logits.as<uint16_t>(), M.targets.as<int32_t>(), M.losses.as<float>(),
+                                          M.lse.as<float>(), M.dlogits.as<uint16_t>(),
+                                          1.0f / static_cast<float>(counted), n, V, M.Vp));
   std::vector<float> losses(static_cast<size_t>(n));
   BNA_RETURN_IF_ERROR(bna::cuda::copy_to_host(losses.data(), M.losses.get(), losses.size() * 4));
   double sum = 0.0;
@@ -240,39 +248,38 @@ Status CudaGpt::backward(float loss_scale) {
   if (!M.has_targets || M.B == 0) return invalid_argument("cuda gpt backward: no forward with targets to differentiate");
   M.has_targets = false;
   const GptConfig& c = M.cfg;
-  const int64_t B = M.B, T = M.T, n = B * T, C = c.d_model, V = c.vocab_size, Hq = c.n_heads, Hkv = c.n_kv_heads;
+  const int64_t B = M.B, T = M.T, n = B * T, C = c.d_model, Hq = c.n_heads, Hkv = c.n_kv_heads;
   const int64_t dh = C / Hq, QKV = (Hq + 2 * Hkv) * dh;
   BNA_ASSIGN_OR_RETURN(const std::vector<attn::Plan>* plans, M.plans_for(B, T));
   const auto& bl = M.blas;
   float* dx = M.dx.as<float>();
   float* dsmall = M.dsmall.as<float>();
   uint16_t* dx_bf = M.dx_bf.as<uint16_t>();
-  BNA_RETURN_IF_ERROR(cuda::cross_entropy_bwd(M.logits.as<float>(), M.targets.as<int32_t>(), M.lse.as<float>(),
-                                              M.dlogits.as<uint16_t>(), loss_scale / static_cast<float>(M.counted), n,
-                                              V, M.Vp));
+  // dlogits (from the forward's cross-entropy) is d(mean loss)/dlogits; loss_scale scales both products.
   const uint16_t* dl = M.dlogits.as<uint16_t>();
-  BNA_RETURN_IF_ERROR(bl.gemm(false, false, n, C, M.Vp, 1.0f, dl, M.WB("head"), 0.0f, dsmall, true));
-  BNA_RETURN_IF_ERROR(bl.gemm(true, false, M.Vp, C, n, 1.0f, dl, M.lnf.as<uint16_t>(), 1.0f, M.G("head"), true));
+  BNA_RETURN_IF_ERROR(bl.gemm(false, false, n, C, M.Vp, loss_scale, dl, M.WB("head"), 0.0f, dsmall, true));
+  BNA_RETURN_IF_ERROR(bl.gemm(true, false, M.Vp, C, n, loss_scale, dl, M.lnf.as<uint16_t>(), 1.0f, M.G("head"), true));
   BNA_RETURN_IF_ERROR(bna::cuda::device_memset(dx, 0, static_cast<size_t>(n * C) * 4));
   BNA_RETURN_IF_ERROR(cuda::layernorm_bwd(M.x_final.as<float>(), M.W("lnf.w"), M.lnf_mean.as<float>(),
-                                          M.lnf_rstd.as<float>(), dsmall, dx, M.G("lnf.w"), M.G("lnf.b"), n, C));
+                                          M.lnf_rstd.as<float>(), dsmall, dx, dx_bf, M.G("lnf.w"), M.G("lnf.b"), n, C));
   const bna::Shape qs{B, Hq, T, dh}, ks{B, Hkv, T, dh}, ls{B, Hq, T};
   auto view = [](const DeviceBuffer& d, DType t, const bna::Shape& s) { return TensorView(d.get(), t, s); };
   for (int64_t l = c.n_layers - 1; l >= 0; --l) {
     CudaLayerAct& L = M.acts[static_cast<size_t>(l)];
     const std::string p = "h." + S(l) + ".";
-    // MLP: x_out = x_mid + gelu(ln2 W1^T) W2^T
-    BNA_RETURN_IF_ERROR(cuda::to_bf16(dx, dx_bf, n * C));
+    // MLP: x_out = x_mid + gelu(ln2 W1^T) W2^T; dx_bf holds dL/dx_out in bf16.
     BNA_RETURN_IF_ERROR(bl.gemm(true, false, C, 4 * C, n, 1.0f, dx_bf, L.fc_act.as<uint16_t>(), 1.0f, M.G(p + "mlp.proj"), true));
-    BNA_RETURN_IF_ERROR(bl.gemm(false, false, n, 4 * C, C, 1.0f, dx_bf, M.WB(p + "mlp.proj"), 0.0f, M.dbig.get(), false));
-    BNA_RETURN_IF_ERROR(cuda::gelu_bwd(L.fc_pre.as<float>(), M.dbig.as<uint16_t>(), M.dbig_bf.as<uint16_t>(), n * 4 * C));
+    const nn::cuda::Blas::Matmul up{.M = n, .N = 4 * C, .K = C, .A = dx_bf, .B = M.WB(p + "mlp.proj"),
+                                    .D = M.dbig_bf.get(), .epilogue = nn::cuda::Blas::Epilogue::kDGelu,
+                                    .aux = L.fc_pre.as<uint16_t>()};
+    BNA_RETURN_IF_ERROR(bl.matmul(up));
     BNA_RETURN_IF_ERROR(bl.gemm(true, false, 4 * C, C, n, 1.0f, M.dbig_bf.as<uint16_t>(), L.ln2.as<uint16_t>(), 1.0f,
                                 M.G(p + "mlp.fc"), true));
     BNA_RETURN_IF_ERROR(bl.gemm(false, false, n, C, 4 * C, 1.0f, M.dbig_bf.as<uint16_t>(), M.WB(p + "mlp.fc"), 0.0f, dsmall, true));
     BNA_RETURN_IF_ERROR(cuda::layernorm_bwd(L.x_mid.as<float>(), M.W(p + "ln2.w"), L.ln2_mean.as<float>(),
-                                            L.ln2_rstd.as<float>(), dsmall, dx, M.G(p + "ln2.w"), M.G(p + "ln2.b"), n, C));
+                                            L.ln2_rstd.as<float>(), dsmall, dx, dx_bf, M.G(p + "ln2.w"),
+                                            M.G(p + "ln2.b"), n, C));
     // Attention: x_mid = x_in + attn(ln1) Wo^T
-    BNA_RETURN_IF_ERROR(cuda::to_bf16(dx, dx_bf, n * C));
     BNA_RETURN_IF_ERROR(bl.gemm(true, false, C, C, n, 1.0f, dx_bf, L.atty.as<uint16_t>(), 1.0f, M.G(p + "attn.proj"), true));
     BNA_RETURN_IF_ERROR(bl.gemm(false, false, n, C, C, 1.0f, dx_bf, M.WB(p + "attn.proj"), 0.0f, dsmall, true));
     BNA_RETURN_IF_ERROR(cuda::tokens_to_heads(dsmall, M.dout.as<uint16_t>(), B, Hq, T, dh));
@@ -287,7 +294,8 @@ Status CudaGpt::backward(float loss_scale) {
                                 M.G(p + "attn.qkv"), true));
     BNA_RETURN_IF_ERROR(bl.gemm(false, false, n, C, QKV, 1.0f, M.dqkv.as<uint16_t>(), M.WB(p + "attn.qkv"), 0.0f, dsmall, true));
     BNA_RETURN_IF_ERROR(cuda::layernorm_bwd(L.x_in.as<float>(), M.W(p + "ln1.w"), L.ln1_mean.as<float>(),
-                                            L.ln1_rstd.as<float>(), dsmall, dx, M.G(p + "ln1.w"), M.G(p + "ln1.b"), n, C));
+                                            L.ln1_rstd.as<float>(), dsmall, dx, l > 0 ? dx_bf : nullptr,
+                                            M.G(p + "ln1.w"), M.G(p + "ln1.b"), n, C));
   }
   return cuda::embedding_bwd(M.ids.as<int32_t>(), dx, M.G("wte"), M.G("wpe"), n, T, C);
 }
@@ -350,9 +358,14 @@ Status CudaGpt::logits(std::vector<float>& out) const {
   const Impl& M = *impl_;
   if (M.B == 0) return invalid_argument("cuda gpt: logits before any forward");
   const int64_t n = M.B * M.T, V = M.cfg.vocab_size;
-  out.resize(static_cast<size_t>(n * V));
-  BNA_CUDA_TRY(cudaMemcpy2D(out.data(), static_cast<size_t>(V) * 4, M.logits.get(), static_cast<size_t>(M.Vp) * 4,
-                            static_cast<size_t>(V) * 4, static_cast<size_t>(n), cudaMemcpyDeviceToHost));
+  std::vector<uint16_t> bf(static_cast<size_t>(n * V));
+  BNA_CUDA_TRY(cudaMemcpy2D(bf.data(), static_cast<size_t>(V) * 2, M.logits.get(), static_cast<size_t>(M.Vp) * 2,
+                            static_cast<size_t>(V) * 2, static_cast<size_t>(n), cudaMemcpyDeviceToHost));
+  out.resize(bf.size());
+  for (size_t i = 0; i < bf.size(); ++i) {
+    const uint32_t u = static_cast<uint32_t>(bf[i]) << 16;
+    std::memcpy(&out[i], &u, 4);
+  }
   return Status::ok();
 }
 
@@ -376,8 +389,8 @@ size_t CudaGpt::device_bytes() const {
     for (const DeviceBuffer* d : {&L.x_in, &L.ln1, &L.ln1_mean, &L.ln1_rstd, &L.q, &L.k, &L.v, &L.att, &L.lse, &L.atty,
                                   &L.x_mid, &L.ln2, &L.ln2_mean, &L.ln2_rstd, &L.fc_pre, &L.fc_act})
       b += d->bytes();
-  for (const DeviceBuffer* d : {&M.ids, &M.targets, &M.x, &M.x_final, &M.lnf, &M.lnf_mean, &M.lnf_rstd, &M.qkv,
-                                &M.logits, &M.losses, &M.lse, &M.dlogits, &M.dx, &M.dx_bf, &M.dsmall, &M.dbig, &M.dbig_bf,
+  for (const DeviceBuffer* d : {&M.ids, &M.targets, &M.x_final, &M.lnf, &M.lnf_mean, &M.lnf_rstd, &M.qkv,
+                                &M.logits, &M.losses, &M.lse, &M.dlogits, &M.dx, &M.dx_bf, &M.dsmall, &M.dbig_bf,
                                 &M.dout, &M.dq, &M.dk, &M.dv, &M.dqkv, &M.norm})
     b += d->bytes();
   return b;

@@ -41,86 +41,6 @@ __global__ void embedding_bwd_kernel(const int32_t* ids, const float* dx, float*
   }
 }
 
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-constexpr int kWarps = kThreads / 32;
-
-// One warp per row.
-__global__ void layernorm_fwd_kernel(const float* x, const float* g, const float* b, uint16_t* y, float* mean,
-                                     float* rstd, int64_t n, int C) {
-  const int lane = threadIdx.x & 31;
-  const int64_t r = static_cast<int64_t>(blockIdx.x) * kWarps + (threadIdx.x >> 5);
-  if (r >= n) return;
-  const float* xr = x + r * C;
-  float s = 0.0f;
-  for (int c = lane; c < C; c += 32) s += xr[c];
-  const float m = warp_sum(s) / static_cast<float>(C);
-  float q = 0.0f;
-  for (int c = lane; c < C; c += 32) q += (xr[c] - m) * (xr[c] - m);
-  const float rs = rsqrtf(warp_sum(q) / static_cast<float>(C) + 1e-5f);
-  for (int c = lane; c < C; c += 32) y[r * C + c] = f2bf((xr[c] - m) * rs * g[c] + b[c]);
-  if (lane == 0) {
-    mean[r] = m;
-    rstd[r] = rs;
-  }
-}
-
-// One warp per row (rows strided over the grid); dgamma / dbeta gathered in shared memory per block,
-// then one global atomic per column per block.
-__global__ void layernorm_bwd_kernel(const float* x, const float* g, const float* mean, const float* rstd,
-                                     const float* dy, float* dx, float* dg, float* db, int64_t n, int C) {
-  extern __shared__ float sgb[];  // [2][C]
-  for (int c = threadIdx.x; c < 2 * C; c += kThreads) sgb[c] = 0.0f;
-  __syncthreads();
-  const int lane = threadIdx.x & 31;
-  for (int64_t r = static_cast<int64_t>(blockIdx.x) * kWarps + (threadIdx.x >> 5); r < n;
-       r += static_cast<int64_t>(gridDim.x) * kWarps) {
-    const float m = mean[r], rs = rstd[r];
-    const float* xr = x + r * C;
-    const float* dyr = dy + r * C;
-    float s1 = 0.0f, s2 = 0.0f;
-    for (int c = lane; c < C; c += 32) {
-      const float dn = dyr[c] * g[c];
-      s1 += dn;
-      s2 += dn * (xr[c] - m) * rs;
-    }
-    s1 = warp_sum(s1) / static_cast<float>(C);
-    s2 = warp_sum(s2) / static_cast<float>(C);
-    for (int c = lane; c < C; c += 32) {
-      const float xh = (xr[c] - m) * rs, d = dyr[c];
-      dx[r * C + c] += rs * (d * g[c] - s1 - xh * s2);
-      atomicAdd(&sgb[c], d * xh);
-      atomicAdd(&sgb[C + c], d);
-    }
-  }
-  __syncthreads();
-  for (int c = threadIdx.x; c < C; c += kThreads) {
-    atomicAdd(&dg[c], sgb[c]);
-    atomicAdd(&db[c], sgb[C + c]);
-  }
-}
-
-__device__ __forceinline__ float gelu(float x) {
-  const float k = 0.7978845608028654f;
-  return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
-}
-__device__ __forceinline__ float gelu_grad(float x) {
-  const float k = 0.7978845608028654f;
-  const float u = k * (x + 0.044715f * x * x * x);
-  const float t = tanhf(u);
-  return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * k * (1.0f + 3.0f * 0.044715f * x * x);
-}
-
-__global__ void gelu_fwd_kernel(const float* x, uint16_t* y, int64_t n) {
-  GRID_STRIDE(e, n) y[e] = f2bf(gelu(x[e]));
-}
-__global__ void gelu_bwd_kernel(const float* x, const uint16_t* dy, uint16_t* dx, int64_t n) {
-  GRID_STRIDE(e, n) dx[e] = f2bf(__uint_as_float(static_cast<uint32_t>(dy[e]) << 16) * gelu_grad(x[e]));
-}
-
 // Layout kernels: one thread per 8 consecutive dims (16 bytes of bf16) of one (token, head).
 // Index math in 32 bits (every count here is < 2^31 / 8), offsets in 64.
 __global__ void split_qkv_kernel(const uint4* qkv, uint4* q, uint4* k, uint4* v, int T, int Hq, int Hkv, int dh8,
@@ -173,23 +93,14 @@ __global__ void to_bf16_kernel(const float* s, uint16_t* d, int64_t n) {
   GRID_STRIDE(e, n) d[e] = f2bf(s[e]);
 }
 
-// One block per row, one pass: online (max, sum of exp) per thread, then merged across the block.
-__device__ void row_lse(const float* lr, int64_t V, float* m_out, float* s_out) {
-  float m = -INFINITY, s = 0.0f;
-  for (int64_t c = threadIdx.x; c < V; c += kThreads) {
-    const float x = lr[c];
-    if (x > m) {
-      s = s * __expf(m - x) + 1.0f;
-      m = x;
-    } else {
-      s += __expf(x - m);
-    }
-  }
-  __shared__ float sm[kThreads], ss[kThreads];
-  sm[threadIdx.x] = m;
-  ss[threadIdx.x] = s;
+// Merges every thread's online (max, sum of exp) across the block (kCeThreads); all threads get the row's.
+constexpr int kCeThreads = 512;
+__device__ void block_merge_lse(float* m_io, float* s_io) {
+  __shared__ float sm[kCeThreads], ss[kCeThreads];
+  sm[threadIdx.x] = *m_io;
+  ss[threadIdx.x] = *s_io;
   __syncthreads();
-  for (int w = kThreads / 2; w > 0; w >>= 1) {
+  for (int w = kCeThreads / 2; w > 0; w >>= 1) {
     if (threadIdx.x < w) {
       const float m1 = sm[threadIdx.x], m2 = sm[threadIdx.x + w];
       const float mm = fmaxf(m1, m2);
@@ -200,33 +111,62 @@ __device__ void row_lse(const float* lr, int64_t V, float* m_out, float* s_out) 
     }
     __syncthreads();
   }
-  *m_out = sm[0];
-  *s_out = ss[0];
+  *m_io = sm[0];
+  *s_io = ss[0];
 }
 
-__global__ void ce_fwd_kernel(const float* logits, const int32_t* targets, float* losses, float* lse, int64_t V,
-                              int64_t ld) {
-  const int64_t r = blockIdx.x;
-  const float* lr = logits + r * ld;
-  float m, s;
-  row_lse(lr, V, &m, &s);
-  if (threadIdx.x == 0) {
+// Fused cross-entropy over bf16 logits. A block takes rows r = blockIdx.x, + gridDim.x, ...: pass 1
+// reads the row once (16-byte loads) for its online (max, sum of exp); pass 2 re-reads it to write
+// the gradient. The grid is two blocks per multiprocessor, so ~264 rows (ld * 2 bytes each) are in
+// flight and pass 2 mostly hits L2. ld % 8 == 0 and 16-byte aligned rows (checked by the host).
+__device__ __forceinline__ float bf2f(uint32_t h) { return __uint_as_float(h << 16); }
+
+__global__ void __launch_bounds__(kCeThreads) ce_kernel(const uint16_t* logits, const int32_t* targets, float* losses,
+                                                        float* lse, uint16_t* dl, float scale, int64_t n, int64_t V,
+                                                        int64_t ld) {
+  const int64_t n8 = ld / 8;
+  for (int64_t r = blockIdx.x; r < n; r += gridDim.x) {
+    const uint4* lr = reinterpret_cast<const uint4*>(logits + r * ld);
+    float m = -INFINITY, s = 0.0f;
+    for (int64_t c8 = threadIdx.x; c8 < n8; c8 += kCeThreads) {
+      const uint4 v = lr[c8];
+      const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        if (8 * c8 + j >= V) break;
+        const float x = bf2f(j % 2 == 0 ? (w[j / 2] & 0xffffu) : (w[j / 2] >> 16));
+        if (x > m) {
+          s = s * __expf(m - x) + 1.0f;
+          m = x;
+        } else {
+          s += __expf(x - m);
+        }
+      }
+    }
+    block_merge_lse(&m, &s);
     const float l = m + logf(s);
-    lse[r] = l;
     const int32_t t = targets[r];
-    losses[r] = t < 0 ? 0.0f : l - lr[t];
+    if (threadIdx.x == 0) {
+      lse[r] = l;
+      losses[r] = t < 0 ? 0.0f : l - bf2f(logits[r * ld + t]);
+    }
+    if (dl != nullptr) {
+      uint4* dr = reinterpret_cast<uint4*>(dl + r * ld);
+      for (int64_t c8 = threadIdx.x; c8 < n8; c8 += kCeThreads) {
+        const uint4 v = lr[c8];
+        const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+        uint32_t h[8];
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+          const int64_t c = 8 * c8 + j;
+          const float x = bf2f(j % 2 == 0 ? (w[j / 2] & 0xffffu) : (w[j / 2] >> 16));
+          h[j] = (t < 0 || c >= V) ? 0u : f2bf((__expf(x - l) - (c == t ? 1.0f : 0.0f)) * scale);
+        }
+        dr[c8] = make_uint4(h[0] | (h[1] << 16), h[2] | (h[3] << 16), h[4] | (h[5] << 16), h[6] | (h[7] << 16));
+      }
+    }
+    __syncthreads();  // block_merge_lse's shared arrays are reused by the next row
   }
-}
-
-__global__ void ce_bwd_kernel(const float* logits, const int32_t* targets, const float* lse, uint16_t* dl, float scale,
-                              int64_t V, int64_t ld) {
-  const int64_t r = blockIdx.x;
-  const float* lr = logits + r * ld;
-  uint16_t* dr = dl + r * ld;
-  const int32_t t = targets[r];
-  const float l = lse[r];
-  for (int64_t c = threadIdx.x; c < ld; c += kThreads)
-    dr[c] = (t < 0 || c >= V) ? 0 : f2bf((__expf(lr[c] - l) - (c == t ? 1.0f : 0.0f)) * scale);
 }
 
 __global__ void sum_squares_kernel(const float* g, int64_t n, double* out) {
@@ -239,27 +179,62 @@ __global__ void sum_squares_kernel(const float* g, int64_t n, double* out) {
 // Every parameter in one launch: element e belongs to the tensor whose [offsets[i], offsets[i+1])
 // holds it (binary search in a shared copy of the table); decay[i] says whether it is decayed.
 constexpr int kMaxTensors = 1024;
+__device__ __forceinline__ float adam_update(const AdamWArgs& a, float w, float g, float& m, float& v, float decay,
+                                             float step, float inv_sqrt_bc2) {
+  g *= a.grad_scale;
+  m = a.beta1 * m + (1.0f - a.beta1) * g;
+  v = a.beta2 * v + (1.0f - a.beta2) * g * g;
+  return w * decay - step * m / (sqrtf(v) * inv_sqrt_bc2 + a.eps);
+}
+
+// Four elements per thread (16-byte loads: the buffers are cudaMalloc'd and e % 4 == 0); the tensor
+// is found once per group, and a group that straddles two tensors (or the tail) goes element-wise.
 __global__ void adamw_kernel(const AdamWArgs a) {
   __shared__ int64_t off[kMaxTensors + 1];
   for (int i = threadIdx.x; i <= a.tensors; i += kThreads) off[i] = a.offsets[i];
   __syncthreads();
   const float step = a.lr / a.bc1, inv_sqrt_bc2 = rsqrtf(a.bc2);
-  GRID_STRIDE(e, a.n) {
+  const float wd = 1.0f - a.lr * a.weight_decay;
+  auto tensor_of = [&](int64_t e) {
     int lo = 0, hi = a.tensors - 1;
     while (lo < hi) {
       const int mid = (lo + hi + 1) / 2;
       if (off[mid] <= e) lo = mid;
       else hi = mid - 1;
     }
-    const float decay = a.decay[lo] ? 1.0f - a.lr * a.weight_decay : 1.0f;
-    const float g = a.g[e] * a.grad_scale;
-    const float m = a.beta1 * a.m[e] + (1.0f - a.beta1) * g;
-    const float v = a.beta2 * a.v[e] + (1.0f - a.beta2) * g * g;
-    a.m[e] = m;
-    a.v[e] = v;
-    const float w = a.w[e] * decay - step * m / (sqrtf(v) * inv_sqrt_bc2 + a.eps);
-    a.w[e] = w;
-    if (a.w_bf16 != nullptr) a.w_bf16[e] = f2bf(w);
+    return lo;
+  };
+  GRID_STRIDE(q, (a.n + 3) / 4) {
+    const int64_t e = 4 * q;
+    const int t = tensor_of(e);
+    if (e + 4 <= off[t + 1]) {
+      const float decay = a.decay[t] ? wd : 1.0f;
+      float4 w = reinterpret_cast<const float4*>(a.w)[q];
+      const float4 g = reinterpret_cast<const float4*>(a.g)[q];
+      float4 m = reinterpret_cast<const float4*>(a.m)[q];
+      float4 v = reinterpret_cast<const float4*>(a.v)[q];
+      w.x = adam_update(a, w.x, g.x, m.x, v.x, decay, step, inv_sqrt_bc2);
+      w.y = adam_update(a, w.y, g.y, m.y, v.y, decay, step, inv_sqrt_bc2);
+      w.z = adam_update(a, w.z, g.z, m.z, v.z, decay, step, inv_sqrt_bc2);
+      w.w = adam_update(a, w.w, g.w, m.w, v.w, decay, step, inv_sqrt_bc2);
+      reinterpret_cast<float4*>(a.w)[q] = w;
+      reinterpret_cast<float4*>(a.m)[q] = m;
+      reinterpret_cast<float4*>(a.v)[q] = v;
+      if (a.w_bf16 != nullptr)
+        reinterpret_cast<uint2*>(a.w_bf16)[q] =
+            make_uint2(static_cast<uint32_t>(f2bf(w.x)) | (static_cast<uint32_t>(f2bf(w.y)) << 16),
+                       static_cast<uint32_t>(f2bf(w.z)) | (static_cast<uint32_t>(f2bf(w.w)) << 16));
+      continue;
+    }
+    for (int64_t i = e; i < e + 4 && i < a.n; ++i) {
+      const float decay = a.decay[tensor_of(i)] ? wd : 1.0f;
+      float m = a.m[i], v = a.v[i];
+      const float w = adam_update(a, a.w[i], a.g[i], m, v, decay, step, inv_sqrt_bc2);
+      a.m[i] = m;
+      a.v[i] = v;
+      a.w[i] = w;
+      if (a.w_bf16 != nullptr) a.w_bf16[i] = f2bf(w);
+    }
   }
 }
 
@@ -277,29 +252,6 @@ Status embedding_fwd(const int32_t* ids, const float* wte, const float* wpe, flo
 }
 Status embedding_bwd(const int32_t* ids, const float* dx, float* dwte, float* dwpe, int64_t n, int64_t T, int64_t C) {
   embedding_bwd_kernel<<<grid_for(n * C), kThreads>>>(ids, dx, dwte, dwpe, n, T, C);
-  return launched();
-}
-Status layernorm_fwd(const float* x, const float* gamma, const float* beta, uint16_t* y, float* mean, float* rstd,
-                     int64_t n, int64_t C) {
-  if (C < 1 || C > 6144) return invalid_argument("layernorm_fwd: C=" + std::to_string(C) + ", expected 1..6144");
-  layernorm_fwd_kernel<<<static_cast<unsigned>((n + kWarps - 1) / kWarps), kThreads>>>(x, gamma, beta, y, mean, rstd,
-                                                                                     n, static_cast<int>(C));
-  return launched();
-}
-Status layernorm_bwd(const float* x, const float* gamma, const float* mean, const float* rstd, const float* dy,
-                     float* dx_acc, float* dgamma, float* dbeta, int64_t n, int64_t C) {
-  if (C < 1 || C > 6144) return invalid_argument("layernorm_bwd: C=" + std::to_string(C) + ", expected 1..6144");
-  const int64_t blocks = std::min<int64_t>((n + kWarps - 1) / kWarps, 132 * 4);
-  layernorm_bwd_kernel<<<static_cast<unsigned>(blocks), kThreads, static_cast<size_t>(2 * C) * 4>>>(
-      x, gamma, mean, rstd, dy, dx_acc, dgamma, dbeta, n, static_cast<int>(C));
-  return launched();
-}
-Status gelu_fwd(const float* x, uint16_t* y, int64_t n) {
-  gelu_fwd_kernel<<<grid_for(n), kThreads>>>(x, y, n);
-  return launched();
-}
-Status gelu_bwd(const float* x, const uint16_t* dy, uint16_t* dx, int64_t n) {
-  gelu_bwd_kernel<<<grid_for(n), kThreads>>>(x, dy, dx, n);
   return launched();
 }
 Status layout_check(const char* who, int64_t count8, int64_t dh) {
@@ -348,14 +300,14 @@ Status to_bf16(const float* src, uint16_t* dst, int64_t n) {
   to_bf16_kernel<<<grid_for(n), kThreads>>>(src, dst, n);
   return launched();
 }
-Status cross_entropy_fwd(const float* logits, const int32_t* targets, float* losses, float* lse, int64_t n, int64_t V,
-                         int64_t ld) {
-  ce_fwd_kernel<<<static_cast<unsigned>(n), kThreads>>>(logits, targets, losses, lse, V, ld);
-  return launched();
-}
-Status cross_entropy_bwd(const float* logits, const int32_t* targets, const float* lse, uint16_t* dlogits, float scale,
-                         int64_t n, int64_t V, int64_t ld) {
-  ce_bwd_kernel<<<static_cast<unsigned>(n), kThreads>>>(logits, targets, lse, dlogits, scale, V, ld);
+Status cross_entropy(const uint16_t* logits, const int32_t* targets, float* losses, float* lse, uint16_t* dlogits,
+                     float scale, int64_t n, int64_t V, int64_t ld) {
+  if (ld % 8 != 0 || ld < V || (reinterpret_cast<uintptr_t>(logits) & 15u) != 0 ||
+      (reinterpret_cast<uintptr_t>(dlogits) & 15u) != 0)
+    return invalid_argument("cross_entropy: ld=" + std::to_string(ld) + " V=" + std::to_string(V) +
+                            ", expected ld % 8 == 0, ld >= V and 16-byte aligned logits and dlogits");
+  const int64_t blocks = std::min<int64_t>(n, 132 * 2);
+  ce_kernel<<<static_cast<unsigned>(blocks), kCeThreads>>>(logits, targets, losses, lse, dlogits, scale, n, V, ld);
   return launched();
 }
 Status sum_squares(const float* g, int64_t n, double* sum_sq) {
@@ -366,7 +318,7 @@ Status adamw(const AdamWArgs& a) {
   if (a.tensors < 1 || a.tensors > kMaxTensors || a.offsets == nullptr || a.decay == nullptr)
     return invalid_argument("adamw: tensors=" + std::to_string(a.tensors) + ", expected 1.." +
                             std::to_string(kMaxTensors) + " with offsets and decay flags");
-  adamw_kernel<<<grid_for(a.n), kThreads>>>(a);
+  adamw_kernel<<<grid_for((a.n + 3) / 4), kThreads>>>(a);
   return launched();
 }
 

@@ -21,14 +21,11 @@ Status embedding_bwd(const int32_t* ids, const float* dx, float* dwte, float* dw
 // y bf16 [n, C] = (x - mean) * rstd * gamma + beta; mean, rstd f32 [n] saved.
 Status layernorm_fwd(const float* x, const float* gamma, const float* beta, uint16_t* y, float* mean, float* rstd,
                      int64_t n, int64_t C);
-// dx_acc f32 [n, C] += dL/dx from dy f32 [n, C]; dgamma, dbeta f32 [C] += (atomics per 32-row block).
+// dx_acc f32 [n, C] += dL/dx from dy f32 [n, C], and dx_bf16 (unless null) = the new dx_acc in bf16
+// (the next GEMMs' input); dgamma, dbeta f32 [C] += (one atomic per column per block).
+// (layernorm_kernels.cu; GELU runs in the cuBLASLt epilogues, nn/cuda/blas.hpp.)
 Status layernorm_bwd(const float* x, const float* gamma, const float* mean, const float* rstd, const float* dy,
-                     float* dx_acc, float* dgamma, float* dbeta, int64_t n, int64_t C);
-
-// y bf16 = gelu_tanh(x f32), n elements.
-Status gelu_fwd(const float* x, uint16_t* y, int64_t n);
-// dx bf16 = dy bf16 * gelu_tanh'(x f32).
-Status gelu_bwd(const float* x, const uint16_t* dy, uint16_t* dx, int64_t n);
+                     float* dx_acc, uint16_t* dx_bf16, float* dgamma, float* dbeta, int64_t n, int64_t C);
 
 // Layout kernels move 16-byte chunks (dh % 8 == 0).
 // qkv bf16 [B*T, (Hq+2Hkv) dh] -> q bf16 [B, Hq, T, dh], k, v bf16 [B, Hkv, T, dh].
@@ -45,15 +42,13 @@ Status tokens_to_heads(const float* y, uint16_t* o, int64_t B, int64_t H, int64_
 // dst bf16 = src f32, n elements.
 Status to_bf16(const float* src, uint16_t* dst, int64_t n);
 
-// Logits f32 [n, ld] (ld >= V: the head GEMM runs on a vocabulary padded to a multiple of 64; columns
-// >= V are ignored). lse f32 [n] = logsumexp of the row's V logits (one online pass), losses [n] =
-// lse - logits[target] (0 for target < 0).
-Status cross_entropy_fwd(const float* logits, const int32_t* targets, float* losses, float* lse, int64_t n, int64_t V,
-                         int64_t ld);
-// dlogits bf16 [n, ld] = (exp(logits - lse) - onehot(target)) * scale; 0 for columns >= V and rows
-// with target < 0.
-Status cross_entropy_bwd(const float* logits, const int32_t* targets, const float* lse, uint16_t* dlogits, float scale,
-                         int64_t n, int64_t V, int64_t ld);
+// Logits bf16 [n, ld] (ld >= V, ld % 8 == 0: the head GEMM runs on a vocabulary padded to a multiple
+// of 64; columns >= V are ignored). lse f32 [n] = logsumexp of the row's V logits (f32 math, one
+// online pass), losses [n] = lse - logits[target] (0 for target < 0), and in the same launch (unless
+// dlogits is null) dlogits bf16 [n, ld] = (exp(logits - lse) - onehot(target)) * scale; 0 for
+// columns >= V and rows with target < 0.
+Status cross_entropy(const uint16_t* logits, const int32_t* targets, float* losses, float* lse, uint16_t* dlogits,
+                     float scale, int64_t n, int64_t V, int64_t ld);
 
 // sum_sq f64 (one element, accumulated with atomics) += sum of g^2 over n elements.
 Status sum_squares(const float* g, int64_t n, double* sum_sq);

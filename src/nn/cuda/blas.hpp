@@ -31,6 +31,28 @@ class Blas {
   // beta 1. Errors as linear().
   Status gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
               const uint16_t* B, float beta, void* C, bool c_f32) const;
+  // The cuBLASLt product with what the training step fuses into it. Row-major, shapes and op()s as
+  // gemm(): D [M, N] = alpha · op(A) · op(B) + beta · C, then the epilogue. C (same type and layout
+  // as D) may differ from D (a residual x_out = x_in + y · W^T without a copy) or be null (D itself,
+  // as gemm()). Epilogues, all on bf16 D with aux bf16 [M, N] row-major (GELU tanh, as nn.hpp):
+  //   kGeluAux: aux = the product (the pre-activation, saved for backward), D = gelu(aux);
+  //   kDGelu:   D = product * gelu'(aux)  (aux: the forward's pre-activation).
+  // The algorithm is chosen once per shape and cached. Errors: as gemm(), an epilogue on f32 D, a null
+  // aux, N % 8 != 0 with an epilogue, no cuBLASLt algorithm for the case (named).
+  enum class Epilogue { kNone, kGeluAux, kDGelu };
+  struct Matmul {
+    bool trans_a = false, trans_b = false;
+    int64_t M = 0, N = 0, K = 0;
+    float alpha = 1.0f, beta = 0.0f;
+    const uint16_t* A = nullptr;
+    const uint16_t* B = nullptr;
+    const void* C = nullptr;
+    void* D = nullptr;
+    bool d_f32 = false;
+    Epilogue epilogue = Epilogue::kNone;
+    uint16_t* aux = nullptr;
+  };
+  Status matmul(const Matmul& m) const;
   size_t workspace_bytes() const;
 
  private:
