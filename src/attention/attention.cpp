@@ -140,16 +140,24 @@ std::string strides_string(const TensorView& t) {
 }
 }  // namespace
 
-Status check_tensor(const TensorView& t, const char* name, DType dtype, int64_t d0, int64_t d1, int64_t d2, int64_t d3) {
+bool strided_views_ok(const Plan& plan) {
+  return plan.options.backend == Backend::kCuda && (plan.path == Path::kDense || plan.path == Path::kStreams) &&
+         plan.shape.Tq == plan.shape.Tk && plan.shape.q_offset == 0;
+}
+
+Status check_tensor(const TensorView& t, const char* name, DType dtype, int64_t d0, int64_t d1, int64_t d2, int64_t d3,
+                    bool allow_strided) {
   const bna::Shape want{d0, d1, d2, d3};
   if (t.data == nullptr) return invalid_argument(std::string("attention: ") + name + " is null");
   if (t.dtype != dtype)
     return invalid_argument(std::string("attention: ") + name + " has dtype " + dtype_name(t.dtype) + ", expected " + dtype_name(dtype));
   if (!(t.shape == want))
     return invalid_argument(std::string("attention: ") + name + " has shape " + t.shape.to_string() + ", expected " + want.to_string());
+  if (allow_strided && t.strides[3] == 1) return {};
   if (!t.is_contiguous())
     return invalid_argument(std::string("attention: ") + name + " has strides " + strides_string(t) + ", expected contiguous " +
-                            strides_string(TensorView(nullptr, t.dtype, t.shape)));
+                            strides_string(TensorView(nullptr, t.dtype, t.shape)) +
+                            (allow_strided ? " or a contiguous last dim" : " (strides: backend cuda, dense or streams, Tq == Tk)"));
   return {};
 }
 
@@ -323,10 +331,11 @@ Status run_impl(const Plan& plan, const TensorView& q, const TensorView& k, cons
                 const TensorView& lse, void* workspace, CompressedCache* cache) {
   if (!plan.state) return invalid_argument("attention: plan has no state (use attn::plan to build it)");
   const Shape& s = plan.shape;
-  BNA_RETURN_IF_ERROR(check_tensor(q, "q", s.dtype, s.B, s.Hq, s.Tq, s.dh));
-  BNA_RETURN_IF_ERROR(check_tensor(k, "k", s.dtype, s.B, s.Hkv, s.Tk, s.dh));
-  BNA_RETURN_IF_ERROR(check_tensor(v, "v", s.dtype, s.B, s.Hkv, s.Tk, s.dh));
-  BNA_RETURN_IF_ERROR(check_tensor(out, "out", s.dtype, s.B, s.Hq, s.Tq, s.dh));
+  const bool sv = strided_views_ok(plan);
+  BNA_RETURN_IF_ERROR(check_tensor(q, "q", s.dtype, s.B, s.Hq, s.Tq, s.dh, sv));
+  BNA_RETURN_IF_ERROR(check_tensor(k, "k", s.dtype, s.B, s.Hkv, s.Tk, s.dh, sv));
+  BNA_RETURN_IF_ERROR(check_tensor(v, "v", s.dtype, s.B, s.Hkv, s.Tk, s.dh, sv));
+  BNA_RETURN_IF_ERROR(check_tensor(out, "out", s.dtype, s.B, s.Hq, s.Tq, s.dh, sv));
   BNA_RETURN_IF_ERROR(check_lse(lse, s));
   if (plan.options.backend == Backend::kCuda) return cuda_run(plan, q, k, v, out, lse, workspace);  // [cuda-dispatch]
   const PlanState& st = *plan.state;

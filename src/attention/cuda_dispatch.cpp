@@ -130,6 +130,18 @@ Status finish_graph_path(Plan& plan, PlanState& st, CudaPlanData& d) {
 
 const CudaPlanData& data_of(const Plan& plan) { return *static_cast<const CudaPlanData*>(plan.state->cuda.get()); }
 
+// The CUDA kernels take one set of strides per role: v shares k's, and in backward dq shares q's,
+// dk and dv k's, dout out's.
+Status same_strides(const TensorView& x, const char* xn, const TensorView& y, const char* yn) {
+  for (int i = 0; i < 3; ++i)
+    if (x.strides[i] != y.strides[i])
+      return invalid_argument(std::string("attention: backend cuda: ") + xn + " strides [" + S(x.strides[0]) + ", " +
+                              S(x.strides[1]) + ", " + S(x.strides[2]) + ", 1] differ from " + yn + "'s [" +
+                              S(y.strides[0]) + ", " + S(y.strides[1]) + ", " + S(y.strides[2]) +
+                              ", 1]; expected the same");
+  return {};
+}
+
 cuda::AttnArgs fwd_args(const Plan& plan, const TensorView& q, const TensorView& k, const TensorView& v,
                         const TensorView& out, const TensorView& lse) {
   const Shape& s = plan.shape;
@@ -137,6 +149,14 @@ cuda::AttnArgs fwd_args(const Plan& plan, const TensorView& q, const TensorView&
   a.q = q.data; a.k = k.data; a.v = v.data; a.out = out.data; a.lse = lse.as<float>();
   a.B = s.B; a.Hq = s.Hq; a.Hkv = s.Hkv; a.T = s.Tk; a.dh = s.dh; a.dtype = s.dtype;
   a.scale = plan.options.scale;
+  if (!q.is_contiguous() || !k.is_contiguous() || !v.is_contiguous() || !out.is_contiguous()) {
+    // strided_views_ok(plan) held (attention.cpp); the kernels validate the strides.
+    for (int i = 0; i < 3; ++i) {
+      a.q_strides[i] = q.strides[i];
+      a.kv_strides[i] = k.strides[i];
+      a.o_strides[i] = out.strides[i];
+    }
+  }
   return a;
 }
 
@@ -241,6 +261,7 @@ Status cuda_run(const Plan& plan, const TensorView& q, const TensorView& k, cons
     BNA_RETURN_IF_ERROR(dense ? cuda::dense_decode(a) : cuda::streams_decode(a, d.W, d.S, d.extra.as<int32_t>(), d.C));
     return ws.release();
   }
+  BNA_RETURN_IF_ERROR(same_strides(v, "v", k, "k"));
   const cuda::AttnArgs a = fwd_args(plan, q, k, v, out, lse);
   if (plan.path == Path::kCompressed) {
     CallWorkspace ws;
@@ -285,6 +306,11 @@ Status cuda_run_backward(const Plan& plan, const TensorView& q, const TensorView
   const CudaPlanData& d = data_of(plan);
   if (d.decode) return unimplemented("attention: backend cuda: no backward for decode plans (Tq < Tk)");
   if (d.compressed) return unimplemented("attention: backend cuda: the compressed path has no backward (as on the CPU)");
+  BNA_RETURN_IF_ERROR(same_strides(v, "v", k, "k"));
+  BNA_RETURN_IF_ERROR(same_strides(dq, "dq", q, "q"));
+  BNA_RETURN_IF_ERROR(same_strides(dk, "dk", k, "k"));
+  BNA_RETURN_IF_ERROR(same_strides(dv, "dv", k, "k"));
+  BNA_RETURN_IF_ERROR(same_strides(dout, "dout", out, "out"));
   CallWorkspace ws;
   BNA_RETURN_IF_ERROR(ws.acquire(workspace, plan.workspace_bytes));
   cuda::AttnBwdArgs a;

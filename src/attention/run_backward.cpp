@@ -15,15 +15,16 @@ Status run_backward(const Plan& plan, const TensorView& q, const TensorView& k, 
                     const TensorView& dk, const TensorView& dv, float* d_edge_bias, void* workspace) {
   if (!plan.state) return invalid_argument("attention: plan has no state (use attn::plan to build it)");
   const Shape& s = plan.shape;
-  BNA_RETURN_IF_ERROR(check_tensor(q, "q", s.dtype, s.B, s.Hq, s.Tq, s.dh));
-  BNA_RETURN_IF_ERROR(check_tensor(k, "k", s.dtype, s.B, s.Hkv, s.Tk, s.dh));
-  BNA_RETURN_IF_ERROR(check_tensor(v, "v", s.dtype, s.B, s.Hkv, s.Tk, s.dh));
-  BNA_RETURN_IF_ERROR(check_tensor(out, "out", s.dtype, s.B, s.Hq, s.Tq, s.dh));
+  const bool sv = strided_views_ok(plan);
+  BNA_RETURN_IF_ERROR(check_tensor(q, "q", s.dtype, s.B, s.Hq, s.Tq, s.dh, sv));
+  BNA_RETURN_IF_ERROR(check_tensor(k, "k", s.dtype, s.B, s.Hkv, s.Tk, s.dh, sv));
+  BNA_RETURN_IF_ERROR(check_tensor(v, "v", s.dtype, s.B, s.Hkv, s.Tk, s.dh, sv));
+  BNA_RETURN_IF_ERROR(check_tensor(out, "out", s.dtype, s.B, s.Hq, s.Tq, s.dh, sv));
   BNA_RETURN_IF_ERROR(check_lse(lse, s));
-  BNA_RETURN_IF_ERROR(check_tensor(dout, "dout", s.dtype, s.B, s.Hq, s.Tq, s.dh));
-  BNA_RETURN_IF_ERROR(check_tensor(dq, "dq", s.dtype, s.B, s.Hq, s.Tq, s.dh));
-  BNA_RETURN_IF_ERROR(check_tensor(dk, "dk", s.dtype, s.B, s.Hkv, s.Tk, s.dh));
-  BNA_RETURN_IF_ERROR(check_tensor(dv, "dv", s.dtype, s.B, s.Hkv, s.Tk, s.dh));
+  BNA_RETURN_IF_ERROR(check_tensor(dout, "dout", s.dtype, s.B, s.Hq, s.Tq, s.dh, sv));
+  BNA_RETURN_IF_ERROR(check_tensor(dq, "dq", s.dtype, s.B, s.Hq, s.Tq, s.dh, sv));
+  BNA_RETURN_IF_ERROR(check_tensor(dk, "dk", s.dtype, s.B, s.Hkv, s.Tk, s.dh, sv));
+  BNA_RETURN_IF_ERROR(check_tensor(dv, "dv", s.dtype, s.B, s.Hkv, s.Tk, s.dh, sv));
   if (plan.options.backend == Backend::kCuda)  // [cuda-dispatch]
     return cuda_run_backward(plan, q, k, v, out, lse, dout, dq, dk, dv, d_edge_bias, workspace);
   const PlanState& st = *plan.state;

@@ -29,7 +29,12 @@ struct PlanState {
 };
 
 // Checks a 4-D tensor argument: dtype, contiguity and dims [d0, d1, d2, d3]; `name` is "q", "k", ...
-Status check_tensor(const TensorView& t, const char* name, DType dtype, int64_t d0, int64_t d1, int64_t d2, int64_t d3);
+// allow_strided (strided_views_ok) accepts any strides with a contiguous last dim; the CUDA kernels
+// check the rest (cuda/launch.hpp AttnArgs::q_strides).
+Status check_tensor(const TensorView& t, const char* name, DType dtype, int64_t d0, int64_t d1, int64_t d2, int64_t d3,
+                    bool allow_strided = false);
+// Strided q / k / v / out (and their gradients): backend cuda, dense or streams, Tq == Tk.
+bool strided_views_ok(const Plan& plan);
 Status check_lse(const TensorView& t, const Shape& s);
 
 // Per-element counts of one batch element.

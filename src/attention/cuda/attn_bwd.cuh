@@ -49,17 +49,21 @@ template <int DH>
 constexpr int bwd_smem_bytes() { return 6 * 64 * DH * 2; }  // 2 resident tiles + 2 stages x 2 tiles
 
 // ---- 1. D = rowsum(dO * O) -----------------------------------------------------------------------
+// Rows are (b * Hq + h) * T + i; o and dout share the o strides (FwdParams).
 template <int DH, bool BF16>
 __global__ void bwd_dot_kernel(const uint16_t* __restrict__ o, const uint16_t* __restrict__ dout,
-                               float* __restrict__ D, int64_t rows) {
+                               float* __restrict__ D, int64_t rows, int T, int Hq, int64_t sb, int64_t sh,
+                               int64_t st) {
   constexpr int LPR = DH / 8;  // lanes per row, 8 elements (16 bytes) each
   const int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t row = t / LPR;
   const int c = static_cast<int>(t % LPR);
   float acc = 0.0f;
   if (row < rows) {
-    const uint4 a = *reinterpret_cast<const uint4*>(o + row * DH + c * 8);
-    const uint4 b = *reinterpret_cast<const uint4*>(dout + row * DH + c * 8);
+    const int64_t bh = row / T, i = row % T;
+    const int64_t off = (bh / Hq) * sb + (bh % Hq) * sh + i * st + c * 8;
+    const uint4 a = *reinterpret_cast<const uint4*>(o + off);
+    const uint4 b = *reinterpret_cast<const uint4*>(dout + off);
     const unsigned* pa = reinterpret_cast<const unsigned*>(&a);
     const unsigned* pb = reinterpret_cast<const unsigned*>(&b);
 #pragma unroll
@@ -81,25 +85,30 @@ __global__ void bwd_dot_kernel(const uint16_t* __restrict__ o, const uint16_t* _
 }
 
 // ---- 4. f32 accumulators -> dtype ------------------------------------------------------------------
+// src is contiguous [B, Hkv, T, dh]; dst takes the k strides (sb, sh, st).
 template <bool BF16>
-__global__ void bwd_convert_kernel(const float* __restrict__ src, uint16_t* __restrict__ dst, int64_t n4) {
+__global__ void bwd_convert_kernel(const float* __restrict__ src, uint16_t* __restrict__ dst, int64_t n4, int dh4,
+                                   int T, int Hkv, int64_t sb, int64_t sh, int64_t st) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n4) return;
   const float4 x = reinterpret_cast<const float4*>(src)[i];
   uint2 r;
   r.x = pack2<BF16>(x.x, x.y);
   r.y = pack2<BF16>(x.z, x.w);
-  reinterpret_cast<uint2*>(dst)[i] = r;
+  const int64_t row = i / dh4, bh = row / T;
+  const int64_t off = (bh / Hkv) * sb + (bh % Hkv) * sh + (row % T) * st + (i % dh4) * 4;
+  *reinterpret_cast<uint2*>(dst + off) = r;
 }
 
-// Loads a 64-row tile of a [T, DH] matrix (rows >= T zero-filled) into swizzled shared memory.
+// Loads a 64-row tile of a [T, DH] matrix with rows `st` elements apart (rows >= T zero-filled) into
+// swizzled shared memory.
 template <int DH>
-__device__ __forceinline__ void load_rows(uint16_t* dst, const uint16_t* src, int row0, int T, int tid) {
+__device__ __forceinline__ void load_rows(uint16_t* dst, const uint16_t* src, int row0, int T, int tid, int64_t st) {
   constexpr int CH = DH / 8;
   for (int id = tid; id < 64 * CH; id += kThreads) {
     const int r = id / CH, c = id % CH;
     const bool ok = row0 + r < T;
-    cp_async16(dst + swz<DH>(r, c), ok ? src + static_cast<int64_t>(row0 + r) * DH + c * 8 : src, ok);
+    cp_async16(dst + swz<DH>(r, c), ok ? src + static_cast<int64_t>(row0 + r) * st + c * 8 : src, ok);
   }
 }
 
@@ -122,10 +131,11 @@ __global__ void __launch_bounds__(kThreads) bwd_dq_kernel(const BwdParams bp) {
   const int bh = bid / p.n_qtiles;
   const int b = bh / p.Hq, hq = bh % p.Hq, hkv = hq / p.group;
   const int T = p.T;
-  const int64_t qoff = static_cast<int64_t>(bh) * T * DH;
-  const int64_t kvoff = (static_cast<int64_t>(b) * p.Hkv + hkv) * T * DH;
+  const int64_t qoff = static_cast<int64_t>(b) * p.qs_b + static_cast<int64_t>(hq) * p.qs_h;
+  const int64_t ooff = static_cast<int64_t>(b) * p.os_b + static_cast<int64_t>(hq) * p.os_h;
+  const int64_t kvoff = static_cast<int64_t>(b) * p.ks_b + static_cast<int64_t>(hkv) * p.ks_h;
   const uint16_t* qg = p.q + qoff;
-  const uint16_t* dog = bp.dout + qoff;
+  const uint16_t* dog = bp.dout + ooff;
   const uint16_t* kg = p.k + kvoff;
   const uint16_t* vg = p.v + kvoff;
   const int32_t* ext = p.extra != nullptr ? p.extra + static_cast<int64_t>(hkv) * T * p.C : nullptr;
@@ -134,8 +144,8 @@ __global__ void __launch_bounds__(kThreads) bwd_dq_kernel(const BwdParams bp) {
   sch.init(p, qtile);
   const int q0 = sch.q0;
 
-  load_rows<DH>(sQ, qg, q0, T, tid);
-  load_rows<DH>(sdO, dog, q0, T, tid);
+  load_rows<DH>(sQ, qg, q0, T, tid, p.qs_t);
+  load_rows<DH>(sdO, dog, q0, T, tid, p.os_t);
   auto load_tile = [&](int t, int stage) {
     const TileDesc d = sch.tile(p, t);
     uint16_t* dk = sK + stage * kBc * DH;
@@ -161,7 +171,7 @@ __global__ void __launch_bounds__(kThreads) bwd_dq_kernel(const BwdParams bp) {
         key = i < T ? ext[static_cast<int64_t>(i) * p.C + d.base] : -1;
         ok = key >= 0 && key < T;
       }
-      const int64_t off = ok ? static_cast<int64_t>(key) * DH + c * 8 : 0;
+      const int64_t off = ok ? static_cast<int64_t>(key) * p.ks_t + c * 8 : 0;
       cp_async16(dk + swz<DH>(r, c), kg + off, ok);
       cp_async16(dv + swz<DH>(r, c), vg + off, ok);
     }
@@ -309,7 +319,7 @@ __global__ void __launch_bounds__(kThreads) bwd_dq_kernel(const BwdParams bp) {
   for (int h = 0; h < 2; ++h) {
     const int i = row_lo + h * 8;
     if (i >= T) continue;
-    uint16_t* orow = dqg + static_cast<int64_t>(i) * DH + 2 * (lane & 3);
+    uint16_t* orow = dqg + static_cast<int64_t>(i) * p.qs_t + 2 * (lane & 3);
 #pragma unroll
     for (int d = 0; d < DH / 8; ++d)
       *reinterpret_cast<unsigned*>(orow + d * 8) =
@@ -355,12 +365,13 @@ __global__ void __launch_bounds__(kThreads) bwd_dkdv_kernel(const BwdParams bp) 
   }
   if (qa >= qb) return;
 
-  const int64_t kvoff = (static_cast<int64_t>(b) * p.Hkv + hkv) * T * DH;
-  const int64_t qoff = static_cast<int64_t>(bh) * T * DH;
+  const int64_t kvoff = static_cast<int64_t>(b) * p.ks_b + static_cast<int64_t>(hkv) * p.ks_h;
+  const int64_t qoff = static_cast<int64_t>(b) * p.qs_b + static_cast<int64_t>(hq) * p.qs_h;
+  const int64_t ooff = static_cast<int64_t>(b) * p.os_b + static_cast<int64_t>(hq) * p.os_h;
   const uint16_t* kg = p.k + kvoff;
   const uint16_t* vg = p.v + kvoff;
   const uint16_t* qg = p.q + qoff;
-  const uint16_t* dog = bp.dout + qoff;
+  const uint16_t* dog = bp.dout + ooff;
 
   {  // K and V of the item's 64 keys
     constexpr int CH = DH / 8;
@@ -375,14 +386,14 @@ __global__ void __launch_bounds__(kThreads) bwd_dkdv_kernel(const BwdParams bp) 
         key = base + r;
         ok = key < T;
       }
-      const int64_t off = ok ? static_cast<int64_t>(key) * DH + c * 8 : 0;
+      const int64_t off = ok ? static_cast<int64_t>(key) * p.ks_t + c * 8 : 0;
       cp_async16(sK + swz<DH>(r, c), kg + off, ok);
       cp_async16(sV + swz<DH>(r, c), vg + off, ok);
     }
   }
   auto load_q = [&](int qt, int stage) {
-    load_rows<DH>(sQ + stage * 64 * DH, qg, qt * kBr, T, tid);
-    load_rows<DH>(sdO + stage * 64 * DH, dog, qt * kBr, T, tid);
+    load_rows<DH>(sQ + stage * 64 * DH, qg, qt * kBr, T, tid, p.qs_t);
+    load_rows<DH>(sdO + stage * 64 * DH, dog, qt * kBr, T, tid, p.os_t);
     if (tid < 64) {
       const int i = qt * kBr + tid;
       const float l = i < T ? p.lse[static_cast<int64_t>(bh) * T + i] : -INFINITY;
@@ -499,8 +510,8 @@ __global__ void __launch_bounds__(kThreads) bwd_dkdv_kernel(const BwdParams bp) 
       if (key >= T) continue;
     }
     if (bp.direct) {
-      uint16_t* dkr = bp.dk_out + (acc_base + key) * DH + col0;
-      uint16_t* dvr = bp.dv_out + (acc_base + key) * DH + col0;
+      uint16_t* dkr = bp.dk_out + kvoff + static_cast<int64_t>(key) * p.ks_t + col0;
+      uint16_t* dvr = bp.dv_out + kvoff + static_cast<int64_t>(key) * p.ks_t + col0;
 #pragma unroll
       for (int d = 0; d < DH / 8; ++d) {
         *reinterpret_cast<unsigned*>(dkr + d * 8) = pack2<BF16>(dk[d][2 * h] * bp.scale, dk[d][2 * h + 1] * bp.scale);

@@ -22,7 +22,7 @@ inline size_t bwd_workspace(const AttnArgs& a) {
 inline Status validate_bwd(const char* who, const AttnBwdArgs& a) {
   const std::string w(who);
   BNA_RETURN_IF_ERROR(validate(who, a.fwd));
-  BNA_RETURN_IF_ERROR(reject_cache_view(who, a.fwd));
+  BNA_RETURN_IF_ERROR(reject_cache_view(who, a.fwd, true));
   if (!a.dout || !a.dq || !a.dk || !a.dv)
     return invalid_argument(w + ": dout, dq, dk and dv must be non-null device pointers");
   if (!aligned16(a.dout) || !aligned16(a.dq) || !aligned16(a.dk) || !aligned16(a.dv))
@@ -44,8 +44,8 @@ Status launch_bwd_kernels(const BwdParams& bp, cudaStream_t stream) {
   const int64_t rows = static_cast<int64_t>(p.BH) * p.T;
   {
     const int64_t threads = rows * (DH / 8);
-    bwd_dot_kernel<DH, BF16><<<static_cast<unsigned>((threads + 255) / 256), 256, 0, stream>>>(p.o, bp.dout,
-                                                                                              const_cast<float*>(bp.D), rows);
+    bwd_dot_kernel<DH, BF16><<<static_cast<unsigned>((threads + 255) / 256), 256, 0, stream>>>(
+        p.o, bp.dout, const_cast<float*>(bp.D), rows, p.T, p.Hq, p.os_b, p.os_h, p.os_t);
     BNA_CUDA_TRY(cudaGetLastError());
   }
   constexpr int smem = bwd_smem_bytes<DH>();
@@ -88,6 +88,7 @@ Status launch_bwd(const AttnBwdArgs& a, int W, int S, const int32_t* extra, int 
   p.S = S;
   p.C = C;
   p.extra = C > 0 ? extra : nullptr;
+  set_strides(p, f);
   bp.dout = static_cast<const uint16_t*>(a.dout);
   bp.dq = static_cast<uint16_t*>(a.dq);
   bp.scale = scale;
@@ -131,12 +132,13 @@ Status launch_bwd(const AttnBwdArgs& a, int W, int S, const int32_t* extra, int 
   if (bp.direct) return Status::ok();
   const int64_t n4 = static_cast<int64_t>(kv / 4);
   const unsigned blocks = static_cast<unsigned>((n4 + 255) / 256);
-  if (bf16) {
-    bwd_convert_kernel<true><<<blocks, 256, 0, s>>>(bp.dk_acc, static_cast<uint16_t*>(a.dk), n4);
-    bwd_convert_kernel<true><<<blocks, 256, 0, s>>>(bp.dv_acc, static_cast<uint16_t*>(a.dv), n4);
-  } else {
-    bwd_convert_kernel<false><<<blocks, 256, 0, s>>>(bp.dk_acc, static_cast<uint16_t*>(a.dk), n4);
-    bwd_convert_kernel<false><<<blocks, 256, 0, s>>>(bp.dv_acc, static_cast<uint16_t*>(a.dv), n4);
+  const int dh4 = static_cast<int>(f.dh / 4);
+  for (auto [acc, out] : {std::pair{bp.dk_acc, a.dk}, {bp.dv_acc, a.dv}}) {
+    auto* dst = static_cast<uint16_t*>(out);
+    if (bf16)
+      bwd_convert_kernel<true><<<blocks, 256, 0, s>>>(acc, dst, n4, dh4, p.T, p.Hkv, p.ks_b, p.ks_h, p.ks_t);
+    else
+      bwd_convert_kernel<false><<<blocks, 256, 0, s>>>(acc, dst, n4, dh4, p.T, p.Hkv, p.ks_b, p.ks_h, p.ks_t);
   }
   BNA_CUDA_TRY(cudaGetLastError());
   return Status::ok();

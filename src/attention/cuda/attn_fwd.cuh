@@ -71,6 +71,10 @@ struct FwdParams {
   // streams
   int W, S, C;
   const int32_t* extra;  // [Hkv, T, C] or nullptr
+  // Element strides (batch, head, row) of q (and dq), k / v (and dk, dv), o (and dout), set by the
+  // host for every call (contiguous: {H * rows * DH, rows * DH, DH}, rows = kv_rows for k / v).
+  // The plain view reads q and writes o through them; k / v use them in every non-paged view.
+  int64_t qs_b, qs_h, qs_t, ks_b, ks_h, ks_t, os_b, os_h, os_t;
 };
 
 template <int DH>
@@ -221,7 +225,7 @@ __device__ __forceinline__ FwdItem make_fwd_item(const FwdParams& p, int it) {
   x.hkv = hq / p.group;
   if constexpr (VIEW == kViewPlain) {
     x.qtile = p.n_qtiles - 1 - it % p.n_qtiles;
-    x.qg = p.q + (static_cast<int64_t>(x.bh) * T) * DH;
+    x.qg = p.q + static_cast<int64_t>(b) * p.qs_b + static_cast<int64_t>(hq) * p.qs_h;
   } else {
     x.qtile = p.q_tile0 + p.n_qtiles - 1 - it % p.n_qtiles;
     x.qg = p.q + (static_cast<int64_t>(x.bh) * (T - p.q_off)) * DH;
@@ -234,8 +238,8 @@ __device__ __forceinline__ FwdItem make_fwd_item(const FwdParams& p, int it) {
   } else {
     x.pt = nullptr;
     x.hoff = 0;
-    x.kg = p.k + (static_cast<int64_t>(b) * p.Hkv + x.hkv) * p.kv_rows * DH;
-    x.vg = p.v + (static_cast<int64_t>(b) * p.Hkv + x.hkv) * p.kv_rows * DH;
+    x.kg = p.k + static_cast<int64_t>(b) * p.ks_b + static_cast<int64_t>(x.hkv) * p.ks_h;
+    x.vg = p.v + static_cast<int64_t>(b) * p.ks_b + static_cast<int64_t>(x.hkv) * p.ks_h;
   }
   x.ext = p.extra != nullptr ? p.extra + static_cast<int64_t>(x.hkv) * p.kv_rows * p.C : nullptr;
   return x;
@@ -254,7 +258,7 @@ __device__ __forceinline__ void kv_chunk(const FwdParams& p, const FwdItem& x, i
       vr = kr + p.page_v;
     }
   } else {
-    const int64_t off = ok ? static_cast<int64_t>(key) * DH + c * 8 : 0;
+    const int64_t off = ok ? static_cast<int64_t>(key) * p.ks_t + c * 8 : 0;
     kr = x.kg + off;
     vr = x.vg + off;
   }
@@ -266,10 +270,23 @@ template <int DH, int VIEW>
 __device__ __forceinline__ void load_q_chunk(const FwdParams& p, const FwdItem& x, uint16_t* dst, int i, int c) {
   if constexpr (VIEW == kViewPlain) {
     const bool ok = i < p.T;
-    cp_async16(dst, ok ? x.qg + static_cast<int64_t>(i) * DH + c * 8 : x.qg, ok);
+    cp_async16(dst, ok ? x.qg + static_cast<int64_t>(i) * p.qs_t + c * 8 : x.qg, ok);
   } else {
     const bool ok = i >= p.q_off && i < p.T;
     cp_async16(dst, ok ? x.qg + static_cast<int64_t>(i - p.q_off) * DH + c * 8 : x.qg, ok);
+  }
+}
+
+// Output rows of head bh = b * Hq + hq: row r (relative to q_off) at og + r * ost. The plain view
+// writes through the o strides; the others hold T - q_off contiguous rows per head.
+template <int DH, int VIEW>
+__device__ __forceinline__ void out_rows(const FwdParams& p, int bh, uint16_t*& og, int64_t& ost) {
+  if constexpr (VIEW == kViewPlain) {
+    og = p.o + static_cast<int64_t>(bh / p.Hq) * p.os_b + static_cast<int64_t>(bh % p.Hq) * p.os_h;
+    ost = p.os_t;
+  } else {
+    og = p.o + (static_cast<int64_t>(bh) * (p.T - p.q_off)) * DH;
+    ost = DH;
   }
 }
 
@@ -550,7 +567,9 @@ __global__ void __launch_bounds__(kThreads) attn_fwd_kernel(const FwdParams p) {
     // ---- epilogue: normalise, write out and lse ----
     // Output rows are relative to q_off (row i at i - q_off).
     const int qo = first_row<VIEW>(p);
-    uint16_t* og = p.o + (static_cast<int64_t>(cur.bh) * (T - qo)) * DH;
+    uint16_t* og;
+    int64_t ost;
+    out_rows<DH, VIEW>(p, cur.bh, og, ost);
     float* lg = p.lse + static_cast<int64_t>(cur.bh) * (T - qo);
 #pragma unroll
     for (int mt = 0; mt < 2; ++mt) {
@@ -562,7 +581,7 @@ __global__ void __launch_bounds__(kThreads) attn_fwd_kernel(const FwdParams p) {
         const int i = rowb + mt * 16 + h * 8;
         if (i >= T || (VIEW != kViewPlain && i < qo)) continue;
         const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-        uint16_t* orow = og + static_cast<int64_t>(i - qo) * DH + 2 * (lane & 3);
+        uint16_t* orow = og + static_cast<int64_t>(i - qo) * ost + 2 * (lane & 3);
 #pragma unroll
         for (int d = 0; d < DH / 8; ++d)
           *reinterpret_cast<unsigned*>(orow + d * 8) = pack2<BF16>(o[mt][d][2 * h] * inv, o[mt][d][2 * h + 1] * inv);

@@ -18,6 +18,44 @@
 
 namespace bna::cuda::detail {
 
+inline bool strided(const AttnArgs& a) {
+  for (int i = 0; i < 3; ++i)
+    if (a.q_strides[i] != 0 || a.kv_strides[i] != 0 || a.o_strides[i] != 0) return true;
+  return false;
+}
+
+// Strided q / k / v / out (AttnArgs::*_strides): only with the plain view, each stride a multiple of
+// 8 elements, head and row strides at least dh.
+inline Status validate_strides(const std::string& w, const AttnArgs& a) {
+  if (!strided(a)) return Status::ok();
+  if (a.q_offset != 0 || a.kv_rows != 0 || a.kv_pages != nullptr)
+    return invalid_argument(w + ": strided q/k/v/out with q_offset=" + std::to_string(a.q_offset) + " kv_rows=" +
+                            std::to_string(a.kv_rows) + (a.kv_pages ? " and kv_pages" : "") +
+                            ", expected q_offset 0, kv_rows 0 and no kv_pages");
+  for (const int64_t* s : {a.q_strides, a.kv_strides, a.o_strides})
+    for (int i = 0; i < 3; ++i)
+      if (s[i] < (i == 0 ? 0 : a.dh) || s[i] % 8 != 0)
+        return invalid_argument(w + ": stride " + std::to_string(s[i]) + " (batch, head, row = 0, 1, 2: " +
+                                std::to_string(i) + "), expected a multiple of 8 elements" +
+                                (i > 0 ? " >= dh=" + std::to_string(a.dh) : std::string()));
+  return Status::ok();
+}
+
+// The kernel strides: the given ones, or contiguous [B, H, rows, dh] (rows = T - q_offset for q and
+// out, kv_rows or T for k / v).
+inline void set_strides(FwdParams& p, const AttnArgs& a) {
+  const int64_t dh = a.dh, qrows = a.T - a.q_offset, kvr = a.kv_rows > 0 ? a.kv_rows : a.T;
+  const bool s = strided(a);
+  auto pick = [&](const int64_t* given, int64_t H, int64_t rows, int64_t& b, int64_t& h, int64_t& t) {
+    b = s ? given[0] : H * rows * dh;
+    h = s ? given[1] : rows * dh;
+    t = s ? given[2] : dh;
+  };
+  pick(a.q_strides, a.Hq, qrows, p.qs_b, p.qs_h, p.qs_t);
+  pick(a.kv_strides, a.Hkv, kvr, p.ks_b, p.ks_h, p.ks_t);
+  pick(a.o_strides, a.Hq, qrows, p.os_b, p.os_h, p.os_t);
+}
+
 inline Status validate(const char* who, const AttnArgs& a) {
   const std::string w(who);
   const bool paged = a.kv_pages != nullptr;
@@ -51,12 +89,16 @@ inline Status validate(const char* who, const AttnArgs& a) {
   if (a.kv_rows != 0 && (a.kv_rows < a.T || a.kv_rows > (int64_t{1} << 30)))
     return invalid_argument(w + ": kv_rows=" + std::to_string(a.kv_rows) + ", expected 0 or T=" + std::to_string(a.T) +
                             " <= kv_rows <= 2^30");
-  return Status::ok();
+  return validate_strides(w, a);
 }
 
 // For the kernels that read contiguous K/V [.., T, dh] with Tq == Tk only (everything but dense and
-// streams forward): kv_rows, q_offset and kv_pages are refused by name.
-inline Status reject_cache_view(const char* who, const AttnArgs& a) {
+// streams forward): kv_rows, q_offset and kv_pages are refused by name, and strides unless
+// strides_ok (dense and streams backward).
+inline Status reject_cache_view(const char* who, const AttnArgs& a, bool strides_ok = false) {
+  if (!strides_ok && strided(a))
+    return invalid_argument(std::string(who) + ": strided q/k/v/out, expected contiguous (only the dense and "
+                            "streams kernels take strides)");
   if (a.kv_rows != 0 && a.kv_rows != a.T)
     return invalid_argument(std::string(who) + ": kv_rows=" + std::to_string(a.kv_rows) +
                             ", expected 0 or T (only dense_causal_fwd and streams_fwd read a strided KV cache)");
@@ -154,6 +196,7 @@ Status launch_fwd(const AttnArgs& a, int W, int S, const int32_t* extra, int C, 
   p.S = S;
   p.C = C;
   p.extra = C > 0 ? extra : nullptr;
+  set_strides(p, a);
   auto s = static_cast<cudaStream_t>(stream);
   if (p.pages != nullptr) {  // paged K/V: dense only (the model pages its dense layers)
     if constexpr (M == Mode::kDense) return launch_view<M, kViewPaged>(p, a, s);

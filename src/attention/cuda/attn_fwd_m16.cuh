@@ -234,7 +234,9 @@ __global__ void __launch_bounds__(kThreads) attn_fwd_m16_kernel(const FwdParams 
     // ---- epilogue: normalise, write out and lse ----
     // Output rows are relative to q_off (row i at i - q_off).
     const int qo = first_row<VIEW>(p);
-    uint16_t* og = p.o + (static_cast<int64_t>(cur.bh) * (T - qo)) * DH;
+    uint16_t* og;
+    int64_t ost;
+    out_rows<DH, VIEW>(p, cur.bh, og, ost);
     float* lg = p.lse + static_cast<int64_t>(cur.bh) * (T - qo);
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
@@ -244,7 +246,7 @@ __global__ void __launch_bounds__(kThreads) attn_fwd_m16_kernel(const FwdParams 
       const int i = row_lo + h * 8;
       if (i >= T || (VIEW != kViewPlain && i < qo)) continue;
       const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-      uint16_t* orow = og + static_cast<int64_t>(i - qo) * DH + 2 * (lane & 3);
+      uint16_t* orow = og + static_cast<int64_t>(i - qo) * ost + 2 * (lane & 3);
 #pragma unroll
       for (int d = 0; d < DH / 8; ++d)
         *reinterpret_cast<unsigned*>(orow + d * 8) = pack2<BF16>(o[d][2 * h] * inv, o[d][2 * h + 1] * inv);

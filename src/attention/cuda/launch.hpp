@@ -48,6 +48,12 @@ struct AttnArgs {
   // kv_pages_stride >= ceil(T / kv_page). The decode extras stay [Hkv, kv_rows or Tk, C].
   const void* const* kv_pages = nullptr;
   int64_t kv_page = 0, kv_pages_stride = 0;
+  // Element strides {batch, head, row} of q, k / v and out; all zero = contiguous [B, H, T, dh]. The
+  // token-major layout [B, T, H, dh] (FlashAttention's; a fused QKV GEMM's output with row stride
+  // (Hq + 2 Hkv) dh) is {T * ld, dh, ld}. Each stride a multiple of 8 (16-byte rows), dh contiguous.
+  // Backward: dq takes q's strides, dk and dv k's, dout out's. Dense and streams only (forward and
+  // backward), with q_offset 0, kv_rows 0 and no kv_pages; every other kernel refuses them.
+  int64_t q_strides[3] = {0, 0, 0}, kv_strides[3] = {0, 0, 0}, o_strides[3] = {0, 0, 0};
 };
 
 // True when the CUDA runtime reports at least one device (never an error: false on any failure).

@@ -5,7 +5,9 @@
 // reads x_in[l] and writes x_mid[l], then x_in[l + 1]: no copies); GELU and its gradient run in the
 // cuBLASLt epilogues of the MLP GEMMs (pre-activation saved in bf16); LayerNorm backward also writes
 // the bf16 gradient the next GEMMs read; the cross-entropy writes dlogits (scaled 1 / counted) in
-// the forward's launch, and backward's loss_scale is the head GEMMs' alpha.
+// the forward's launch, and backward's loss_scale is the head GEMMs' alpha. Attention reads q, k, v
+// from the QKV GEMM's token-major output and writes its output (and dq, dk, dv) token-major through
+// strided views: no layout kernels.
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -34,7 +36,8 @@ Status ensure(DeviceBuffer& d, size_t bytes) {
 }  // namespace
 
 struct CudaLayerAct {
-  DeviceBuffer x_in, ln1, ln1_mean, ln1_rstd, q, k, v, att, lse, atty, x_mid, ln2, ln2_mean, ln2_rstd, fc_pre, fc_act;
+  // qkv bf16 [n, (Hq + 2 Hkv) dh] and atty bf16 [n, C] token-major (the attention's strided q/k/v, out).
+  DeviceBuffer x_in, ln1, ln1_mean, ln1_rstd, qkv, lse, atty, x_mid, ln2, ln2_mean, ln2_rstd, fc_pre, fc_act;
 };
 
 struct CudaGpt::Impl {
@@ -56,9 +59,9 @@ struct CudaGpt::Impl {
   int64_t B = 0, T = 0, counted = 0;
   bool has_targets = false;
   std::vector<CudaLayerAct> acts;
-  DeviceBuffer ids, targets, x_final, lnf, lnf_mean, lnf_rstd, qkv, logits, losses, lse;
+  DeviceBuffer ids, targets, x_final, lnf, lnf_mean, lnf_rstd, logits, losses, lse;
   // Backward scratch.
-  DeviceBuffer dlogits, dx, dx_bf, dsmall, dbig_bf, dout, dq, dk, dv, dqkv, norm;
+  DeviceBuffer dlogits, dx, dx_bf, dsmall, dbig_bf, dout, dqkv, norm;
 
   const float* W(const std::string& name) const { return w.as<float>() + off(name); }
   const uint16_t* WB(const std::string& name) const { return wb.as<uint16_t>() + off(name); }
@@ -70,6 +73,14 @@ struct CudaGpt::Impl {
     return p->offset;
   }
   Expected<const std::vector<attn::Plan>*> plans_for(int64_t b, int64_t t);
+  // H heads of dh starting at column col0 of a token-major bf16 [B*T, ld] buffer, as the attention's
+  // strided [B, H, T, dh] view.
+  TensorView heads(const DeviceBuffer& d, int64_t col0, int64_t H, int64_t ld) const {
+    const int64_t dh = cfg.d_model / cfg.n_heads;
+    TensorView t(d.as<uint16_t>() + col0, DType::kBF16, bna::Shape{B, H, T, dh});
+    t.strides = {T * ld, dh, ld, 1};
+    return t;
+  }
   Status grow(int64_t b, int64_t t);
 };
 
@@ -99,10 +110,7 @@ Status CudaGpt::Impl::grow(int64_t b, int64_t tt) {
     BNA_RETURN_IF_ERROR(ensure(L.ln1, n * C * 2));
     BNA_RETURN_IF_ERROR(ensure(L.ln1_mean, n * 4));
     BNA_RETURN_IF_ERROR(ensure(L.ln1_rstd, n * 4));
-    BNA_RETURN_IF_ERROR(ensure(L.q, n * Hq * dh * 2));
-    BNA_RETURN_IF_ERROR(ensure(L.k, n * Hkv * dh * 2));
-    BNA_RETURN_IF_ERROR(ensure(L.v, n * Hkv * dh * 2));
-    BNA_RETURN_IF_ERROR(ensure(L.att, n * Hq * dh * 2));
+    BNA_RETURN_IF_ERROR(ensure(L.qkv, n * QKV * 2));
     BNA_RETURN_IF_ERROR(ensure(L.lse, n * Hq * 4));
     BNA_RETURN_IF_ERROR(ensure(L.atty, n * C * 2));
     BNA_RETURN_IF_ERROR(ensure(L.x_mid, n * C * 4));
@@ -113,10 +121,9 @@ Status CudaGpt::Impl::grow(int64_t b, int64_t tt) {
     BNA_RETURN_IF_ERROR(ensure(L.fc_act, n * 4 * C * 2));
   }
   for (auto [buf, bytes] : {std::pair{&ids, n * 4}, {&targets, n * 4}, {&x_final, n * C * 4},
-                            {&lnf, n * C * 2}, {&lnf_mean, n * 4}, {&lnf_rstd, n * 4}, {&qkv, n * QKV * 2},
+                            {&lnf, n * C * 2}, {&lnf_mean, n * 4}, {&lnf_rstd, n * 4},
                             {&logits, n * V * 2}, {&losses, n * 4}, {&lse, n * 4}, {&dlogits, n * V * 2}, {&dx, n * C * 4},
-                            {&dx_bf, n * C * 2}, {&dsmall, n * C * 4}, {&dbig_bf, n * 4 * C * 2}, {&dout, n * Hq * dh * 2}, {&dq, n * Hq * dh * 2},
-                            {&dk, n * Hkv * dh * 2}, {&dv, n * Hkv * dh * 2}, {&dqkv, n * QKV * 2}, {&norm, 8}})
+                            {&dx_bf, n * C * 2}, {&dsmall, n * C * 4}, {&dbig_bf, n * 4 * C * 2}, {&dout, n * Hq * dh * 2}, {&dqkv, n * QKV * 2}, {&norm, 8}})
     BNA_RETURN_IF_ERROR(ensure(*buf, bytes));
   return Status::ok();
 }
@@ -200,7 +207,7 @@ Expected<float> CudaGpt::forward(const int32_t* idx, const int32_t* targets, int
   using Mm = nn::cuda::Blas::Matmul;
   using Epi = nn::cuda::Blas::Epilogue;
   BNA_RETURN_IF_ERROR(cuda::embedding_fwd(M.ids.as<int32_t>(), M.W("wte"), M.W("wpe"), M.acts[0].x_in.as<float>(), n, T, C));
-  const bna::Shape qs{B, Hq, T, dh}, ks{B, Hkv, T, dh}, ls{B, Hq, T};
+  const bna::Shape ls{B, Hq, T};
   for (int64_t l = 0; l < c.n_layers; ++l) {
     CudaLayerAct& L = M.acts[static_cast<size_t>(l)];
     const std::string p = "h." + S(l) + ".";
@@ -209,14 +216,11 @@ Expected<float> CudaGpt::forward(const int32_t* idx, const int32_t* targets, int
     BNA_RETURN_IF_ERROR(cuda::layernorm_fwd(x_in, M.W(p + "ln1.w"), M.W(p + "ln1.b"), L.ln1.as<uint16_t>(),
                                             L.ln1_mean.as<float>(), L.ln1_rstd.as<float>(), n, C));
     BNA_RETURN_IF_ERROR(M.blas.gemm(false, true, n, QKV, C, 1.0f, L.ln1.as<uint16_t>(), M.WB(p + "attn.qkv"), 0.0f,
-                                    M.qkv.get(), false));
-    BNA_RETURN_IF_ERROR(cuda::split_qkv(M.qkv.as<uint16_t>(), L.q.as<uint16_t>(), L.k.as<uint16_t>(), L.v.as<uint16_t>(),
-                                        B, T, Hq, Hkv, dh));
-    BNA_RETURN_IF_ERROR(attn::run((*plans)[static_cast<size_t>(l)], TensorView(L.q.get(), DType::kBF16, qs),
-                                  TensorView(L.k.get(), DType::kBF16, ks), TensorView(L.v.get(), DType::kBF16, ks),
-                                  TensorView(L.att.get(), DType::kBF16, qs), TensorView(L.lse.get(), DType::kF32, ls),
+                                    L.qkv.get(), false));
+    BNA_RETURN_IF_ERROR(attn::run((*plans)[static_cast<size_t>(l)], M.heads(L.qkv, 0, Hq, QKV),
+                                  M.heads(L.qkv, Hq * dh, Hkv, QKV), M.heads(L.qkv, (Hq + Hkv) * dh, Hkv, QKV),
+                                  M.heads(L.atty, 0, Hq, C), TensorView(L.lse.get(), DType::kF32, ls),
                                   M.attn_ws.get()));
-    BNA_RETURN_IF_ERROR(cuda::heads_to_tokens(L.att.as<uint16_t>(), L.atty.as<uint16_t>(), B, Hq, T, dh));
     const Mm proj{.trans_b = true, .M = n, .N = C, .K = C, .beta = 1.0f, .A = L.atty.as<uint16_t>(),
                   .B = M.WB(p + "attn.proj"), .C = x_in, .D = L.x_mid.get(), .d_f32 = true};
     BNA_RETURN_IF_ERROR(M.blas.matmul(proj));
@@ -262,8 +266,7 @@ Status CudaGpt::backward(float loss_scale) {
   BNA_RETURN_IF_ERROR(bna::cuda::device_memset(dx, 0, static_cast<size_t>(n * C) * 4));
   BNA_RETURN_IF_ERROR(cuda::layernorm_bwd(M.x_final.as<float>(), M.W("lnf.w"), M.lnf_mean.as<float>(),
                                           M.lnf_rstd.as<float>(), dsmall, dx, dx_bf, M.G("lnf.w"), M.G("lnf.b"), n, C));
-  const bna::Shape qs{B, Hq, T, dh}, ks{B, Hkv, T, dh}, ls{B, Hq, T};
-  auto view = [](const DeviceBuffer& d, DType t, const bna::Shape& s) { return TensorView(d.get(), t, s); };
+  const bna::Shape ls{B, Hq, T};
   for (int64_t l = c.n_layers - 1; l >= 0; --l) {
     CudaLayerAct& L = M.acts[static_cast<size_t>(l)];
     const std::string p = "h." + S(l) + ".";
@@ -281,15 +284,12 @@ Status CudaGpt::backward(float loss_scale) {
                                             M.G(p + "ln2.b"), n, C));
     // Attention: x_mid = x_in + attn(ln1) Wo^T
     BNA_RETURN_IF_ERROR(bl.gemm(true, false, C, C, n, 1.0f, dx_bf, L.atty.as<uint16_t>(), 1.0f, M.G(p + "attn.proj"), true));
-    BNA_RETURN_IF_ERROR(bl.gemm(false, false, n, C, C, 1.0f, dx_bf, M.WB(p + "attn.proj"), 0.0f, dsmall, true));
-    BNA_RETURN_IF_ERROR(cuda::tokens_to_heads(dsmall, M.dout.as<uint16_t>(), B, Hq, T, dh));
+    BNA_RETURN_IF_ERROR(bl.gemm(false, false, n, C, C, 1.0f, dx_bf, M.WB(p + "attn.proj"), 0.0f, M.dout.get(), false));
     BNA_RETURN_IF_ERROR(attn::run_backward(
-        (*plans)[static_cast<size_t>(l)], view(L.q, DType::kBF16, qs), view(L.k, DType::kBF16, ks),
-        view(L.v, DType::kBF16, ks), view(L.att, DType::kBF16, qs), view(L.lse, DType::kF32, ls),
-        view(M.dout, DType::kBF16, qs), view(M.dq, DType::kBF16, qs), view(M.dk, DType::kBF16, ks),
-        view(M.dv, DType::kBF16, ks), nullptr, M.attn_ws.get()));
-    BNA_RETURN_IF_ERROR(cuda::merge_qkv(M.dq.as<uint16_t>(), M.dk.as<uint16_t>(), M.dv.as<uint16_t>(),
-                                        M.dqkv.as<uint16_t>(), B, T, Hq, Hkv, dh));
+        (*plans)[static_cast<size_t>(l)], M.heads(L.qkv, 0, Hq, QKV), M.heads(L.qkv, Hq * dh, Hkv, QKV),
+        M.heads(L.qkv, (Hq + Hkv) * dh, Hkv, QKV), M.heads(L.atty, 0, Hq, C),
+        TensorView(L.lse.get(), DType::kF32, ls), M.heads(M.dout, 0, Hq, C), M.heads(M.dqkv, 0, Hq, QKV),
+        M.heads(M.dqkv, Hq * dh, Hkv, QKV), M.heads(M.dqkv, (Hq + Hkv) * dh, Hkv, QKV), nullptr, M.attn_ws.get()));
     BNA_RETURN_IF_ERROR(bl.gemm(true, false, QKV, C, n, 1.0f, M.dqkv.as<uint16_t>(), L.ln1.as<uint16_t>(), 1.0f,
                                 M.G(p + "attn.qkv"), true));
     BNA_RETURN_IF_ERROR(bl.gemm(false, false, n, C, QKV, 1.0f, M.dqkv.as<uint16_t>(), M.WB(p + "attn.qkv"), 0.0f, dsmall, true));
@@ -386,12 +386,12 @@ size_t CudaGpt::device_bytes() const {
   size_t b = M.w.bytes() + M.wb.bytes() + M.g.bytes() + M.m.bytes() + M.v.bytes() + M.offsets.bytes() + M.decay.bytes() + M.attn_ws.bytes() +
              M.blas.workspace_bytes();
   for (const CudaLayerAct& L : M.acts)
-    for (const DeviceBuffer* d : {&L.x_in, &L.ln1, &L.ln1_mean, &L.ln1_rstd, &L.q, &L.k, &L.v, &L.att, &L.lse, &L.atty,
+    for (const DeviceBuffer* d : {&L.x_in, &L.ln1, &L.ln1_mean, &L.ln1_rstd, &L.qkv, &L.lse, &L.atty,
                                   &L.x_mid, &L.ln2, &L.ln2_mean, &L.ln2_rstd, &L.fc_pre, &L.fc_act})
       b += d->bytes();
-  for (const DeviceBuffer* d : {&M.ids, &M.targets, &M.x_final, &M.lnf, &M.lnf_mean, &M.lnf_rstd, &M.qkv,
+  for (const DeviceBuffer* d : {&M.ids, &M.targets, &M.x_final, &M.lnf, &M.lnf_mean, &M.lnf_rstd,
                                 &M.logits, &M.losses, &M.lse, &M.dlogits, &M.dx, &M.dx_bf, &M.dsmall, &M.dbig_bf,
-                                &M.dout, &M.dq, &M.dk, &M.dv, &M.dqkv, &M.norm})
+                                &M.dout, &M.dqkv, &M.norm})
     b += d->bytes();
   return b;
 }
