@@ -1,5 +1,5 @@
 // CUDA attention benchmark: dense causal and streams (window W + landmarks every S + C gathered
-// extras per row) at B=1, H=32, dh=128, bf16: forward and forward+backward at T in {4k, 16k, 64k},
+// extras per row) at B=1, H=32, dh=128 (--B, --H, --dh), bf16: forward and forward+backward at T in {4k, 16k, 64k},
 // and split-K decode (Tq = 1 query per head against a Tk-key cache) at Tk in {32k, 128k}.
 // Graph paths (forward, same shapes): block-sparse with the butterfly layout (Bs = 64, layer 1, 4 local
 // blocks, 1 partner, 1 sink), permute-window (one random cycle per head, w = 32 and 64) and gather
@@ -13,6 +13,7 @@
 // FlashAttention convention) forward+backward. Decode reports ms per token (all heads).
 // Usage: bna_attention_cuda [--T 4096,16384,65536] [--decode-T 32768,131072] [--repeats 10]
 //        [--warmup 3] [--no-bwd] [--ab] [--no-paths] [--paths-only] [--W 64] [--S 64] [--C 2]
+//        [--B 1] [--H 32] [--dh 128]
 //        [--json out.json] [--commit SHA]
 #include <algorithm>
 #include <cstdint>
@@ -221,7 +222,7 @@ int main(int argc, char** argv) {
   bool bwd = true, ab = false, paths = true, paths_only = false;
   int repeats = 10, warmup = 3;
   std::string json_path, commit = "unknown";
-  const int64_t B = 1, H = 32, dh = 128;
+  int64_t B = 1, H = 32, dh = 128;
   int64_t W = 64, S = 64, C = 2;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -235,6 +236,9 @@ int main(int argc, char** argv) {
     else if (a == "--ab") ab = true;
     else if (a == "--no-paths") paths = false;
     else if (a == "--paths-only") paths_only = true, bwd = false, ab = false, decTs.clear();
+    else if (a == "--B") B = std::stoll(next());
+    else if (a == "--H") H = std::stoll(next());
+    else if (a == "--dh") dh = std::stoll(next());
     else if (a == "--W") W = std::stoll(next());
     else if (a == "--S") S = std::stoll(next());
     else if (a == "--C") C = std::stoll(next());

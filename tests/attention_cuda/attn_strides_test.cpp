@@ -2,7 +2,8 @@
 // TensorViews through attn::run / run_backward): dense and streams forward and backward reading a
 // token-major packed QKV buffer [B, T, (Hq + 2 Hkv) dh + pad] and writing token-major out / dq / dk /
 // dv must give bit-identical results to the same kernels on contiguous [B, H, T, dh] tensors (the
-// other tests check those against float64). Each row's pad is NaN (a read of it shows up as NaN) and
+// other tests check those against float64), except dK / dV where f32 atomics sum them (one bf16 ulp,
+// see below). Each row's pad is NaN (a read of it shows up as NaN) and
 // must still be NaN afterwards (a write past a row would change it). GQA runs the accumulator path
 // of the dK / dV backward, Hq == Hkv at T <= 2048 the direct one.
 #include <gtest/gtest.h>
@@ -144,17 +145,23 @@ TEST_P(StridedViews, TokenMajorEqualsContiguous) {
 
   Packed o_got{B, T, o_init.ld, download<uint16_t>(o_s, o_init.data.size())};
   Packed g_got{B, T, g_init.ld, download<uint16_t>(g_s, g_init.data.size())};
-  auto same = [&](const char* what, const std::vector<uint16_t>& want, const std::vector<uint16_t>& got) {
+  // ulps: 0 = bit-identical. dK / dV summed with f32 atomics (GQA, landmarks, several query chunks:
+  // everything but the direct case) differ run to run in the summation order, i.e. by ~1e-7
+  // relative before the bf16 rounding: at most one bf16 ulp either way.
+  auto same = [&](const char* what, const std::vector<uint16_t>& want, const std::vector<uint16_t>& got, int ulps) {
     ASSERT_EQ(want.size(), got.size());
     for (size_t i = 0; i < want.size(); ++i) {
       ASSERT_TRUE(std::isfinite(bna::bf16_to_float(got[i]))) << name_of(c) << ": " << what << " non-finite at " << i;
-      ASSERT_EQ(want[i], got[i]) << name_of(c) << ": " << what << " differs at " << i;
+      auto ordered = [](uint16_t x) { return (x & 0x8000) ? -static_cast<int>(x & 0x7fff) : static_cast<int>(x); };
+      ASSERT_LE(std::abs(ordered(want[i]) - ordered(got[i])), ulps)
+          << name_of(c) << ": " << what << " differs at " << i << ": " << want[i] << " vs " << got[i];
     }
   };
-  same("out", download<uint16_t>(o_c, nq), o_got.heads(0, Hq, dh));
-  same("dq", download<uint16_t>(gq_c, nq), g_got.heads(0, Hq, dh));
-  same("dk", download<uint16_t>(gk_c, nk), g_got.heads(Hq * dh, Hkv, dh));
-  same("dv", download<uint16_t>(gv_c, nk), g_got.heads((Hq + Hkv) * dh, Hkv, dh));
+  const bool direct = c.dense && c.Hq == c.Hkv && T <= 2048;
+  same("out", download<uint16_t>(o_c, nq), o_got.heads(0, Hq, dh), 0);
+  same("dq", download<uint16_t>(gq_c, nq), g_got.heads(0, Hq, dh), 0);
+  same("dk", download<uint16_t>(gk_c, nk), g_got.heads(Hq * dh, Hkv, dh), direct ? 0 : 1);
+  same("dv", download<uint16_t>(gv_c, nk), g_got.heads((Hq + Hkv) * dh, Hkv, dh), direct ? 0 : 1);
   const auto l1 = download<float>(lse_c, rows), l2 = download<float>(lse_s, rows);
   for (size_t i = 0; i < rows; ++i) ASSERT_EQ(std::memcmp(&l1[i], &l2[i], 4), 0) << name_of(c) << ": lse at " << i;
   for (int64_t r = 0; r < B * T; ++r)

@@ -68,10 +68,30 @@ __device__ void block_merge_lse(float* m_io, float* s_io) {
 }
 
 // Fused cross-entropy over bf16 logits. A block takes rows r = blockIdx.x, + gridDim.x, ...: pass 1
-// reads the row once (16-byte loads) for its online (max, sum of exp); pass 2 re-reads it to write
-// the gradient. The grid is two blocks per multiprocessor, so ~264 rows (ld * 2 bytes each) are in
-// flight and pass 2 mostly hits L2. ld % 8 == 0 and 16-byte aligned rows (checked by the host).
+// reads the row once (16-byte loads, two in flight per thread) for its (max, sum of exp), merged per
+// 8 values (one rescale per load, the 8 exps independent); pass 2 re-reads it to write the
+// gradient. The grid is two blocks per multiprocessor, so ~264 rows (ld * 2 bytes each, 26 MB for
+// GPT-2) are in flight and pass 2 mostly hits L2. ld % 8 == 0 and 16-byte aligned rows (host).
 __device__ __forceinline__ float bf2f(uint32_t h) { return __uint_as_float(h << 16); }
+
+// Adds the up to 8 values of chunk c8 (columns 8 c8 .. 8 c8 + 7, those < V) to (m, s).
+__device__ __forceinline__ void lse_add8(const uint4& u, int64_t c8, int64_t V, float& m, float& s) {
+  const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+  float x[8];
+  float lm = -INFINITY;
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+    x[j] = 8 * c8 + j < V ? bf2f(j % 2 == 0 ? (w[j / 2] & 0xffffu) : (w[j / 2] >> 16)) : -INFINITY;
+    lm = fmaxf(lm, x[j]);
+  }
+  if (lm == -INFINITY) return;
+  const float mn = fmaxf(m, lm);
+  float add = 0.0f;
+#pragma unroll
+  for (int j = 0; j < 8; ++j) add += __expf(x[j] - mn);
+  s = (m == -INFINITY ? 0.0f : s * __expf(m - mn)) + add;
+  m = mn;
+}
 
 __global__ void __launch_bounds__(kCeThreads) ce_kernel(const uint16_t* logits, const int32_t* targets, float* losses,
                                                         float* lse, uint16_t* dl, float scale, int64_t n, int64_t V,
@@ -80,21 +100,13 @@ __global__ void __launch_bounds__(kCeThreads) ce_kernel(const uint16_t* logits, 
   for (int64_t r = blockIdx.x; r < n; r += gridDim.x) {
     const uint4* lr = reinterpret_cast<const uint4*>(logits + r * ld);
     float m = -INFINITY, s = 0.0f;
-    for (int64_t c8 = threadIdx.x; c8 < n8; c8 += kCeThreads) {
-      const uint4 v = lr[c8];
-      const uint32_t w[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-      for (int j = 0; j < 8; ++j) {
-        if (8 * c8 + j >= V) break;
-        const float x = bf2f(j % 2 == 0 ? (w[j / 2] & 0xffffu) : (w[j / 2] >> 16));
-        if (x > m) {
-          s = s * __expf(m - x) + 1.0f;
-          m = x;
-        } else {
-          s += __expf(x - m);
-        }
-      }
+    int64_t c8 = threadIdx.x;
+    for (; c8 + kCeThreads < n8; c8 += 2 * kCeThreads) {
+      const uint4 u0 = lr[c8], u1 = lr[c8 + kCeThreads];
+      lse_add8(u0, c8, V, m, s);
+      lse_add8(u1, c8 + kCeThreads, V, m, s);
     }
+    if (c8 < n8) lse_add8(lr[c8], c8, V, m, s);
     block_merge_lse(&m, &s);
     const float l = m + logf(s);
     const int32_t t = targets[r];
@@ -104,102 +116,20 @@ __global__ void __launch_bounds__(kCeThreads) ce_kernel(const uint16_t* logits, 
     }
     if (dl != nullptr) {
       uint4* dr = reinterpret_cast<uint4*>(dl + r * ld);
-      for (int64_t c8 = threadIdx.x; c8 < n8; c8 += kCeThreads) {
-        const uint4 v = lr[c8];
+      for (int64_t c = threadIdx.x; c < n8; c += kCeThreads) {
+        const uint4 v = lr[c];
         const uint32_t w[4] = {v.x, v.y, v.z, v.w};
         uint32_t h[8];
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
-          const int64_t c = 8 * c8 + j;
+          const int64_t col = 8 * c + j;
           const float x = bf2f(j % 2 == 0 ? (w[j / 2] & 0xffffu) : (w[j / 2] >> 16));
-          h[j] = (t < 0 || c >= V) ? 0u : f2bf((__expf(x - l) - (c == t ? 1.0f : 0.0f)) * scale);
+          h[j] = (t < 0 || col >= V) ? 0u : f2bf((__expf(x - l) - (col == t ? 1.0f : 0.0f)) * scale);
         }
-        dr[c8] = make_uint4(h[0] | (h[1] << 16), h[2] | (h[3] << 16), h[4] | (h[5] << 16), h[6] | (h[7] << 16));
+        dr[c] = make_uint4(h[0] | (h[1] << 16), h[2] | (h[3] << 16), h[4] | (h[5] << 16), h[6] | (h[7] << 16));
       }
     }
     __syncthreads();  // block_merge_lse's shared arrays are reused by the next row
-  }
-}
-
-// The same over rows of ld <= 16 * 8 * kCeThreads bf16 (65536; GPT-2's 50304 padded): each thread
-// holds CH 16-byte chunks of the row in registers, loaded at once, so the row is read from memory
-// once and the max, the sum and the gradient are computed from registers.
-template <bool kMax>
-__device__ float block_reduce(float v, float* scratch) {
-  for (int o = 16; o > 0; o >>= 1) {
-    const float u = __shfl_xor_sync(0xffffffffu, v, o);
-    v = kMax ? fmaxf(v, u) : v + u;
-  }
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  __syncthreads();  // scratch is reused across calls
-  if (lane == 0) scratch[warp] = v;
-  __syncthreads();
-  v = lane < kCeThreads / 32 ? scratch[lane] : (kMax ? -INFINITY : 0.0f);
-  for (int o = 16; o > 0; o >>= 1) {
-    const float u = __shfl_xor_sync(0xffffffffu, v, o);
-    v = kMax ? fmaxf(v, u) : v + u;
-  }
-  return v;
-}
-
-template <int CH>
-__global__ void __launch_bounds__(kCeThreads, 1) ce_reg_kernel(const uint16_t* logits, const int32_t* targets,
-                                                               float* losses, float* lse, uint16_t* dl, float scale,
-                                                               int64_t n, int64_t V64, int64_t ld) {
-  __shared__ float scratch[kCeThreads / 32];
-  const int n8 = static_cast<int>(ld / 8), V = static_cast<int>(V64);  // ld <= 65536 here
-  for (int64_t r = blockIdx.x; r < n; r += gridDim.x) {
-    const uint4* lr = reinterpret_cast<const uint4*>(logits + r * ld);
-    uint32_t w[CH][4];
-#pragma unroll
-    for (int k = 0; k < CH; ++k) {
-      const int c8 = threadIdx.x + k * kCeThreads;
-      const uint4 u = c8 < n8 ? lr[c8] : make_uint4(0, 0, 0, 0);
-      w[k][0] = u.x;
-      w[k][1] = u.y;
-      w[k][2] = u.z;
-      w[k][3] = u.w;
-    }
-    // Element j of chunk k: column 8 * (threadIdx.x + k * kCeThreads) + j.
-    auto x_of = [&](int k, int j) { return bf2f(j % 2 == 0 ? (w[k][j / 2] & 0xffffu) : (w[k][j / 2] >> 16)); };
-    float m = -INFINITY;
-#pragma unroll
-    for (int k = 0; k < CH; ++k) {
-      const int c0 = 8 * (static_cast<int>(threadIdx.x) + k * kCeThreads);
-#pragma unroll
-      for (int j = 0; j < 8; ++j)
-        if (c0 + j < V) m = fmaxf(m, x_of(k, j));
-    }
-    m = block_reduce<true>(m, scratch);
-    float sum = 0.0f;
-#pragma unroll
-    for (int k = 0; k < CH; ++k) {
-      const int c0 = 8 * (static_cast<int>(threadIdx.x) + k * kCeThreads);
-#pragma unroll
-      for (int j = 0; j < 8; ++j)
-        if (c0 + j < V) sum += __expf(x_of(k, j) - m);
-    }
-    sum = block_reduce<false>(sum, scratch);
-    const float l = m + logf(sum);
-    const int32_t t = targets[r];
-    if (threadIdx.x == 0) {
-      lse[r] = l;
-      losses[r] = t < 0 ? 0.0f : l - bf2f(logits[r * ld + t]);
-    }
-    if (dl == nullptr) continue;
-    uint4* dr = reinterpret_cast<uint4*>(dl + r * ld);
-#pragma unroll
-    for (int k = 0; k < CH; ++k) {
-      const int c8 = threadIdx.x + k * kCeThreads;
-      if (c8 >= n8) continue;
-      uint32_t h[8];
-#pragma unroll
-      for (int j = 0; j < 8; ++j) {
-        const int c = 8 * c8 + j;
-        h[j] = (t < 0 || c >= V) ? 0u : f2bf((__expf(x_of(k, j) - l) - (c == t ? 1.0f : 0.0f)) * scale);
-      }
-      dr[c8] = make_uint4(h[0] | (h[1] << 16), h[2] | (h[3] << 16), h[4] | (h[5] << 16), h[6] | (h[7] << 16));
-    }
   }
 }
 
@@ -298,16 +228,8 @@ Status cross_entropy(const uint16_t* logits, const int32_t* targets, float* loss
       (reinterpret_cast<uintptr_t>(dlogits) & 15u) != 0)
     return invalid_argument("cross_entropy: ld=" + std::to_string(ld) + " V=" + std::to_string(V) +
                             ", expected ld % 8 == 0, ld >= V and 16-byte aligned logits and dlogits");
-  // Register path: 16-byte chunks per thread rounded up to a power of two (<= 16); one block of
-  // kCeThreads per multiprocessor (132 on an H100). Wider rows stream twice (ce_kernel).
-  const int64_t chunks = (ld / 8 + kCeThreads - 1) / kCeThreads;
-  const unsigned reg_blocks = static_cast<unsigned>(std::min<int64_t>(n, 132));
-  if (chunks <= 2) ce_reg_kernel<2><<<reg_blocks, kCeThreads>>>(logits, targets, losses, lse, dlogits, scale, n, V, ld);
-  else if (chunks <= 4) ce_reg_kernel<4><<<reg_blocks, kCeThreads>>>(logits, targets, losses, lse, dlogits, scale, n, V, ld);
-  else if (chunks <= 8) ce_reg_kernel<8><<<reg_blocks, kCeThreads>>>(logits, targets, losses, lse, dlogits, scale, n, V, ld);
-  else if (chunks <= 16) ce_reg_kernel<16><<<reg_blocks, kCeThreads>>>(logits, targets, losses, lse, dlogits, scale, n, V, ld);
-  else ce_kernel<<<static_cast<unsigned>(std::min<int64_t>(n, 132 * 2)), kCeThreads>>>(logits, targets, losses, lse,
-                                                                                       dlogits, scale, n, V, ld);
+  ce_kernel<<<static_cast<unsigned>(std::min<int64_t>(n, 132 * 2)), kCeThreads>>>(logits, targets, losses, lse,
+                                                                                   dlogits, scale, n, V, ld);
   return launched();
 }
 Status sum_squares(const float* g, int64_t n, double* sum_sq) {
