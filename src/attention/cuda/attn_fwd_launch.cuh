@@ -130,10 +130,12 @@ Status launch_grid(K kernel, int smem, bool persistent, const FwdParams& p, cuda
 }
 
 // Variant 0 (auto): 128-row tiles from T = 16k up (dense 64k: 106 vs 132 ms; streams 64k: 3.85 vs
-// 4.48 ms, H200), 64-row persistent tiles below (streams 4k: 0.128 vs 0.142 ms: twice the CTAs).
+// 4.48 ms, H200), 64-row persistent tiles below (streams 4k: 0.128 vs 0.142 ms: twice the CTAs),
+// except dense at dh = 64, 128-row tiles throughout (H100, H = 12: B = 16, T = 1024: 0.146 vs
+// 0.170 ms; B = 1, T = 8192: 0.484 vs 0.700 ms; bench/results/gpu-h100-gpt-train-fusions-2026-11-27.json).
 template <int DH, bool BF16, Mode M, int VIEW>
 Status launch_kernel(FwdParams p, int variant, int64_t T, cudaStream_t stream) {
-  if (variant == 0) variant = T < 16384 ? 1 : 2;
+  if (variant == 0) variant = (T < 16384 && !(M == Mode::kDense && DH == 64)) ? 1 : 2;
   if (variant == 1) {
     static int resident = 0;
     p.q_tile0 = p.q_off / kBr;
