@@ -115,7 +115,7 @@ __global__ void __launch_bounds__(kCeThreads) ce_kernel(const uint16_t* logits, 
       losses[r] = t < 0 ? 0.0f : l - bf2f(logits[r * ld + t]);
     }
     if (dl != nullptr) {
-      uint4* dr = reinterpret_cast<uint4*>(dl + r * ld);
+      uint16_t* dr = dl + r * ld;
       for (int64_t c = threadIdx.x; c < n8; c += kCeThreads) {
         const uint4 v = lr[c];
         const uint32_t w[4] = {v.x, v.y, v.z, v.w};
@@ -126,7 +126,10 @@ __global__ void __launch_bounds__(kCeThreads) ce_kernel(const uint16_t* logits, 
           const float x = bf2f(j % 2 == 0 ? (w[j / 2] & 0xffffu) : (w[j / 2] >> 16));
           h[j] = (t < 0 || col >= V) ? 0u : f2bf((__expf(x - l) - (col == t ? 1.0f : 0.0f)) * scale);
         }
-        dr[c] = make_uint4(h[0] | (h[1] << 16), h[2] | (h[3] << 16), h[4] | (h[5] << 16), h[6] | (h[7] << 16));
+        // Streaming store (evict-first): dlogits must not push the rows pass 2 re-reads out of L2.
+        __stcs(reinterpret_cast<int4*>(dr) + c,
+               make_int4(static_cast<int>(h[0] | (h[1] << 16)), static_cast<int>(h[2] | (h[3] << 16)),
+                         static_cast<int>(h[4] | (h[5] << 16)), static_cast<int>(h[6] | (h[7] << 16))));
       }
     }
     __syncthreads();  // block_merge_lse's shared arrays are reused by the next row
