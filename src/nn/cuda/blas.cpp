@@ -63,7 +63,6 @@ struct Blas::Impl {
     if (handle != nullptr) cublasDestroy(handle);
   }
   Expected<const LtPlan*> lt_plan(const Blas::Matmul& m);
-  Status pick_fastest(const Blas::Matmul& m, LtPlan& p, const cublasLtMatmulHeuristicResult_t* cand, int n);
 };
 
 Blas::Blas() = default;
@@ -130,45 +129,6 @@ namespace {
   } while (0)
 }  // namespace
 
-// Autotuning: the heuristic's first kCandidates algorithms are each run 1 + 3 times on the first
-// call of a shape (CUDA events, default stream) and the fastest is kept. The heuristic's first pick
-// is not always the fastest for the training step's shapes (f32 C != D residual products, the GELU
-// epilogues); the few milliseconds this costs are spent once per shape.
-constexpr int kCandidates = 8;
-
-Status Blas::Impl::pick_fastest(const Blas::Matmul& m, LtPlan& p, const cublasLtMatmulHeuristicResult_t* cand,
-                                int n) {
-  cudaEvent_t e0 = nullptr, e1 = nullptr;
-  if (cudaEventCreate(&e0) != cudaSuccess || cudaEventCreate(&e1) != cudaSuccess) {
-    if (e0 != nullptr) cudaEventDestroy(e0);
-    return internal_error("cublasLt autotune: cudaEventCreate failed");
-  }
-  const void* c = m.C != nullptr ? m.C : m.D;
-  float best = -1.0f;
-  for (int i = 0; i < n; ++i) {
-    auto run = [&]() {
-      return cublasLtMatmul(lt, p.desc, &m.alpha, m.B, p.a, m.A, p.b, &m.beta, c, p.c, m.D, p.c, &cand[i].algo,
-                            workspace.get(), kWorkspace, nullptr);
-    };
-    if (run() != CUBLAS_STATUS_SUCCESS) continue;  // a candidate that cannot run this case is skipped
-    cudaEventRecord(e0);
-    bool ok = true;
-    for (int r = 0; r < 3 && ok; ++r) ok = run() == CUBLAS_STATUS_SUCCESS;
-    cudaEventRecord(e1);
-    float ms = 0.0f;
-    if (!ok || cudaEventSynchronize(e1) != cudaSuccess || cudaEventElapsedTime(&ms, e0, e1) != cudaSuccess) continue;
-    if (best < 0.0f || ms < best) {
-      best = ms;
-      p.algo = cand[i].algo;
-    }
-  }
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
-  const cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess) return internal_error(std::string("cublasLt autotune: ") + cudaGetErrorString(err));
-  return Status::ok();
-}
-
 // Row-major D [M, N] = op(A) op(B) is column-major D^T [N, M] = op(B)^T op(A)^T (as gemm()): cuBLASLt's
 // first operand is our B, its second our A; aux shares D's layout (ld N).
 Expected<const LtPlan*> Blas::Impl::lt_plan(const Blas::Matmul& m) {
@@ -212,20 +172,16 @@ Expected<const LtPlan*> Blas::Impl::lt_plan(const Blas::Matmul& m) {
                            {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, al_cd},
                            {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, al_cd}})
       if (st == CUBLAS_STATUS_SUCCESS) st = cublasLtMatmulPreferenceSetAttribute(pref, attr, &v, sizeof(v));
-    cublasLtMatmulHeuristicResult_t results[kCandidates]{};
+    cublasLtMatmulHeuristicResult_t result{};
     int found = 0;
     if (st == CUBLAS_STATUS_SUCCESS)
-      st = cublasLtMatmulAlgoGetHeuristic(lt, p.desc, p.a, p.b, p.c, p.c, pref, kCandidates, results, &found);
+      st = cublasLtMatmulAlgoGetHeuristic(lt, p.desc, p.a, p.b, p.c, p.c, pref, 1, &result, &found);
     cublasLtMatmulPreferenceDestroy(pref);
     if (st != CUBLAS_STATUS_SUCCESS) return blas_error("cublasLtMatmulAlgoGetHeuristic", st);
     if (found == 0)
       return unimplemented("cublasLt matmul: no algorithm for M=" + std::to_string(m.M) + " N=" + std::to_string(m.N) +
                            " K=" + std::to_string(m.K) + " epilogue=" + std::to_string(static_cast<int>(m.epilogue)));
-    p.algo = results[0].algo;
-    // Timing the candidates on the call's own buffers is safe only when the call can run again with
-    // the same result: D not read (beta 0) or read from a C that is not D.
-    const bool repeatable = m.beta == 0.0f || (m.C != nullptr && m.C != m.D);
-    if (found > 1 && repeatable) BNA_RETURN_IF_ERROR(pick_fastest(m, p, results, found));
+    p.algo = result.algo;
     return Status::ok();
   };
   const Status st = made();

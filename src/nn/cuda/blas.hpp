@@ -37,8 +37,7 @@ class Blas {
   // as gemm()). Epilogues, all on bf16 D with aux bf16 [M, N] row-major (GELU tanh, as nn.hpp):
   //   kGeluAux: aux = the product (the pre-activation, saved for backward), D = gelu(aux);
   //   kDGelu:   D = product * gelu'(aux)  (aux: the forward's pre-activation).
-  // The algorithm is chosen once per shape (the fastest of the heuristic's first 8, timed on the
-  // first call when it can be repeated: beta 0 or C != D) and cached. Errors: as gemm(), an epilogue on f32 D, a null
+  // The algorithm is chosen once per shape and cached. Errors: as gemm(), an epilogue on f32 D, a null
   // aux, N % 8 != 0 with an epilogue, no cuBLASLt algorithm for the case (named).
   enum class Epilogue { kNone, kGeluAux, kDGelu };
   struct Matmul {
