@@ -1,6 +1,7 @@
 // LayerNorm forward and backward of the reference GPT's CUDA training step (API: gpt_kernels.hpp).
-// One warp per row. Rows of C <= 1024 keep their 32 * KC values in registers (lane l holds columns
-// l, l + 32, ...: coalesced), so x and dy are read once; wider rows take the plain loop.
+// One warp per row. Rows of C <= 1024 (C % 4 == 0) keep their values in registers, lane l holding
+// columns 4l .. 4l + 3, + 128, ... (16-byte loads, coalesced), so x and dy are read once; other rows
+// take the plain loop.
 // The backward sums dgamma / dbeta per lane in registers over all rows a warp takes, then once per
 // block through shared memory and one global atomic per column: no per-element atomics.
 #include <cuda_bf16.h>
@@ -23,31 +24,45 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
-template <int KC>
-__global__ void __launch_bounds__(kThreads) ln_fwd_reg_kernel(const float* x, const float* g, const float* b,
-                                                              uint16_t* y, float* mean, float* rstd, int64_t n, int C) {
+__device__ __forceinline__ float4 ld4(const float* p) { return *reinterpret_cast<const float4*>(p); }
+__device__ __forceinline__ uint2 bf4(float a, float b, float c, float d) {
+  return make_uint2(static_cast<uint32_t>(f2bf(a)) | (static_cast<uint32_t>(f2bf(b)) << 16),
+                    static_cast<uint32_t>(f2bf(c)) | (static_cast<uint32_t>(f2bf(d)) << 16));
+}
+
+template <int KV>
+__global__ void __launch_bounds__(kThreads) ln_fwd_reg_kernel(const float* __restrict__ x, const float* __restrict__ g,
+                                                              const float* __restrict__ b, uint16_t* __restrict__ y,
+                                                              float* __restrict__ mean, float* __restrict__ rstd,
+                                                              int64_t n, int C) {
   const int lane = threadIdx.x & 31;
   const int64_t r = static_cast<int64_t>(blockIdx.x) * kWarps + (threadIdx.x >> 5);
   if (r >= n) return;
   const float* xr = x + r * C;
-  float v[KC];
+  float4 v[KV];
   float s = 0.0f;
 #pragma unroll
-  for (int k = 0; k < KC; ++k) {
-    const int c = lane + 32 * k;
-    v[k] = c < C ? xr[c] : 0.0f;
-    s += v[k];
+  for (int k = 0; k < KV; ++k) {
+    const int c = 4 * lane + 128 * k;
+    v[k] = c < C ? ld4(xr + c) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    s += (v[k].x + v[k].y) + (v[k].z + v[k].w);
   }
   const float m = warp_sum(s) / static_cast<float>(C);
   float q = 0.0f;
 #pragma unroll
-  for (int k = 0; k < KC; ++k)
-    if (lane + 32 * k < C) q += (v[k] - m) * (v[k] - m);
+  for (int k = 0; k < KV; ++k)
+    if (4 * lane + 128 * k < C)
+      q += (v[k].x - m) * (v[k].x - m) + (v[k].y - m) * (v[k].y - m) + (v[k].z - m) * (v[k].z - m) +
+           (v[k].w - m) * (v[k].w - m);
   const float rs = rsqrtf(warp_sum(q) / static_cast<float>(C) + 1e-5f);
 #pragma unroll
-  for (int k = 0; k < KC; ++k) {
-    const int c = lane + 32 * k;
-    if (c < C) y[r * C + c] = f2bf((v[k] - m) * rs * g[c] + b[c]);
+  for (int k = 0; k < KV; ++k) {
+    const int c = 4 * lane + 128 * k;
+    if (c >= C) continue;
+    const float4 gg = ld4(g + c), bb = ld4(b + c);
+    *reinterpret_cast<uint2*>(y + r * C + c) =
+        bf4((v[k].x - m) * rs * gg.x + bb.x, (v[k].y - m) * rs * gg.y + bb.y, (v[k].z - m) * rs * gg.z + bb.z,
+            (v[k].w - m) * rs * gg.w + bb.w);
   }
   if (lane == 0) {
     mean[r] = m;
@@ -86,7 +101,7 @@ __device__ void flush_gamma_beta(float* sgb, float* dg, float* db, int C) {
 // Every load of a row (x, dy and the dx being accumulated) is issued before the first store, and all
 // pointers are __restrict__: a load after a store to dx / dx_bf would otherwise wait for it (one
 // memory round trip per column).
-template <int KC>
+template <int KV>
 __global__ void __launch_bounds__(kThreads) ln_bwd_reg_kernel(const float* __restrict__ x, const float* __restrict__ g,
                                                               const float* __restrict__ mean,
                                                               const float* __restrict__ rstd,
@@ -96,50 +111,64 @@ __global__ void __launch_bounds__(kThreads) ln_bwd_reg_kernel(const float* __res
   extern __shared__ float sgb[];  // [2][C]
   for (int c = threadIdx.x; c < 2 * C; c += kThreads) sgb[c] = 0.0f;
   const int lane = threadIdx.x & 31;
-  float ag[KC], ab[KC];
+  float4 ag[KV], ab[KV];
 #pragma unroll
-  for (int k = 0; k < KC; ++k) ag[k] = ab[k] = 0.0f;
+  for (int k = 0; k < KV; ++k) ag[k] = ab[k] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
   for (int64_t r = static_cast<int64_t>(blockIdx.x) * kWarps + (threadIdx.x >> 5); r < n;
        r += static_cast<int64_t>(gridDim.x) * kWarps) {
     const float m = mean[r], rs = rstd[r];
-    float xh[KC], d[KC], o[KC];
+    float4 xh[KV], d[KV], o[KV];
     float s1 = 0.0f, s2 = 0.0f;
 #pragma unroll
-    for (int k = 0; k < KC; ++k) {
-      const int c = lane + 32 * k;
+    for (int k = 0; k < KV; ++k) {
+      const int c = 4 * lane + 128 * k;
+      const float4 z = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
       const bool in = c < C;
-      xh[k] = in ? (x[r * C + c] - m) * rs : 0.0f;
-      d[k] = in ? dy[r * C + c] : 0.0f;
-      o[k] = in ? dx[r * C + c] : 0.0f;
-      const float dn = d[k] * (in ? g[c] : 0.0f);
-      s1 += dn;
-      s2 += dn * xh[k];
+      const float4 xv = in ? ld4(x + r * C + c) : z, gg = in ? ld4(g + c) : z;
+      d[k] = in ? ld4(dy + r * C + c) : z;
+      o[k] = in ? ld4(dx + r * C + c) : z;
+      xh[k] = make_float4((xv.x - m) * rs, (xv.y - m) * rs, (xv.z - m) * rs, (xv.w - m) * rs);
+      s1 += d[k].x * gg.x + d[k].y * gg.y + d[k].z * gg.z + d[k].w * gg.w;
+      s2 += d[k].x * gg.x * xh[k].x + d[k].y * gg.y * xh[k].y + d[k].z * gg.z * xh[k].z + d[k].w * gg.w * xh[k].w;
     }
     s1 = warp_sum(s1) / static_cast<float>(C);
     s2 = warp_sum(s2) / static_cast<float>(C);
 #pragma unroll
-    for (int k = 0; k < KC; ++k) {
-      const int c = lane + 32 * k;
+    for (int k = 0; k < KV; ++k) {
+      const int c = 4 * lane + 128 * k;
       if (c >= C) continue;
-      o[k] += rs * (d[k] * g[c] - s1 - xh[k] * s2);
-      ag[k] += d[k] * xh[k];
-      ab[k] += d[k];
+      const float4 gg = ld4(g + c);
+      o[k].x += rs * (d[k].x * gg.x - s1 - xh[k].x * s2);
+      o[k].y += rs * (d[k].y * gg.y - s1 - xh[k].y * s2);
+      o[k].z += rs * (d[k].z * gg.z - s1 - xh[k].z * s2);
+      o[k].w += rs * (d[k].w * gg.w - s1 - xh[k].w * s2);
+      ag[k].x += d[k].x * xh[k].x;
+      ag[k].y += d[k].y * xh[k].y;
+      ag[k].z += d[k].z * xh[k].z;
+      ag[k].w += d[k].w * xh[k].w;
+      ab[k].x += d[k].x;
+      ab[k].y += d[k].y;
+      ab[k].z += d[k].z;
+      ab[k].w += d[k].w;
     }
 #pragma unroll
-    for (int k = 0; k < KC; ++k) {
-      const int c = lane + 32 * k;
+    for (int k = 0; k < KV; ++k) {
+      const int c = 4 * lane + 128 * k;
       if (c >= C) continue;
-      dx[r * C + c] = o[k];
-      if (dx_bf != nullptr) dx_bf[r * C + c] = f2bf(o[k]);
+      *reinterpret_cast<float4*>(dx + r * C + c) = o[k];
+      if (dx_bf != nullptr) *reinterpret_cast<uint2*>(dx_bf + r * C + c) = bf4(o[k].x, o[k].y, o[k].z, o[k].w);
     }
   }
   __syncthreads();
 #pragma unroll
-  for (int k = 0; k < KC; ++k) {
-    const int c = lane + 32 * k;
-    if (c < C) {
-      atomicAdd(&sgb[c], ag[k]);
-      atomicAdd(&sgb[C + c], ab[k]);
+  for (int k = 0; k < KV; ++k) {
+    const int c = 4 * lane + 128 * k;
+    if (c >= C) continue;
+    const float a4[4] = {ag[k].x, ag[k].y, ag[k].z, ag[k].w}, b4[4] = {ab[k].x, ab[k].y, ab[k].z, ab[k].w};
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      atomicAdd(&sgb[c + j], a4[j]);
+      atomicAdd(&sgb[C + c + j], b4[j]);
     }
   }
   flush_gamma_beta(sgb, dg, db, C);
@@ -191,30 +220,32 @@ using FwdKernel = void (*)(const float*, const float*, const float*, uint16_t*, 
 using BwdKernel = void (*)(const float*, const float*, const float*, const float*, const float*, float*, uint16_t*,
                            float*, float*, int64_t, int);
 
-// KC for the register kernels: the smallest of {4, 8, 16, 24, 32} with 32 * KC >= C; 0 (the loop
-// kernels) past 1024.
-int kc_for(int64_t C) {
-  for (int kc : {4, 8, 16, 24, 32})
-    if (C <= 32 * kc) return kc;
+// KV (float4 per lane) for the register kernels: the smallest of {1, 2, 4, 6, 8} with 128 * KV >= C,
+// for C % 4 == 0 and 16-byte aligned gamma / beta; 0 (the loop kernels) otherwise or past 1024.
+int kv_for(int64_t C, const float* g, const float* b) {
+  if (C % 4 != 0 || (reinterpret_cast<uintptr_t>(g) & 15u) != 0 || (b != nullptr && (reinterpret_cast<uintptr_t>(b) & 15u) != 0))
+    return 0;
+  for (int kv : {1, 2, 4, 6, 8})
+    if (C <= 128 * kv) return kv;
   return 0;
 }
-FwdKernel fwd_kernel(int64_t C) {
-  switch (kc_for(C)) {
+FwdKernel fwd_kernel(int kv) {
+  switch (kv) {
+    case 1: return ln_fwd_reg_kernel<1>;
+    case 2: return ln_fwd_reg_kernel<2>;
     case 4: return ln_fwd_reg_kernel<4>;
+    case 6: return ln_fwd_reg_kernel<6>;
     case 8: return ln_fwd_reg_kernel<8>;
-    case 16: return ln_fwd_reg_kernel<16>;
-    case 24: return ln_fwd_reg_kernel<24>;
-    case 32: return ln_fwd_reg_kernel<32>;
     default: return ln_fwd_loop_kernel;
   }
 }
-BwdKernel bwd_kernel(int64_t C) {
-  switch (kc_for(C)) {
+BwdKernel bwd_kernel(int kv) {
+  switch (kv) {
+    case 1: return ln_bwd_reg_kernel<1>;
+    case 2: return ln_bwd_reg_kernel<2>;
     case 4: return ln_bwd_reg_kernel<4>;
+    case 6: return ln_bwd_reg_kernel<6>;
     case 8: return ln_bwd_reg_kernel<8>;
-    case 16: return ln_bwd_reg_kernel<16>;
-    case 24: return ln_bwd_reg_kernel<24>;
-    case 32: return ln_bwd_reg_kernel<32>;
     default: return ln_bwd_loop_kernel;
   }
 }
@@ -224,7 +255,7 @@ BwdKernel bwd_kernel(int64_t C) {
 Status layernorm_fwd(const float* x, const float* gamma, const float* beta, uint16_t* y, float* mean, float* rstd,
                      int64_t n, int64_t C) {
   BNA_RETURN_IF_ERROR(check_c("layernorm_fwd", C));
-  fwd_kernel(C)<<<static_cast<unsigned>((n + kWarps - 1) / kWarps), kThreads>>>(x, gamma, beta, y, mean,
+  fwd_kernel(kv_for(C, gamma, beta))<<<static_cast<unsigned>((n + kWarps - 1) / kWarps), kThreads>>>(x, gamma, beta, y, mean,
                                                                                         rstd, n, static_cast<int>(C));
   return launched();
 }
@@ -234,7 +265,7 @@ Status layernorm_bwd(const float* x, const float* gamma, const float* mean, cons
   BNA_RETURN_IF_ERROR(check_c("layernorm_bwd", C));
   // Two blocks per multiprocessor of an H100 (132): each warp takes n / 2112 rows.
   const int64_t blocks = std::min<int64_t>((n + kWarps - 1) / kWarps, 132 * 2);
-  bwd_kernel(C)<<<static_cast<unsigned>(blocks), kThreads, static_cast<size_t>(2 * C) * 4>>>(
+  bwd_kernel(kv_for(C, gamma, nullptr))<<<static_cast<unsigned>(blocks), kThreads, static_cast<size_t>(2 * C) * 4>>>(
       x, gamma, mean, rstd, dy, dx_acc, dx_bf16, dgamma, dbeta, n, static_cast<int>(C));
   return launched();
 }
