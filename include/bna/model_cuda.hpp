@@ -10,10 +10,13 @@
 //   PyTorch autocast does). GEMMs are cuBLAS / cuBLASLt with f32 accumulation (GELU and its gradient
 //   in the GEMM epilogues); dW accumulates in f32 (beta = 1), so micro-batches sum as on the CPU.
 // * Attention: each layer's plan comes from Gpt::plan_layer with Backend::kCuda and bf16 (dense
-//   causal, the streams kernel for window + landmark + cycle graphs, block-sparse for block layers),
-//   forward and backward through attn::run / run_backward on device pointers.
-// * The embedding and LayerNorm parameter gradients are summed with atomics, so two runs may differ
-//   in the last bits; everything else is deterministic.
+//   causal, the streams kernel for window + landmark + cycle graphs, block-sparse for block layers,
+//   gather or permute-window where the planner or `path=` picks them), forward and backward through
+//   attn::run / run_backward on device pointers: strided views of the QKV GEMM output for dense and
+//   streams, contiguous copies for the other paths.
+// * The embedding and LayerNorm parameter gradients, and attention dK/dV wherever several work items
+//   add to one key (GQA, landmarks, T > 2048), are summed with atomics, so two runs may differ in the
+//   last bits; everything else is deterministic.
 // * Same math as the CPU model within the numerics policy (tests/model_cuda): the weights go up from
 //   a Gpt and come back with download_weights(), so checkpoints stay the CPU format.
 // In a build without CUDA every entry point returns kUnavailable.

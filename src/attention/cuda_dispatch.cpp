@@ -134,7 +134,7 @@ const CudaPlanData& data_of(const Plan& plan) { return *static_cast<const CudaPl
 // dk and dv k's, dout out's.
 Status same_strides(const TensorView& x, const char* xn, const TensorView& y, const char* yn) {
   for (int i = 0; i < 3; ++i)
-    if (x.strides[i] != y.strides[i])
+    if (x.shape[i] > 1 && x.strides[i] != y.strides[i])  // a dim of extent 1 never steps
       return invalid_argument(std::string("attention: backend cuda: ") + xn + " strides [" + S(x.strides[0]) + ", " +
                               S(x.strides[1]) + ", " + S(x.strides[2]) + ", 1] differ from " + yn + "'s [" +
                               S(y.strides[0]) + ", " + S(y.strides[1]) + ", " + S(y.strides[2]) +

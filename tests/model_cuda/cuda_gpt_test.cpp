@@ -49,9 +49,17 @@ GptConfig tiny() {
 
 double bound(int64_t layers) { return std::ldexp(1.0, -8) * std::sqrt(12.0 * static_cast<double>(layers) + 4.0); }
 
-TEST(CudaGpt, LossGradientsAndStepsMatchTheCpuModel) {
-  if (!bna::attn::cuda_available()) GTEST_SKIP() << "no CUDA device";
-  const GptConfig cfg = tiny();
+// The layers of tiny() run on strided views of the QKV GEMM output (dense, streams); these run on
+// the paths that read contiguous tensors (block-sparse, gather), through the copies of cuda_gpt.cpp.
+GptConfig tiny_contiguous_paths() {
+  GptConfig c = tiny();
+  c.attn.clear();
+  c.attn.push_back(*bna::model::parse_attn_spec("block:bs=16,rule=xor,p=1,local=1,sink=1"));
+  c.attn.push_back(*bna::model::parse_attn_spec("graph:w=16,s=16,c=1,strategy=random,path=gather"));
+  return c;
+}
+
+void matches_the_cpu_model(const GptConfig& cfg) {
   auto cpu = Gpt::create(cfg);
   ASSERT_TRUE(cpu.has_value()) << cpu.status().to_string();
   {
@@ -166,6 +174,16 @@ TEST(CudaGpt, LossGradientsAndStepsMatchTheCpuModel) {
   }
   EXPECT_GT(moved, cpu->num_params() / 2);
   EXPECT_LT(bf16_exact, moved / 100) << "downloaded weights look bf16-rounded (low 16 bits zero)";
+}
+
+TEST(CudaGpt, LossGradientsAndStepsMatchTheCpuModel) {
+  if (!bna::attn::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  matches_the_cpu_model(tiny());
+}
+
+TEST(CudaGpt, ContiguousOnlyPathsMatchTheCpuModel) {
+  if (!bna::attn::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  matches_the_cpu_model(tiny_contiguous_paths());
 }
 
 // train::train with TrainOptions::cuda: the same losses as the CPU trainer within the bound, a

@@ -209,8 +209,8 @@ __device__ __forceinline__ int extra_row_query(int r, int sub) {
 // bh = b * Hq + hq, with the global bases of its Q rows, its KV head's K/V and its extras.
 struct FwdItem {
   int bh, hkv, qtile;
-  const uint16_t* qg;  // query row of absolute position i: qg + (i - q_off) * DH
-  const uint16_t* kg;  // contiguous: key j at kg + j * DH; paged: a valid dummy source (page 0)
+  const uint16_t* qg;  // query row of absolute position i: qg + i * qs_t (plain), qg + (i - q_off) * DH (offset)
+  const uint16_t* kg;  // key j at kg + j * ks_t; paged: a valid dummy source (page 0)
   const uint16_t* vg;
   const int32_t* ext;
   const uint16_t* const* pt;  // paged: this batch's page table, else nullptr

@@ -25,7 +25,9 @@ inline bool strided(const AttnArgs& a) {
 }
 
 // Strided q / k / v / out (AttnArgs::*_strides): only with the plain view, each stride a multiple of
-// 8 elements, head and row strides at least dh.
+// 8 elements, head and row strides at least dh, and no two elements of a tensor at one address
+// (out, dq, dk, dv are written through them): sorted by stride, each dim of extent > 1 starts past
+// the span of the smaller ones.
 inline Status validate_strides(const std::string& w, const AttnArgs& a) {
   if (!strided(a)) return Status::ok();
   if (a.q_offset != 0 || a.kv_rows != 0 || a.kv_pages != nullptr)
@@ -38,6 +40,23 @@ inline Status validate_strides(const std::string& w, const AttnArgs& a) {
         return invalid_argument(w + ": stride " + std::to_string(s[i]) + " (batch, head, row = 0, 1, 2: " +
                                 std::to_string(i) + "), expected a multiple of 8 elements" +
                                 (i > 0 ? " >= dh=" + std::to_string(a.dh) : std::string()));
+  const char* names[3] = {"q", "k/v", "out"};
+  const int64_t* roles[3] = {a.q_strides, a.kv_strides, a.o_strides};
+  const int64_t heads[3] = {a.Hq, a.Hkv, a.Hq};
+  for (int r = 0; r < 3; ++r) {
+    std::pair<int64_t, int64_t> d[4] = {{1, a.dh}, {roles[r][1], heads[r]}, {roles[r][2], a.T}, {roles[r][0], a.B}};
+    std::sort(d, d + 4);
+    int64_t span = 0;  // the largest offset the smaller dims reach
+    for (const auto& [stride, extent] : d) {
+      if (extent <= 1) continue;
+      if (stride <= span)
+        return invalid_argument(w + ": " + names[r] + " strides [" + std::to_string(roles[r][0]) + ", " +
+                                std::to_string(roles[r][1]) + ", " + std::to_string(roles[r][2]) + ", 1] overlap for B=" +
+                                std::to_string(a.B) + " H=" + std::to_string(heads[r]) + " T=" + std::to_string(a.T) +
+                                " dh=" + std::to_string(a.dh) + "; expected a layout with one element per address");
+      span = stride * (extent - 1) + span;
+    }
+  }
   return Status::ok();
 }
 

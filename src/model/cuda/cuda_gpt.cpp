@@ -5,9 +5,11 @@
 // reads x_in[l] and writes x_mid[l], then x_in[l + 1]: no copies); GELU and its gradient run in the
 // cuBLASLt epilogues of the MLP GEMMs (pre-activation saved in bf16); LayerNorm backward also writes
 // the bf16 gradient the next GEMMs read; the cross-entropy writes dlogits (scaled 1 / counted) in
-// the forward's launch, and backward's loss_scale is the head GEMMs' alpha. Attention reads q, k, v
-// from the QKV GEMM's token-major output and writes its output (and dq, dk, dv) token-major through
-// strided views: no layout kernels.
+// the forward's launch, and backward's loss_scale is the head GEMMs' alpha. Dense and streams
+// attention read q, k, v from the QKV GEMM's token-major output and write their output (and dq, dk,
+// dv) token-major through strided views: no layout kernels. The other paths (block-sparse, gather,
+// permute-window) read contiguous tensors: their layers copy q, k, v into scratch (again in the
+// backward), keep their output [B, H, T, dh] per layer, and merge the gradients, as before the views.
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -36,8 +38,9 @@ Status ensure(DeviceBuffer& d, size_t bytes) {
 }  // namespace
 
 struct CudaLayerAct {
-  // qkv bf16 [n, (Hq + 2 Hkv) dh] and atty bf16 [n, C] token-major (the attention's strided q/k/v, out).
-  DeviceBuffer x_in, ln1, ln1_mean, ln1_rstd, qkv, lse, atty, x_mid, ln2, ln2_mean, ln2_rstd, fc_pre, fc_act;
+  // qkv bf16 [n, (Hq + 2 Hkv) dh] and atty bf16 [n, C] token-major (the attention's strided q/k/v, out);
+  // att bf16 [B, Hq, T, dh]: the output of a layer on a contiguous-only path (empty otherwise).
+  DeviceBuffer x_in, ln1, ln1_mean, ln1_rstd, qkv, lse, atty, att, x_mid, ln2, ln2_mean, ln2_rstd, fc_pre, fc_act;
 };
 
 struct CudaGpt::Impl {
@@ -62,6 +65,8 @@ struct CudaGpt::Impl {
   DeviceBuffer ids, targets, x_final, lnf, lnf_mean, lnf_rstd, logits, losses, lse;
   // Backward scratch.
   DeviceBuffer dlogits, dx, dx_bf, dsmall, dbig_bf, dout, dqkv, norm;
+  // Contiguous [B, H, T, dh] scratch of the contiguous-only layers (allocated when one runs).
+  DeviceBuffer cq, ck, cv, cdout, cdq, cdk, cdv;
 
   const float* W(const std::string& name) const { return w.as<float>() + off(name); }
   const uint16_t* WB(const std::string& name) const { return wb.as<uint16_t>() + off(name); }
@@ -73,6 +78,20 @@ struct CudaGpt::Impl {
     return p->offset;
   }
   Expected<const std::vector<attn::Plan>*> plans_for(int64_t b, int64_t t);
+  // Whether a layer's plan reads strided views (dense, streams) or contiguous tensors only.
+  static bool strided(const attn::Plan& p) { return p.path == attn::Path::kDense || p.path == attn::Path::kStreams; }
+  // Sizes the contiguous scratch (and the layer's att) for a contiguous-only layer.
+  Status grow_contiguous(CudaLayerAct& L) {
+    const size_t n = static_cast<size_t>(B * T), dh = static_cast<size_t>(cfg.d_model / cfg.n_heads);
+    const size_t q = n * static_cast<size_t>(cfg.n_heads) * dh * 2, kv = n * static_cast<size_t>(cfg.n_kv_heads) * dh * 2;
+    for (auto [buf, bytes] : {std::pair{&L.att, q}, {&cq, q}, {&ck, kv}, {&cv, kv}, {&cdout, q}, {&cdq, q}, {&cdk, kv},
+                              {&cdv, kv}})
+      BNA_RETURN_IF_ERROR(ensure(*buf, bytes));
+    return Status::ok();
+  }
+  TensorView contiguous(const DeviceBuffer& d, int64_t H) const {
+    return TensorView(d.get(), DType::kBF16, bna::Shape{B, H, T, cfg.d_model / cfg.n_heads});
+  }
   // H heads of dh starting at column col0 of a token-major bf16 [B*T, ld] buffer, as the attention's
   // strided [B, H, T, dh] view.
   TensorView heads(const DeviceBuffer& d, int64_t col0, int64_t H, int64_t ld) const {
@@ -217,10 +236,20 @@ Expected<float> CudaGpt::forward(const int32_t* idx, const int32_t* targets, int
                                             L.ln1_mean.as<float>(), L.ln1_rstd.as<float>(), n, C));
     BNA_RETURN_IF_ERROR(M.blas.gemm(false, true, n, QKV, C, 1.0f, L.ln1.as<uint16_t>(), M.WB(p + "attn.qkv"), 0.0f,
                                     L.qkv.get(), false));
-    BNA_RETURN_IF_ERROR(attn::run((*plans)[static_cast<size_t>(l)], M.heads(L.qkv, 0, Hq, QKV),
-                                  M.heads(L.qkv, Hq * dh, Hkv, QKV), M.heads(L.qkv, (Hq + Hkv) * dh, Hkv, QKV),
-                                  M.heads(L.atty, 0, Hq, C), TensorView(L.lse.get(), DType::kF32, ls),
-                                  M.attn_ws.get()));
+    const attn::Plan& plan = (*plans)[static_cast<size_t>(l)];
+    if (Impl::strided(plan)) {
+      BNA_RETURN_IF_ERROR(attn::run(plan, M.heads(L.qkv, 0, Hq, QKV), M.heads(L.qkv, Hq * dh, Hkv, QKV),
+                                    M.heads(L.qkv, (Hq + Hkv) * dh, Hkv, QKV), M.heads(L.atty, 0, Hq, C),
+                                    TensorView(L.lse.get(), DType::kF32, ls), M.attn_ws.get()));
+    } else {
+      BNA_RETURN_IF_ERROR(M.grow_contiguous(L));
+      BNA_RETURN_IF_ERROR(cuda::split_qkv(L.qkv.as<uint16_t>(), M.cq.as<uint16_t>(), M.ck.as<uint16_t>(),
+                                          M.cv.as<uint16_t>(), B, T, Hq, Hkv, dh));
+      BNA_RETURN_IF_ERROR(attn::run(plan, M.contiguous(M.cq, Hq), M.contiguous(M.ck, Hkv), M.contiguous(M.cv, Hkv),
+                                    M.contiguous(L.att, Hq), TensorView(L.lse.get(), DType::kF32, ls),
+                                    M.attn_ws.get()));
+      BNA_RETURN_IF_ERROR(cuda::heads_to_tokens(L.att.as<uint16_t>(), L.atty.as<uint16_t>(), B, Hq, T, dh));
+    }
     const Mm proj{.trans_b = true, .M = n, .N = C, .K = C, .beta = 1.0f, .A = L.atty.as<uint16_t>(),
                   .B = M.WB(p + "attn.proj"), .C = x_in, .D = L.x_mid.get(), .d_f32 = true};
     BNA_RETURN_IF_ERROR(M.blas.matmul(proj));
@@ -284,12 +313,27 @@ Status CudaGpt::backward(float loss_scale) {
                                             M.G(p + "ln2.b"), n, C));
     // Attention: x_mid = x_in + attn(ln1) Wo^T
     BNA_RETURN_IF_ERROR(bl.gemm(true, false, C, C, n, 1.0f, dx_bf, L.atty.as<uint16_t>(), 1.0f, M.G(p + "attn.proj"), true));
-    BNA_RETURN_IF_ERROR(bl.gemm(false, false, n, C, C, 1.0f, dx_bf, M.WB(p + "attn.proj"), 0.0f, M.dout.get(), false));
-    BNA_RETURN_IF_ERROR(attn::run_backward(
-        (*plans)[static_cast<size_t>(l)], M.heads(L.qkv, 0, Hq, QKV), M.heads(L.qkv, Hq * dh, Hkv, QKV),
-        M.heads(L.qkv, (Hq + Hkv) * dh, Hkv, QKV), M.heads(L.atty, 0, Hq, C),
-        TensorView(L.lse.get(), DType::kF32, ls), M.heads(M.dout, 0, Hq, C), M.heads(M.dqkv, 0, Hq, QKV),
-        M.heads(M.dqkv, Hq * dh, Hkv, QKV), M.heads(M.dqkv, (Hq + Hkv) * dh, Hkv, QKV), nullptr, M.attn_ws.get()));
+    const attn::Plan& plan = (*plans)[static_cast<size_t>(l)];
+    if (Impl::strided(plan)) {
+      BNA_RETURN_IF_ERROR(bl.gemm(false, false, n, C, C, 1.0f, dx_bf, M.WB(p + "attn.proj"), 0.0f, M.dout.get(), false));
+      BNA_RETURN_IF_ERROR(attn::run_backward(
+          plan, M.heads(L.qkv, 0, Hq, QKV), M.heads(L.qkv, Hq * dh, Hkv, QKV), M.heads(L.qkv, (Hq + Hkv) * dh, Hkv, QKV),
+          M.heads(L.atty, 0, Hq, C), TensorView(L.lse.get(), DType::kF32, ls), M.heads(M.dout, 0, Hq, C),
+          M.heads(M.dqkv, 0, Hq, QKV), M.heads(M.dqkv, Hq * dh, Hkv, QKV), M.heads(M.dqkv, (Hq + Hkv) * dh, Hkv, QKV),
+          nullptr, M.attn_ws.get()));
+    } else {
+      BNA_RETURN_IF_ERROR(M.grow_contiguous(L));
+      BNA_RETURN_IF_ERROR(bl.gemm(false, false, n, C, C, 1.0f, dx_bf, M.WB(p + "attn.proj"), 0.0f, dsmall, true));
+      BNA_RETURN_IF_ERROR(cuda::tokens_to_heads(dsmall, M.cdout.as<uint16_t>(), B, Hq, T, dh));
+      BNA_RETURN_IF_ERROR(cuda::split_qkv(L.qkv.as<uint16_t>(), M.cq.as<uint16_t>(), M.ck.as<uint16_t>(),
+                                          M.cv.as<uint16_t>(), B, T, Hq, Hkv, dh));
+      BNA_RETURN_IF_ERROR(attn::run_backward(
+          plan, M.contiguous(M.cq, Hq), M.contiguous(M.ck, Hkv), M.contiguous(M.cv, Hkv), M.contiguous(L.att, Hq),
+          TensorView(L.lse.get(), DType::kF32, ls), M.contiguous(M.cdout, Hq), M.contiguous(M.cdq, Hq),
+          M.contiguous(M.cdk, Hkv), M.contiguous(M.cdv, Hkv), nullptr, M.attn_ws.get()));
+      BNA_RETURN_IF_ERROR(cuda::merge_qkv(M.cdq.as<uint16_t>(), M.cdk.as<uint16_t>(), M.cdv.as<uint16_t>(),
+                                          M.dqkv.as<uint16_t>(), B, T, Hq, Hkv, dh));
+    }
     BNA_RETURN_IF_ERROR(bl.gemm(true, false, QKV, C, n, 1.0f, M.dqkv.as<uint16_t>(), L.ln1.as<uint16_t>(), 1.0f,
                                 M.G(p + "attn.qkv"), true));
     BNA_RETURN_IF_ERROR(bl.gemm(false, false, n, C, QKV, 1.0f, M.dqkv.as<uint16_t>(), M.WB(p + "attn.qkv"), 0.0f, dsmall, true));
@@ -386,12 +430,13 @@ size_t CudaGpt::device_bytes() const {
   size_t b = M.w.bytes() + M.wb.bytes() + M.g.bytes() + M.m.bytes() + M.v.bytes() + M.offsets.bytes() + M.decay.bytes() + M.attn_ws.bytes() +
              M.blas.workspace_bytes();
   for (const CudaLayerAct& L : M.acts)
-    for (const DeviceBuffer* d : {&L.x_in, &L.ln1, &L.ln1_mean, &L.ln1_rstd, &L.qkv, &L.lse, &L.atty,
+    for (const DeviceBuffer* d : {&L.x_in, &L.ln1, &L.ln1_mean, &L.ln1_rstd, &L.qkv, &L.lse, &L.atty, &L.att,
                                   &L.x_mid, &L.ln2, &L.ln2_mean, &L.ln2_rstd, &L.fc_pre, &L.fc_act})
       b += d->bytes();
   for (const DeviceBuffer* d : {&M.ids, &M.targets, &M.x_final, &M.lnf, &M.lnf_mean, &M.lnf_rstd,
                                 &M.logits, &M.losses, &M.lse, &M.dlogits, &M.dx, &M.dx_bf, &M.dsmall, &M.dbig_bf,
-                                &M.dout, &M.dqkv, &M.norm})
+                                &M.dout, &M.dqkv, &M.norm, &M.cq, &M.ck, &M.cv,
+                                &M.cdout, &M.cdq, &M.cdk, &M.cdv})
     b += d->bytes();
   return b;
 }

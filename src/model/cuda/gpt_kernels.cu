@@ -240,6 +240,10 @@ Status sum_squares(const float* g, int64_t n, double* sum_sq) {
   return launched();
 }
 Status adamw(const AdamWArgs& a) {
+  for (const void* p : {static_cast<const void*>(a.w), static_cast<const void*>(a.g), static_cast<const void*>(a.m),
+                        static_cast<const void*>(a.v), static_cast<const void*>(a.w_bf16)})
+    if ((reinterpret_cast<uintptr_t>(p) & 15u) != 0)
+      return invalid_argument("adamw: w, g, m, v and w_bf16 must be 16-byte aligned (the kernel moves 4 elements)");
   if (a.tensors < 1 || a.tensors > kMaxTensors || a.offsets == nullptr || a.decay == nullptr)
     return invalid_argument("adamw: tensors=" + std::to_string(a.tensors) + ", expected 1.." +
                             std::to_string(kMaxTensors) + " with offsets and decay flags");

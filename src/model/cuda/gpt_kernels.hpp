@@ -1,6 +1,6 @@
 // Host launch API of the reference GPT's CUDA training kernels (gpt_kernels.cu), used by
 // model::CudaGpt (cuda_gpt.cpp). No CUDA header: DEVICE pointers, bf16 as uint16_t bits, default
-// stream. Shapes: n = B*T rows, C channels, V classes. Semantics are those of the CPU
+// stream. Shapes: n = B*T rows, C channels, V classes, H heads of dh. Semantics are those of the CPU
 // kernels in include/bna/nn.hpp (LayerNorm eps 1e-5 with the biased variance, GELU tanh), except
 // that parameter gradients of the embedding and LayerNorm are summed with atomics (run-to-run order
 // may differ in the last bit) and GEMM inputs are rounded to bf16.
@@ -26,6 +26,19 @@ Status layernorm_fwd(const float* x, const float* gamma, const float* beta, uint
 // (layernorm_kernels.cu; GELU runs in the cuBLASLt epilogues, nn/cuda/blas.hpp.)
 Status layernorm_bwd(const float* x, const float* gamma, const float* mean, const float* rstd, const float* dy,
                      float* dx_acc, uint16_t* dx_bf16, float* dgamma, float* dbeta, int64_t n, int64_t C);
+
+// Layout kernels (layout_kernels.cu) move 16-byte chunks (dh % 8 == 0); for the attention paths that
+// read contiguous tensors only.
+// qkv bf16 [B*T, (Hq+2Hkv) dh] -> q bf16 [B, Hq, T, dh], k, v bf16 [B, Hkv, T, dh].
+Status split_qkv(const uint16_t* qkv, uint16_t* q, uint16_t* k, uint16_t* v, int64_t B, int64_t T, int64_t Hq,
+                 int64_t Hkv, int64_t dh);
+// dq, dk, dv bf16 (as split_qkv's outputs) -> dqkv bf16 [B*T, (Hq+2Hkv) dh].
+Status merge_qkv(const uint16_t* dq, const uint16_t* dk, const uint16_t* dv, uint16_t* dqkv, int64_t B, int64_t T,
+                 int64_t Hq, int64_t Hkv, int64_t dh);
+// o bf16 [B, H, T, dh] -> y bf16 [B*T, H*dh].
+Status heads_to_tokens(const uint16_t* o, uint16_t* y, int64_t B, int64_t H, int64_t T, int64_t dh);
+// y f32 [B*T, H*dh] -> o bf16 [B, H, T, dh].
+Status tokens_to_heads(const float* y, uint16_t* o, int64_t B, int64_t H, int64_t T, int64_t dh);
 
 // dst bf16 = src f32, n elements.
 Status to_bf16(const float* src, uint16_t* dst, int64_t n);

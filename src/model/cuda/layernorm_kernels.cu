@@ -221,10 +221,12 @@ using BwdKernel = void (*)(const float*, const float*, const float*, const float
                            float*, float*, int64_t, int);
 
 // KV (float4 per lane) for the register kernels: the smallest of {1, 2, 4, 6, 8} with 128 * KV >= C,
-// for C % 4 == 0 and 16-byte aligned gamma / beta; 0 (the loop kernels) otherwise or past 1024.
-int kv_for(int64_t C, const float* g, const float* b) {
-  if (C % 4 != 0 || (reinterpret_cast<uintptr_t>(g) & 15u) != 0 || (b != nullptr && (reinterpret_cast<uintptr_t>(b) & 15u) != 0))
-    return 0;
+// for C % 4 == 0 and 16-byte aligned buffers (rows of C % 4 == 0 floats stay aligned; the bf16 ones
+// need 8 bytes, given by the same test); 0 (the loop kernels) otherwise or past 1024.
+int kv_for(int64_t C, std::initializer_list<const void*> ptrs) {
+  if (C % 4 != 0) return 0;
+  for (const void* p : ptrs)
+    if (p != nullptr && (reinterpret_cast<uintptr_t>(p) & 15u) != 0) return 0;
   for (int kv : {1, 2, 4, 6, 8})
     if (C <= 128 * kv) return kv;
   return 0;
@@ -255,7 +257,7 @@ BwdKernel bwd_kernel(int kv) {
 Status layernorm_fwd(const float* x, const float* gamma, const float* beta, uint16_t* y, float* mean, float* rstd,
                      int64_t n, int64_t C) {
   BNA_RETURN_IF_ERROR(check_c("layernorm_fwd", C));
-  fwd_kernel(kv_for(C, gamma, beta))<<<static_cast<unsigned>((n + kWarps - 1) / kWarps), kThreads>>>(x, gamma, beta, y, mean,
+  fwd_kernel(kv_for(C, {x, gamma, beta, y}))<<<static_cast<unsigned>((n + kWarps - 1) / kWarps), kThreads>>>(x, gamma, beta, y, mean,
                                                                                         rstd, n, static_cast<int>(C));
   return launched();
 }
@@ -265,7 +267,7 @@ Status layernorm_bwd(const float* x, const float* gamma, const float* mean, cons
   BNA_RETURN_IF_ERROR(check_c("layernorm_bwd", C));
   // Two blocks per multiprocessor of an H100 (132): each warp takes n / 2112 rows.
   const int64_t blocks = std::min<int64_t>((n + kWarps - 1) / kWarps, 132 * 2);
-  bwd_kernel(kv_for(C, gamma, nullptr))<<<static_cast<unsigned>(blocks), kThreads, static_cast<size_t>(2 * C) * 4>>>(
+  bwd_kernel(kv_for(C, {x, gamma, dy, dx_acc, dx_bf16}))<<<static_cast<unsigned>(blocks), kThreads, static_cast<size_t>(2 * C) * 4>>>(
       x, gamma, mean, rstd, dy, dx_acc, dx_bf16, dgamma, dbeta, n, static_cast<int>(C));
   return launched();
 }

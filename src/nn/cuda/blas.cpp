@@ -200,8 +200,8 @@ Status Blas::matmul(const Matmul& m) const {
                             std::to_string(m.K) + ", expected each in [1, 2^31)");
   if (m.A == nullptr || m.B == nullptr || m.D == nullptr) return invalid_argument("cublasLt matmul: null A, B or D");
   if (m.epilogue != Epilogue::kNone) {
-    if (m.d_f32 || m.aux == nullptr || m.N % 8 != 0)
-      return invalid_argument("cublasLt matmul: an epilogue needs bf16 D, an aux buffer and N % 8 == 0 (N=" +
+    if (m.d_f32 || m.aux == nullptr || m.N % 8 != 0 || align_of(m.aux) < 16)
+      return invalid_argument("cublasLt matmul: an epilogue needs bf16 D, a 16-byte aligned aux buffer and N % 8 == 0 (N=" +
                               std::to_string(m.N) + ")");
   }
   BNA_ASSIGN_OR_RETURN(const LtPlan* p, impl_->lt_plan(m));
