@@ -6,8 +6,9 @@
 //   bna_gpt_ablation_cuda [--task passkey|recall] [--T 2048] [--W 64] [--S 64] [--layers 4]
 //                         [--d-model 256] [--heads 4] [--batch 16] [--steps 1000] [--lr 1e-3]
 //                         [--eval-batches 8] [--seed 0] [--curriculum F --dist0 D] [--variants a,b] [--json]
-// --curriculum F (passkey): over the first F of the steps the KEY's largest distance before QUERY
-// grows linearly from D (default 64) to T, then stays at T (data::TaskOptions::max_distance);
+// --curriculum F (passkey, recall): over the first F of the steps the largest distance from the
+// KEY (recall: the first pair) to the (first) QUERY grows linearly from D (default 64) to T, then
+// stays at T (data::TaskOptions::max_distance);
 // evaluation is always over the whole range. --variants picks a subset by name.
 #include <chrono>
 #include <cstdio>
@@ -75,9 +76,11 @@ int main(int argc, char** argv) {
     std::printf("task %s T=%lld W=%lld S=%lld, %lld layers d_model %lld heads %lld, batch %lld, %lld steps, lr %.0e, on %s\n",
                 task.c_str(), (long long)T, (long long)W, (long long)S, (long long)layers, (long long)C,
                 (long long)heads, (long long)B, (long long)steps, lr, bna::attn::cuda_device_name().c_str());
-  if (curriculum < 0 || curriculum > 1 || (curriculum > 0 && (to.kind != bna::data::TaskKind::kPasskey || dist0 <= to.digits))) {
-    std::fprintf(stderr, "error: --curriculum %g --dist0 %lld, expected a fraction in [0, 1] for passkey with dist0 > %lld\n",
-                 curriculum, (long long)dist0, (long long)to.digits);
+  bna::data::TaskOptions first = to;
+  first.max_distance = dist0;
+  if (curriculum < 0 || curriculum > 1 || (curriculum > 0 && !bna::data::validate_task(first).is_ok())) {
+    std::fprintf(stderr, "error: --curriculum %g --dist0 %lld, expected a fraction in [0, 1] and a dist0 the task takes "
+                 "(passkey: > digits, recall: >= 2 * pairs; not copy)\n", curriculum, (long long)dist0);
     return 2;
   }
   // The training distance limit at step s (0 = anywhere).

@@ -82,18 +82,20 @@ struct TaskOptions {
   int64_t pairs = 8;    // recall: key-value pairs stated at the start
   int64_t queries = 4;  // recall: pairs asked for at the end
   int64_t copy_len = 16;
-  // passkey: > 0 puts the KEY token at most this many positions before QUERY (a distance curriculum;
-  // >= digits + 1 so the key fits); 0 = anywhere before the query.
+  // A distance curriculum; 0 = the full range. passkey: > 0 puts the KEY token at most this many
+  // positions before QUERY (>= digits + 1 so the key fits). recall: > 0 puts the first pair at most
+  // this many positions before the first QUERY (>= 2 * pairs so the pairs fit), after noise.
   int64_t max_distance = 0;
 };
 // Errors: T too short for the layout (named with the minimum), counts < 1, pairs > 32, queries > pairs,
-// a passkey max_distance < 0 or in [1, digits].
+// a max_distance < 0, in [1, digits] (passkey), in [1, 2 * pairs - 1] (recall) or != 0 (copy).
 Status validate_task(const TaskOptions& t);
 
 // Layouts (filler is uniform noise from ids 0..7):
 //   passkey  filler.. KEY d1..dn filler.. QUERY d1..dn  (the KEY block at a uniform position in the
 //            first half-ish of the sequence; answers are the final digits)
-//   recall   k1 v1 .. kP vP  filler..  (QUERY kq vq) x queries   (answers: each vq)
+//   recall   k1 v1 .. kP vP  filler..  (QUERY kq vq) x queries   (answers: each vq; with max_distance,
+//            the pairs start at a uniform position at most max_distance before the first QUERY)
 //   copy     s1..sL  filler..  COPY s1..sL                        (answers: the repeated s)
 Status task_batch(const TaskOptions& t, int64_t B, uint64_t seed, uint64_t index, Batch& out);
 

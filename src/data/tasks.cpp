@@ -48,10 +48,15 @@ Status validate_task(const TaskOptions& t) {
       if (t.pairs < 1 || t.pairs > 32) return invalid_argument("recall: pairs=" + S(t.pairs) + ", expected 1..32");
       if (t.queries < 1 || t.queries > t.pairs)
         return invalid_argument("recall: queries=" + S(t.queries) + ", expected 1..pairs=" + S(t.pairs));
+      if (t.max_distance < 0 || (t.max_distance > 0 && t.max_distance < 2 * t.pairs))
+        return invalid_argument("recall: max_distance=" + S(t.max_distance) + ", expected 0 (the full range) or >= 2*pairs=" +
+                                S(2 * t.pairs));
       need = 2 * t.pairs + 3 * t.queries + 1;
       break;
     case TaskKind::kCopy:
       if (t.copy_len < 1) return invalid_argument("copy: copy_len=" + S(t.copy_len) + ", expected >= 1");
+      if (t.max_distance != 0)
+        return invalid_argument("copy: max_distance=" + S(t.max_distance) + ", expected 0 (copy has no distance curriculum)");
       need = 2 * t.copy_len + 2;
       break;
   }
@@ -92,21 +97,27 @@ Status task_batch(const TaskOptions& t, int64_t B, uint64_t seed, uint64_t index
         std::vector<int32_t> keys(32);
         std::iota(keys.begin(), keys.end(), kKey0);
         r.shuffle(keys);
+        const int64_t q_first = T - 3 * t.queries;
+        // Pairs at [p0, p0 + 2P): p0 = 0, or with max_distance uniform in [q_first - max_distance, q_first - 2P].
+        int64_t p0 = 0;
+        if (t.max_distance > 0) {
+          const int64_t lo = std::max<int64_t>(0, q_first - t.max_distance), hi = q_first - 2 * t.pairs;
+          p0 = lo + static_cast<int64_t>(r.uniform_below(static_cast<uint64_t>(hi - lo + 1)));
+        }
         std::vector<int32_t> vals(static_cast<size_t>(t.pairs));
         for (int64_t i = 0; i < t.pairs; ++i) {
           vals[i] = kVal0 + static_cast<int32_t>(r.uniform_below(32));
-          s[2 * i] = keys[i];
-          s[2 * i + 1] = vals[i];
+          s[p0 + 2 * i] = keys[i];
+          s[p0 + 2 * i + 1] = vals[i];
         }
         std::vector<int32_t> order(static_cast<size_t>(t.pairs));
         std::iota(order.begin(), order.end(), 0);
         r.shuffle(order);
-        const int64_t q0 = T - 3 * t.queries;
         for (int64_t q = 0; q < t.queries; ++q) {
-          s[q0 + 3 * q] = kQuery;
-          s[q0 + 3 * q + 1] = keys[order[q]];
-          s[q0 + 3 * q + 2] = vals[order[q]];
-          answer[q0 + 3 * q + 2] = 1;
+          s[q_first + 3 * q] = kQuery;
+          s[q_first + 3 * q + 1] = keys[order[q]];
+          s[q_first + 3 * q + 2] = vals[order[q]];
+          answer[q_first + 3 * q + 2] = 1;
         }
         break;
       }

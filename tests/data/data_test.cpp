@@ -131,6 +131,52 @@ TEST(Tasks, LayoutsAnswersAndDeterminism) {
   EXPECT_GT(farther, 32);
   cur.max_distance = cur.digits;  // the key block would not fit
   EXPECT_FALSE(task_batch(cur, 1, 0, 0, cb).is_ok());
+  // Recall with a distance curriculum: the first pair at most max_distance before the first QUERY,
+  // after noise; 0 keeps the pairs at the start (the layout without a curriculum).
+  TaskOptions rc;
+  rc.kind = TaskKind::kRecall;
+  rc.T = 300;
+  rc.max_distance = 40;
+  ASSERT_TRUE(task_batch(rc, 64, 2, 5, cb).is_ok());
+  const int64_t q_first = rc.T - 3 * rc.queries;
+  auto is_key = [](int32_t x) { return x >= 32 && x < 64; };
+  int64_t moved = 0, near_limit = 0;
+  for (int64_t e = 0; e < 64; ++e) {
+    std::vector<int32_t> row(cb.x.begin() + e * rc.T, cb.x.begin() + (e + 1) * rc.T);
+    const int64_t first = std::find_if(row.begin(), row.end(), is_key) - row.begin();
+    ASSERT_EQ(row[static_cast<size_t>(q_first)], 9) << "the first QUERY";
+    EXPECT_LE(q_first - first, 40);
+    EXPECT_GE(q_first - first, 2 * rc.pairs);
+    for (int64_t i = 0; i < first; ++i) EXPECT_LT(row[static_cast<size_t>(i)], 8) << "noise before the pairs";
+    for (int64_t i = 0; i < rc.pairs; ++i) {
+      EXPECT_TRUE(is_key(row[static_cast<size_t>(first + 2 * i)]));
+      EXPECT_GE(row[static_cast<size_t>(first + 2 * i + 1)], 64);
+    }
+    // Every query asks one of the stated pairs and its answer is that pair's value.
+    for (int64_t q = 0; q < rc.queries; ++q) {
+      const int32_t k = row[static_cast<size_t>(q_first + 3 * q + 1)], v = row[static_cast<size_t>(q_first + 3 * q + 2)];
+      bool found = false;
+      for (int64_t i = 0; i < rc.pairs; ++i)
+        found = found || (row[static_cast<size_t>(first + 2 * i)] == k && row[static_cast<size_t>(first + 2 * i + 1)] == v);
+      EXPECT_TRUE(found) << "query " << q << " of example " << e;
+      EXPECT_EQ(cb.y[static_cast<size_t>(e * rc.T + q_first + 3 * q + 1)], v);
+    }
+    moved += first > 0;
+    near_limit += q_first - first > 30;
+  }
+  EXPECT_GT(moved, 32);
+  EXPECT_GT(near_limit, 0);
+  rc.max_distance = 0;
+  ASSERT_TRUE(task_batch(rc, 8, 2, 5, cb).is_ok());
+  for (int64_t e = 0; e < 8; ++e) EXPECT_TRUE(is_key(cb.x[static_cast<size_t>(e * rc.T)])) << "pairs start at 0";
+  rc.max_distance = 2 * rc.pairs - 1;  // the pairs would not fit
+  EXPECT_FALSE(task_batch(rc, 1, 0, 0, cb).is_ok());
+  TaskOptions cp;
+  cp.kind = TaskKind::kCopy;
+  cp.max_distance = 50;  // copy has no curriculum: refused, not ignored
+  const bna::Status cst = task_batch(cp, 1, 0, 0, cb);
+  EXPECT_FALSE(cst.is_ok());
+  EXPECT_NE(cst.message().find("max_distance=50"), std::string::npos) << cst.to_string();
   TaskOptions bad;
   bad.T = 5;
   Batch x;
