@@ -9,17 +9,15 @@
 
 #include "attention/cuda/cuda_check.cuh"
 #include "model/cuda/gpt_kernels.hpp"
+#include "model/cuda/kernel_common.cuh"
 
 namespace bna::model::cuda {
 namespace {
 
-constexpr int kThreads = 256;
-
-__device__ __forceinline__ uint16_t f2bf(float f) { return __bfloat16_as_ushort(__float2bfloat16_rn(f)); }
-
-unsigned grid_for(int64_t count) {
-  return static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>((count + kThreads - 1) / kThreads, 132 * 64)));
-}
+using common::f2bf;
+using common::grid_for;
+using common::kThreads;
+using common::launched;
 
 #define GRID_STRIDE(e, count) \
   for (int64_t e = blockIdx.x * int64_t{kThreads} + threadIdx.x; e < (count); e += int64_t{gridDim.x} * kThreads)
@@ -203,11 +201,6 @@ __global__ void adamw_kernel(const AdamWArgs a) {
       if (a.w_bf16 != nullptr) a.w_bf16[i] = f2bf(w);
     }
   }
-}
-
-Status launched() {
-  BNA_CUDA_TRY(cudaGetLastError());
-  return Status::ok();
 }
 
 }  // namespace

@@ -11,13 +11,15 @@
 
 #include "attention/cuda/cuda_check.cuh"
 #include "model/cuda/gpt_kernels.hpp"
+#include "model/cuda/kernel_common.cuh"
 
 namespace bna::model::cuda {
 namespace {
 
-constexpr int kThreads = 256, kWarps = kThreads / 32, kMaxC = 6144;
-
-__device__ __forceinline__ uint16_t f2bf(float f) { return __bfloat16_as_ushort(__float2bfloat16_rn(f)); }
+using common::f2bf;
+using common::kThreads;
+using common::launched;
+constexpr int kWarps = kThreads / 32, kMaxC = 6144;
 
 __device__ __forceinline__ float warp_sum(float v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
@@ -203,11 +205,6 @@ __global__ void ln_bwd_loop_kernel(const float* x, const float* g, const float* 
     }
   }
   flush_gamma_beta(sgb, dg, db, C);
-}
-
-Status launched() {
-  BNA_CUDA_TRY(cudaGetLastError());
-  return Status::ok();
 }
 
 Status check_c(const char* who, int64_t C) {

@@ -9,22 +9,15 @@
 
 #include "attention/cuda/cuda_check.cuh"
 #include "model/cuda/gpt_kernels.hpp"
+#include "model/cuda/kernel_common.cuh"
 
 namespace bna::model::cuda {
 namespace {
 
-constexpr int kThreads = 256;
-
-__device__ __forceinline__ uint16_t f2bf(float f) { return __bfloat16_as_ushort(__float2bfloat16_rn(f)); }
-
-unsigned grid_for(int64_t count) {
-  return static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>((count + kThreads - 1) / kThreads, 132 * 64)));
-}
-
-Status launched() {
-  BNA_CUDA_TRY(cudaGetLastError());
-  return Status::ok();
-}
+using common::f2bf;
+using common::grid_for;
+using common::kThreads;
+using common::launched;
 
 // Layout kernels: one thread per 8 consecutive dims (16 bytes of bf16) of one (token, head).
 // Index math in 32 bits (every count here is < 2^31 / 8), offsets in 64.
@@ -73,7 +66,6 @@ __global__ void tokens_to_heads_kernel(const float4* y, uint4* o, int T, int H, 
     o[((static_cast<int64_t>(b) * H + h) * T + t) * dh8 + d] = r;
   }
 }
-
 
 }  // namespace
 
