@@ -194,7 +194,6 @@ Expected<const LtPlan*> Blas::Impl::lt_plan(const Blas::Matmul& m) {
 
 Status Blas::matmul(const Matmul& m) const {
   constexpr int64_t kMax = 0x7fffffff;
-  if (!impl_) return internal_error("cublasLt matmul: Blas was not created");
   if (m.M < 1 || m.N < 1 || m.K < 1 || m.M > kMax || m.N > kMax || m.K > kMax)
     return invalid_argument("cublasLt matmul: M=" + std::to_string(m.M) + " N=" + std::to_string(m.N) + " K=" +
                             std::to_string(m.K) + ", expected each in [1, 2^31)");
@@ -204,6 +203,7 @@ Status Blas::matmul(const Matmul& m) const {
       return invalid_argument("cublasLt matmul: an epilogue needs bf16 D, a 16-byte aligned aux buffer and N % 8 == 0 (N=" +
                               std::to_string(m.N) + ")");
   }
+  if (!impl_) return internal_error("cublasLt matmul: Blas was not created");
   BNA_ASSIGN_OR_RETURN(const LtPlan* p, impl_->lt_plan(m));
   if (m.epilogue != Epilogue::kNone)
     BNA_LT_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &m.aux,
