@@ -43,6 +43,18 @@ std::string pcfg_name(const PCfg& c) {
 }
 void PrintTo(const PCfg& c, std::ostream* os) { *os << pcfg_name(c); }
 
+// Hkv KV heads of G query heads each, Tq queries at the end of Tk keys.
+attn::Shape gqa_shape(int64_t Hkv, int64_t G, int64_t Tq, int64_t Tk, int64_t dh) {
+  attn::Shape s;
+  s.Hkv = Hkv;
+  s.Hq = Hkv * G;
+  s.Tq = Tq;
+  s.Tk = Tk;
+  s.q_offset = Tk - Tq;
+  s.dh = dh;
+  return s;
+}
+
 struct AlignedFloats {
   std::unique_ptr<float, decltype(&std::free)> p{nullptr, &std::free};
   explicit AlignedFloats(size_t n) : p(static_cast<float*>(std::aligned_alloc(64, ((n + 16) * sizeof(float) + 63) & ~size_t(63))), &std::free) {}
@@ -77,13 +89,7 @@ class GqaPackBitIdentity : public ::testing::TestWithParam<PCfg> {};
 
 TEST_P(GqaPackBitIdentity, EveryPackSizeEqualsOneHeadPerTile) {
   const PCfg c = GetParam();
-  attn::Shape s;
-  s.Hkv = c.Hkv;
-  s.Hq = c.Hkv * c.G;
-  s.Tq = c.Tq;
-  s.Tk = c.Tk;
-  s.q_offset = c.Tk - c.Tq;
-  s.dh = c.dh;
+  const attn::Shape s = gqa_shape(c.Hkv, c.G, c.Tq, c.Tk, c.dh);
   const Inputs in = make_inputs(s, 9100 + c.Tk * 7 + c.Tq * 3 + c.G + c.dh);
   const std::array<float, 5> eb = {0.0f, 0.7f, -0.3f, 0.45f, -0.9f};
   cpu::Problem p;
@@ -152,13 +158,7 @@ class GqaPackApi : public ::testing::TestWithParam<ACfg> {};
 
 TEST_P(GqaPackApi, PlanNamesPackingAndPassesOracle) {
   const ACfg c = GetParam();
-  attn::Shape s;
-  s.Hkv = c.Hkv;
-  s.Hq = c.Hkv * c.G;
-  s.Tq = c.Tq;
-  s.Tk = c.Tk;
-  s.q_offset = c.Tk - c.Tq;
-  s.dh = c.dh;
+  attn::Shape s = gqa_shape(c.Hkv, c.G, c.Tq, c.Tk, c.dh);
   s.dtype = c.dtype;
   const int64_t W = 32, S = 16;
   graph::GraphAbi abi;
