@@ -48,6 +48,14 @@ struct BwdParams {
 template <int DH>
 constexpr int bwd_smem_bytes() { return 6 * 64 * DH * 2; }  // 2 resident tiles + 2 stages x 2 tiles
 
+// CTAs per SM the register allocation must allow (__launch_bounds__). At dh 64 the compiler's own
+// choice (dkdv 244 registers, dq 168) leaves 2 and 3 CTAs per SM; capping at 168 and 128 registers
+// (3 and 4 CTAs; a few dozen bytes of spills) made the dense backward 16% faster at B=16, T=1024 and
+// 12% at T=8192 on an H100 (docs/kernels.md). At dh 128 shared memory allows 2 CTAs and the default
+// was fastest.
+template <int DH>
+constexpr int bwd_min_blocks(bool dq) { return DH == 64 ? (dq ? 4 : 3) : 1; }
+
 // ---- 1. D = rowsum(dO * O) -----------------------------------------------------------------------
 // Rows are (b * Hq + h) * T + i; o and dout share the o strides (FwdParams).
 template <int DH, bool BF16>
@@ -114,7 +122,7 @@ __device__ __forceinline__ void load_rows(uint16_t* dst, const uint16_t* src, in
 
 // ---- 2. dQ (query-tile-major) ----------------------------------------------------------------------
 template <int DH, bool BF16, Mode M>
-__global__ void __launch_bounds__(kThreads) bwd_dq_kernel(const BwdParams bp) {
+__global__ void __launch_bounds__(kThreads, bwd_min_blocks<DH>(true)) bwd_dq_kernel(const BwdParams bp) {
   constexpr int CH = DH / 8;
   const FwdParams& p = bp.f;
   extern __shared__ __align__(128) uint16_t smem[];
@@ -329,7 +337,7 @@ __global__ void __launch_bounds__(kThreads) bwd_dq_kernel(const BwdParams bp) {
 
 // ---- 3. dK, dV (key-tile-major) --------------------------------------------------------------------
 template <int DH, bool BF16, Mode M>
-__global__ void __launch_bounds__(kThreads) bwd_dkdv_kernel(const BwdParams bp) {
+__global__ void __launch_bounds__(kThreads, bwd_min_blocks<DH>(false)) bwd_dkdv_kernel(const BwdParams bp) {
   const FwdParams& p = bp.f;
   extern __shared__ __align__(128) uint16_t smem[];
   uint16_t* sK = smem;
