@@ -10,6 +10,13 @@
 // wrong key set or scale shows up above the bound. Since the GELU epilogues and the bf16 logits, the
 // GPU rounds 13 * layers + 5 times on that path (the saved GELU pre-activation and the logits are
 // bf16 too); R is left at the old count, so the bound is the stricter one, and it holds (H100).
+//
+// Steps 2 and 3 are checked twice. At the same weights: a CPU twin loaded with the GPU's weights
+// gives the loss, every gradient and the gradient norm within tol (the rule above). Along the
+// trajectory: the independent CPU run's loss and gradient norm within 2 tol. AdamW amplifies
+// differences that each step keeps within tol: CPU runs with gradient noise of rms tol * rms(g) per
+// tensor on every step drift by up to 1.62 tol (loss) and 1.47 tol (gradient norm) over 48 noise
+// draws (bench/gpt_step_noise_calibration.cpp), so tol itself is not a bound for the trajectory.
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -103,47 +110,71 @@ void matches_the_cpu_model(const GptConfig& cfg) {
     }
     EXPECT_LE(std::sqrt(se), tol * std::sqrt(sr)) << "logits";
   }
-  std::vector<float> gg;
-  ASSERT_TRUE(gpu->download_grads(gg).is_ok());
-  for (const auto& p : cpu->params()) {
-    double se = 0, sr = 0;
-    bool finite = true;
-    for (int64_t i = 0; i < p.numel; ++i) {
-      const double a = gg[p.offset + i], r = cpu->grads()[p.offset + i];
-      finite &= std::isfinite(a);
-      se += (a - r) * (a - r);
-      sr += r * r;
+  // Every parameter tensor's gradient on the GPU against `ref`'s (a model at the same weights).
+  auto expect_grads_match = [&](const Gpt& ref, const std::string& when) {
+    std::vector<float> gg;
+    ASSERT_TRUE(gpu->download_grads(gg).is_ok());
+    for (const auto& p : ref.params()) {
+      double se = 0, sr = 0;
+      bool finite = true;
+      for (int64_t i = 0; i < p.numel; ++i) {
+        const double a = gg[p.offset + i], r = ref.grads()[p.offset + i];
+        finite &= std::isfinite(a);
+        se += (a - r) * (a - r);
+        sr += r * r;
+      }
+      ASSERT_TRUE(finite) << when << ": " << p.name;
+      EXPECT_LE(std::sqrt(se), tol * std::sqrt(sr)) << when << ": " << p.name << ": rms error " << std::sqrt(se / p.numel)
+                                                    << ", rms grad " << std::sqrt(sr / p.numel);
     }
-    ASSERT_TRUE(finite) << p.name;
-    EXPECT_LE(std::sqrt(se), tol * std::sqrt(sr)) << p.name << ": rms error " << std::sqrt(se / p.numel)
-                                                  << ", rms grad " << std::sqrt(sr / p.numel);
-  }
-  // Three AdamW steps with clipping on both (the grads above are the first step's).
+  };
+  expect_grads_match(*cpu, "step 1");
+  // Three AdamW steps with clipping on both (the grads above are the first step's). From step 2 on,
+  // `twin` holds the GPU's current weights (the same-weights check of the header).
+  auto twin = Gpt::create(cfg);
+  ASSERT_TRUE(twin.has_value());
+  // Loss of the GPU model against the CPU twin at the GPU's current weights.
+  auto twin_loss = [&](double gpu_loss, const std::string& when) {
+    ASSERT_TRUE(gpu->download_weights(*twin).is_ok());
+    twin->zero_grad();
+    auto lt = twin->forward(idx.data(), tgt.data(), B, T);
+    ASSERT_TRUE(lt.has_value());
+    EXPECT_LE(std::fabs(gpu_loss - *lt), tol * std::fabs(*lt)) << when << ": loss gpu " << gpu_loss << " cpu twin " << *lt;
+  };
   bna::train::AdamWOptions ao;
   bna::train::AdamW adam(cpu->num_params(), ao);
   for (int s = 0; s < 3; ++s) {
+    const std::string when = "step " + std::to_string(s + 1);
+    double n_ref = 0;  // the gradient norm at the GPU's weights (the CPU's at step 1, the twin's after)
     if (s > 0) {
       cpu->zero_grad();
       ASSERT_TRUE(gpu->zero_grad().is_ok());
       lc = cpu->forward(idx.data(), tgt.data(), B, T);
       lg = gpu->forward(idx.data(), tgt.data(), B, T);
       ASSERT_TRUE(lc.has_value() && lg.has_value());
-      EXPECT_LE(std::fabs(*lg - *lc), tol * std::fabs(*lc)) << "step " << s << ": loss gpu " << *lg << " cpu " << *lc;
+      EXPECT_LE(std::fabs(*lg - *lc), 2 * tol * std::fabs(*lc)) << when << ": loss gpu " << *lg << " cpu run " << *lc;
       ASSERT_TRUE(cpu->backward().is_ok());
       ASSERT_TRUE(gpu->backward().is_ok());
+      twin_loss(*lg, when);
+      ASSERT_TRUE(twin->backward().is_ok());
+      expect_grads_match(*twin, when);
+      n_ref = bna::train::clip_grad_norm(twin->grads(), twin->num_params(), 1.0);
     }
     const double nc = bna::train::clip_grad_norm(cpu->grads(), cpu->num_params(), 1.0);
+    if (s == 0) n_ref = nc;
     adam.step(*cpu, 1e-2f);
     auto ng = gpu->step(1e-2f, ao, 1.0);
     ASSERT_TRUE(ng.has_value()) << ng.status().to_string();
-    EXPECT_LE(std::fabs(*ng - nc), tol * nc) << "step " << s << ": grad norm gpu " << *ng << " cpu " << nc;
+    EXPECT_LE(std::fabs(*ng - n_ref), tol * n_ref) << when << ": grad norm gpu " << *ng << " at the same weights " << n_ref;
+    EXPECT_LE(std::fabs(*ng - nc), 2 * tol * nc) << when << ": grad norm gpu " << *ng << " cpu run " << nc;
   }
   EXPECT_EQ(gpu->steps_done(), 3);
   // The training moved the loss, and both moved it the same way.
   lc = cpu->forward(idx.data(), tgt.data(), B, T);
   lg = gpu->forward(idx.data(), tgt.data(), B, T);
   ASSERT_TRUE(lc.has_value() && lg.has_value());
-  EXPECT_LE(std::fabs(*lg - *lc), tol * std::fabs(*lc)) << "after 3 steps: loss gpu " << *lg << " cpu " << *lc;
+  twin_loss(*lg, "after 3 steps");
+  EXPECT_LE(std::fabs(*lg - *lc), 2 * tol * std::fabs(*lc)) << "after 3 steps: loss gpu " << *lg << " cpu run " << *lc;
   // Downloaded weights are the GPU's f32 masters after the 3 steps. Per tensor, the GPU's displacement
   // from the start must match the CPU's: rms(w_gpu - w_cpu) <= 0.5 rms(w_cpu - w0). Stale (initial)
   // weights give 1, another buffer (moments, grads, the bf16 copies) or a layout error gives >> 1, an
