@@ -157,21 +157,26 @@ Expected<CudaModel> CudaModel::load(const std::string& dir) {
   };
   const int64_t C = c.hidden, dh = c.head_dim, Hq = c.n_heads, Hkv = c.n_kv_heads, I = c.intermediate, V = c.vocab;
   std::vector<float> buf;
+  // One tensor read and uploaded: bf16 (matrices) or f32 (norms, biases).
+  auto bf16 = [&](const std::string& name, const std::vector<int64_t>& shape, DeviceBuffer& dst,
+                  bool transposed = false) -> Status {
+    BNA_RETURN_IF_ERROR(read(name, shape, buf, transposed));
+    return upload_bf16(buf, dst);
+  };
+  auto f32 = [&](const std::string& name, const std::vector<int64_t>& shape, DeviceBuffer& dst) -> Status {
+    BNA_RETURN_IF_ERROR(read(name, shape, buf));
+    return upload_f32(buf, dst);
+  };
   if (c.family == Family::kGpt2) {
     // Files exist with and without the "transformer." prefix (as Model::load). Biases on c_attn,
     // both c_proj and c_fc, and on the LayerNorms; no inv_freq (learned positions).
     const std::string base = ck.find("transformer.wte.weight") != nullptr ? "transformer." : "";
-    BNA_RETURN_IF_ERROR(read(base + "wte.weight", {V, C}, buf));
-    BNA_RETURN_IF_ERROR(upload_bf16(buf, M.embed));
-    BNA_RETURN_IF_ERROR(read(base + "wpe.weight", {c.max_positions, C}, buf));
-    BNA_RETURN_IF_ERROR(upload_bf16(buf, M.pos_embed));
-    BNA_RETURN_IF_ERROR(read(base + "ln_f.weight", {C}, buf));
-    BNA_RETURN_IF_ERROR(upload_f32(buf, M.norm_w));
-    BNA_RETURN_IF_ERROR(read(base + "ln_f.bias", {C}, buf));
-    BNA_RETURN_IF_ERROR(upload_f32(buf, M.norm_b));
+    BNA_RETURN_IF_ERROR(bf16(base + "wte.weight", {V, C}, M.embed));
+    BNA_RETURN_IF_ERROR(bf16(base + "wpe.weight", {c.max_positions, C}, M.pos_embed));
+    BNA_RETURN_IF_ERROR(f32(base + "ln_f.weight", {C}, M.norm_w));
+    BNA_RETURN_IF_ERROR(f32(base + "ln_f.bias", {C}, M.norm_b));
     if (ck.find("lm_head.weight") != nullptr) {
-      BNA_RETURN_IF_ERROR(read("lm_head.weight", {V, C}, buf));
-      BNA_RETURN_IF_ERROR(upload_bf16(buf, M.lm_head));
+      BNA_RETURN_IF_ERROR(bf16("lm_head.weight", {V, C}, M.lm_head));
     }
     M.layers.resize(static_cast<size_t>(c.layers));
     for (int64_t li = 0; li < c.layers; ++li) {
@@ -180,36 +185,24 @@ Expected<CudaModel> CudaModel::load(const std::string& dir) {
       const std::pair<const char*, DeviceBuffer*> norms[] = {
           {"ln_1.weight", &l.ln1}, {"ln_1.bias", &l.ln1_b}, {"ln_2.weight", &l.ln2}, {"ln_2.bias", &l.ln2_b}};
       for (const auto& [name, dst] : norms) {
-        BNA_RETURN_IF_ERROR(read(p + name, {C}, buf));
-        BNA_RETURN_IF_ERROR(upload_f32(buf, *dst));
+        BNA_RETURN_IF_ERROR(f32(p + name, {C}, *dst));
       }
-      BNA_RETURN_IF_ERROR(read(p + "attn.c_attn.weight", {(Hq + 2 * Hkv) * dh, C}, buf, true));  // file [C, 3C]
-      BNA_RETURN_IF_ERROR(upload_bf16(buf, l.wqkv));
-      BNA_RETURN_IF_ERROR(read(p + "attn.c_attn.bias", {(Hq + 2 * Hkv) * dh}, buf));
-      BNA_RETURN_IF_ERROR(upload_f32(buf, l.bqkv));
-      BNA_RETURN_IF_ERROR(read(p + "attn.c_proj.weight", {C, Hq * dh}, buf, true));
-      BNA_RETURN_IF_ERROR(upload_bf16(buf, l.wo));
-      BNA_RETURN_IF_ERROR(read(p + "attn.c_proj.bias", {C}, buf));
-      BNA_RETURN_IF_ERROR(upload_f32(buf, l.bo));
-      BNA_RETURN_IF_ERROR(read(p + "mlp.c_fc.weight", {I, C}, buf, true));  // file [C, I]
-      BNA_RETURN_IF_ERROR(upload_bf16(buf, l.w_gu));
-      BNA_RETURN_IF_ERROR(read(p + "mlp.c_fc.bias", {I}, buf));
-      BNA_RETURN_IF_ERROR(upload_f32(buf, l.b_up));
-      BNA_RETURN_IF_ERROR(read(p + "mlp.c_proj.weight", {C, I}, buf, true));  // file [I, C]
-      BNA_RETURN_IF_ERROR(upload_bf16(buf, l.w_down));
-      BNA_RETURN_IF_ERROR(read(p + "mlp.c_proj.bias", {C}, buf));
-      BNA_RETURN_IF_ERROR(upload_f32(buf, l.b_down));
+      BNA_RETURN_IF_ERROR(bf16(p + "attn.c_attn.weight", {(Hq + 2 * Hkv) * dh, C}, l.wqkv, true));  // file [C, 3C]
+      BNA_RETURN_IF_ERROR(f32(p + "attn.c_attn.bias", {(Hq + 2 * Hkv) * dh}, l.bqkv));
+      BNA_RETURN_IF_ERROR(bf16(p + "attn.c_proj.weight", {C, Hq * dh}, l.wo, true));
+      BNA_RETURN_IF_ERROR(f32(p + "attn.c_proj.bias", {C}, l.bo));
+      BNA_RETURN_IF_ERROR(bf16(p + "mlp.c_fc.weight", {I, C}, l.w_gu, true));  // file [C, I]
+      BNA_RETURN_IF_ERROR(f32(p + "mlp.c_fc.bias", {I}, l.b_up));
+      BNA_RETURN_IF_ERROR(bf16(p + "mlp.c_proj.weight", {C, I}, l.w_down, true));  // file [I, C]
+      BNA_RETURN_IF_ERROR(f32(p + "mlp.c_proj.bias", {C}, l.b_down));
     }
     BNA_RETURN_IF_ERROR(m.reset(std::min<int64_t>(c.max_positions, 2048)));
     return m;
   }
-  BNA_RETURN_IF_ERROR(read("model.embed_tokens.weight", {V, C}, buf));
-  BNA_RETURN_IF_ERROR(upload_bf16(buf, M.embed));
-  BNA_RETURN_IF_ERROR(read("model.norm.weight", {C}, buf));
-  BNA_RETURN_IF_ERROR(upload_f32(buf, M.norm_w));
+  BNA_RETURN_IF_ERROR(bf16("model.embed_tokens.weight", {V, C}, M.embed));
+  BNA_RETURN_IF_ERROR(f32("model.norm.weight", {C}, M.norm_w));
   if (ck.find("lm_head.weight") != nullptr) {
-    BNA_RETURN_IF_ERROR(read("lm_head.weight", {V, C}, buf));
-    BNA_RETURN_IF_ERROR(upload_bf16(buf, M.lm_head));
+    BNA_RETURN_IF_ERROR(bf16("lm_head.weight", {V, C}, M.lm_head));
   }
   M.layers.resize(static_cast<size_t>(c.layers));
   for (int64_t li = 0; li < c.layers; ++li) {
@@ -223,27 +216,19 @@ Expected<CudaModel> CudaModel::load(const std::string& dir) {
                                 {a + "v_proj.bias", {Hkv * dh}}}, buf));
       BNA_RETURN_IF_ERROR(upload_f32(buf, l.bqkv));
     }
-    BNA_RETURN_IF_ERROR(read(a + "o_proj.weight", {C, Hq * dh}, buf));
-    BNA_RETURN_IF_ERROR(upload_bf16(buf, l.wo));
+    BNA_RETURN_IF_ERROR(bf16(a + "o_proj.weight", {C, Hq * dh}, l.wo));
     if (c.o_bias) {
-      BNA_RETURN_IF_ERROR(read(a + "o_proj.bias", {C}, buf));
-      BNA_RETURN_IF_ERROR(upload_f32(buf, l.bo));
+      BNA_RETURN_IF_ERROR(f32(a + "o_proj.bias", {C}, l.bo));
     }
     if (c.qk_norm) {
-      BNA_RETURN_IF_ERROR(read(a + "q_norm.weight", {dh}, buf));
-      BNA_RETURN_IF_ERROR(upload_f32(buf, l.q_norm));
-      BNA_RETURN_IF_ERROR(read(a + "k_norm.weight", {dh}, buf));
-      BNA_RETURN_IF_ERROR(upload_f32(buf, l.k_norm));
+      BNA_RETURN_IF_ERROR(f32(a + "q_norm.weight", {dh}, l.q_norm));
+      BNA_RETURN_IF_ERROR(f32(a + "k_norm.weight", {dh}, l.k_norm));
     }
-    BNA_RETURN_IF_ERROR(read(p + "input_layernorm.weight", {C}, buf));
-    BNA_RETURN_IF_ERROR(upload_f32(buf, l.ln1));
-    BNA_RETURN_IF_ERROR(read(p + "post_attention_layernorm.weight", {C}, buf));
-    BNA_RETURN_IF_ERROR(upload_f32(buf, l.ln2));
+    BNA_RETURN_IF_ERROR(f32(p + "input_layernorm.weight", {C}, l.ln1));
+    BNA_RETURN_IF_ERROR(f32(p + "post_attention_layernorm.weight", {C}, l.ln2));
     if (c.sandwich_norm) {
-      BNA_RETURN_IF_ERROR(read(p + "post_self_attn_layernorm.weight", {C}, buf));
-      BNA_RETURN_IF_ERROR(upload_f32(buf, l.post_attn));
-      BNA_RETURN_IF_ERROR(read(p + "post_mlp_layernorm.weight", {C}, buf));
-      BNA_RETURN_IF_ERROR(upload_f32(buf, l.post_mlp));
+      BNA_RETURN_IF_ERROR(f32(p + "post_self_attn_layernorm.weight", {C}, l.post_attn));
+      BNA_RETURN_IF_ERROR(f32(p + "post_mlp_layernorm.weight", {C}, l.post_mlp));
     }
     if (c.fused_gate_up) {
       BNA_RETURN_IF_ERROR(read(p + "mlp.gate_up_proj.weight", {2 * I, C}, buf));
@@ -251,8 +236,7 @@ Expected<CudaModel> CudaModel::load(const std::string& dir) {
       BNA_RETURN_IF_ERROR(rows({{p + "mlp.gate_proj.weight", {I, C}}, {p + "mlp.up_proj.weight", {I, C}}}, buf));
     }
     BNA_RETURN_IF_ERROR(upload_bf16(buf, l.w_gu));
-    BNA_RETURN_IF_ERROR(read(p + "mlp.down_proj.weight", {C, I}, buf));
-    BNA_RETURN_IF_ERROR(upload_bf16(buf, l.w_down));
+    BNA_RETURN_IF_ERROR(bf16(p + "mlp.down_proj.weight", {C, I}, l.w_down));
   }
   BNA_RETURN_IF_ERROR(upload_f32(rope_inv_freq(c), M.inv_freq));
   BNA_RETURN_IF_ERROR(m.reset(std::min<int64_t>(c.max_positions > 0 ? c.max_positions : 2048, 2048)));
