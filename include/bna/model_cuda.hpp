@@ -43,8 +43,10 @@ class CudaGpt {
   ~CudaGpt();
 
   // As Gpt::forward (idx, targets: HOST [B, T]); returns the mean loss over counted targets (0 without
-  // targets). Activations stay on the device for backward().
-  Expected<float> forward(const int32_t* idx, const int32_t* targets, int64_t B, int64_t T);
+  // targets). Activations stay on the device for backward(). for_backward = false (evaluation) skips
+  // the loss gradient the cross-entropy otherwise writes (one bf16 [B*T, V] pass); backward() then
+  // refuses, as after a forward without targets.
+  Expected<float> forward(const int32_t* idx, const int32_t* targets, int64_t B, int64_t T, bool for_backward = true);
   // As Gpt::backward: device grads += d(loss_scale * mean loss)/dW.
   Status backward(float loss_scale = 1.0f);
   Status zero_grad();

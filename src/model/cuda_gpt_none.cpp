@@ -14,7 +14,7 @@ CudaGpt::CudaGpt(CudaGpt&&) noexcept = default;
 CudaGpt& CudaGpt::operator=(CudaGpt&&) noexcept = default;
 CudaGpt::~CudaGpt() = default;
 Expected<CudaGpt> CudaGpt::create(Gpt&) { return none(); }
-Expected<float> CudaGpt::forward(const int32_t*, const int32_t*, int64_t, int64_t) { return none(); }
+Expected<float> CudaGpt::forward(const int32_t*, const int32_t*, int64_t, int64_t, bool) { return none(); }
 Status CudaGpt::backward(float) { return none(); }
 Status CudaGpt::zero_grad() { return none(); }
 Expected<double> CudaGpt::step(float, const train::AdamWOptions&, double) { return none(); }

@@ -71,7 +71,7 @@ Expected<EvalResult> evaluate_with(const BatchFn& fn, int64_t batches, bool scor
 Expected<EvalResult> evaluate_gpu(model::CudaGpt& g, const BatchFn& fn, int64_t batches, bool score_task, int64_t V) {
   std::vector<float> logits;
   return evaluate_with(
-      fn, batches, score_task, V, [&](const data::Batch& b) { return g.forward(b.x.data(), b.y.data(), b.B, b.T); },
+      fn, batches, score_task, V, [&](const data::Batch& b) { return g.forward(b.x.data(), b.y.data(), b.B, b.T, false); },
       [&]() -> Expected<const float*> {
         BNA_RETURN_IF_ERROR(g.logits(logits));
         return static_cast<const float*>(logits.data());

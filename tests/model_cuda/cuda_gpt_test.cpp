@@ -264,6 +264,31 @@ TEST(CudaGpt, TrainerOnTheGpuMatchesTheCpuTrainerAndResumes) {
   std::filesystem::remove_all(dir);
 }
 
+// forward(.., for_backward = false), the evaluation forward: the same loss bits as the training
+// forward (the gradient pass is skipped, nothing else changes), and backward() refuses after it.
+TEST(CudaGpt, EvalForwardGivesTheSameLossAndNoBackward) {
+  if (!bna::attn::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  auto m = Gpt::create(tiny());
+  ASSERT_TRUE(m.has_value());
+  auto g = bna::model::CudaGpt::create(*m);
+  ASSERT_TRUE(g.has_value()) << g.status().to_string();
+  const int64_t B = 2, T = 50;
+  bna::Rng rng(7);
+  std::vector<int32_t> idx(B * T), tgt(B * T);
+  for (int64_t i = 0; i < B * T; ++i) {
+    idx[i] = static_cast<int32_t>(rng.uniform_below(96));
+    tgt[i] = static_cast<int32_t>(rng.uniform_below(96));
+  }
+  auto train_loss = g->forward(idx.data(), tgt.data(), B, T);
+  ASSERT_TRUE(train_loss.has_value());
+  ASSERT_TRUE(g->backward().is_ok());
+  auto eval_loss = g->forward(idx.data(), tgt.data(), B, T, false);
+  ASSERT_TRUE(eval_loss.has_value());
+  ASSERT_TRUE(std::isfinite(*eval_loss));
+  EXPECT_EQ(*eval_loss, *train_loss);
+  EXPECT_EQ(g->backward().code(), bna::StatusCode::kInvalidArgument);
+}
+
 TEST(CudaGpt, RejectsHeadDimsWithoutKernelsAndBadInput) {
   if (!bna::attn::cuda_available()) GTEST_SKIP() << "no CUDA device";
   GptConfig c = tiny();

@@ -199,7 +199,8 @@ Status CudaGpt::zero_grad() {
   return bna::cuda::device_memset(impl_->g.get(), 0, impl_->g.bytes());
 }
 
-Expected<float> CudaGpt::forward(const int32_t* idx, const int32_t* targets, int64_t B, int64_t T) {
+Expected<float> CudaGpt::forward(const int32_t* idx, const int32_t* targets, int64_t B, int64_t T,
+                                 bool for_backward) {
   Impl& M = *impl_;
   const GptConfig& c = M.cfg;
   if (B < 1) return invalid_argument("cuda gpt forward: B=" + S(B) + ", expected B >= 1");
@@ -220,7 +221,7 @@ Expected<float> CudaGpt::forward(const int32_t* idx, const int32_t* targets, int
   BNA_ASSIGN_OR_RETURN(const std::vector<attn::Plan>* plans, M.plans_for(B, T));
   BNA_RETURN_IF_ERROR(M.grow(B, T));
   M.B = B; M.T = T; M.counted = counted;
-  M.has_targets = targets != nullptr;
+  M.has_targets = targets != nullptr && for_backward;
   BNA_RETURN_IF_ERROR(bna::cuda::copy_to_device(M.ids.get(), idx, static_cast<size_t>(n) * 4));
   if (targets != nullptr) BNA_RETURN_IF_ERROR(bna::cuda::copy_to_device(M.targets.get(), targets, static_cast<size_t>(n) * 4));
   using Mm = nn::cuda::Blas::Matmul;
@@ -267,7 +268,7 @@ Expected<float> CudaGpt::forward(const int32_t* idx, const int32_t* targets, int
   BNA_RETURN_IF_ERROR(M.blas.gemm(false, true, n, M.Vp, C, 1.0f, M.lnf.as<uint16_t>(), M.WB("head"), 0.0f, M.logits.get(), false));
   if (targets == nullptr) return 0.0f;
   BNA_RETURN_IF_ERROR(cuda::cross_entropy(M.logits.as<uint16_t>(), M.targets.as<int32_t>(), M.losses.as<float>(),
-                                          M.lse.as<float>(), M.dlogits.as<uint16_t>(),
+                                          M.lse.as<float>(), for_backward ? M.dlogits.as<uint16_t>() : nullptr,
                                           1.0f / static_cast<float>(counted), n, V, M.Vp));
   std::vector<float> losses(static_cast<size_t>(n));
   BNA_RETURN_IF_ERROR(bna::cuda::copy_to_host(losses.data(), M.losses.get(), losses.size() * 4));
