@@ -5,8 +5,7 @@
 // Pass rule (docs/numerics.md at model level; the GPU rounds every GEMM input to bf16, 2^-9 relative
 // each, the CPU is f32): with R = 12 * layers + 4 such rounding points on a gradient's path,
 // |loss_gpu - loss_cpu| <= 2^-8 sqrt(R) |loss_cpu| and, per parameter tensor,
-// rms(g_gpu - g_cpu) <= 2^-8 sqrt(R) rms(g_cpu). NaN never passes. The same bound holds for the loss
-// after each of 3 AdamW steps. Weights are N(0, 0.1) (not 0.02) so attention is far from uniform and a
+// rms(g_gpu - g_cpu) <= 2^-8 sqrt(R) rms(g_cpu), at the same weights. NaN never passes. Weights are N(0, 0.1) (not 0.02) so attention is far from uniform and a
 // wrong key set or scale shows up above the bound. Since the GELU epilogues and the bf16 logits, the
 // GPU rounds 13 * layers + 5 times on that path (the saved GELU pre-activation and the logits are
 // bf16 too); R is left at the old count, so the bound is the stricter one, and it holds (H100).
@@ -16,7 +15,10 @@
 // trajectory: the independent CPU run's loss and gradient norm within 2 tol. AdamW amplifies
 // differences that each step keeps within tol: CPU runs with gradient noise of rms tol * rms(g) per
 // tensor on every step drift by up to 1.62 tol (loss) and 1.47 tol (gradient norm) over 48 noise
-// draws (bench/gpt_step_noise_calibration.cpp), so tol itself is not a bound for the trajectory.
+// draws (bench/gpt_step_noise_calibration.cpp, output in bench/results/), so tol itself is not a
+// bound for the trajectory. 2 tol is still below what the two checks add up to (the GPU within tol
+// of the twin, the twin within ~1.6 tol of the CPU run), so it is the stricter choice; the noise is
+// isotropic where bf16 rounding is not, which is why the same-weights checks carry the strict rule.
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -265,7 +267,9 @@ TEST(CudaGpt, TrainerOnTheGpuMatchesTheCpuTrainerAndResumes) {
 }
 
 // forward(.., for_backward = false), the evaluation forward: the same loss bits as the training
-// forward (the gradient pass is skipped, nothing else changes), and backward() refuses after it.
+// forward on the same batch (the gradient pass is skipped, nothing else changes), and backward()
+// refuses after it. Each evaluation forward runs before the training forward it is compared with,
+// on a batch not seen before, so a loss left over in the device buffers cannot pass for it.
 TEST(CudaGpt, EvalForwardGivesTheSameLossAndNoBackward) {
   if (!bna::attn::cuda_available()) GTEST_SKIP() << "no CUDA device";
   auto m = Gpt::create(tiny());
@@ -274,19 +278,23 @@ TEST(CudaGpt, EvalForwardGivesTheSameLossAndNoBackward) {
   ASSERT_TRUE(g.has_value()) << g.status().to_string();
   const int64_t B = 2, T = 50;
   bna::Rng rng(7);
-  std::vector<int32_t> idx(B * T), tgt(B * T);
-  for (int64_t i = 0; i < B * T; ++i) {
-    idx[i] = static_cast<int32_t>(rng.uniform_below(96));
-    tgt[i] = static_cast<int32_t>(rng.uniform_below(96));
+  for (int round = 0; round < 2; ++round) {
+    std::vector<int32_t> idx(B * T), tgt(B * T);
+    for (int64_t i = 0; i < B * T; ++i) {
+      idx[i] = static_cast<int32_t>(rng.uniform_below(96));
+      tgt[i] = static_cast<int32_t>(rng.uniform_below(96));
+    }
+    auto eval_loss = g->forward(idx.data(), tgt.data(), B, T, false);
+    ASSERT_TRUE(eval_loss.has_value()) << eval_loss.status().to_string();
+    ASSERT_TRUE(std::isfinite(*eval_loss));
+    const bna::Status refused = g->backward();
+    EXPECT_EQ(refused.code(), bna::StatusCode::kInvalidArgument) << "round " << round;
+    EXPECT_NE(refused.message().find("for_backward"), std::string::npos) << refused.to_string();
+    auto train_loss = g->forward(idx.data(), tgt.data(), B, T);
+    ASSERT_TRUE(train_loss.has_value());
+    EXPECT_EQ(*eval_loss, *train_loss) << "round " << round;
+    ASSERT_TRUE(g->backward().is_ok());
   }
-  auto train_loss = g->forward(idx.data(), tgt.data(), B, T);
-  ASSERT_TRUE(train_loss.has_value());
-  ASSERT_TRUE(g->backward().is_ok());
-  auto eval_loss = g->forward(idx.data(), tgt.data(), B, T, false);
-  ASSERT_TRUE(eval_loss.has_value());
-  ASSERT_TRUE(std::isfinite(*eval_loss));
-  EXPECT_EQ(*eval_loss, *train_loss);
-  EXPECT_EQ(g->backward().code(), bna::StatusCode::kInvalidArgument);
 }
 
 TEST(CudaGpt, RejectsHeadDimsWithoutKernelsAndBadInput) {

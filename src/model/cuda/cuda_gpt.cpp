@@ -279,7 +279,9 @@ Expected<float> CudaGpt::forward(const int32_t* idx, const int32_t* targets, int
 
 Status CudaGpt::backward(float loss_scale) {
   Impl& M = *impl_;
-  if (!M.has_targets || M.B == 0) return invalid_argument("cuda gpt backward: no forward with targets to differentiate");
+  if (!M.has_targets || M.B == 0)
+    return invalid_argument("cuda gpt backward: nothing to differentiate, expected a forward with targets and "
+                            "for_backward = true first");
   M.has_targets = false;
   const GptConfig& c = M.cfg;
   const int64_t B = M.B, T = M.T, n = B * T, C = c.d_model, Hq = c.n_heads, Hkv = c.n_kv_heads;

@@ -97,7 +97,7 @@ __device__ __forceinline__ void lse_add8(const uint4& u, int64_t c8, int64_t V, 
   m = mn;
 }
 
-__global__ void __launch_bounds__(kCeThreads) ce_kernel(const uint16_t* logits, const int32_t* targets, float* losses,
+__global__ void __launch_bounds__(kCeThreads, 2) ce_kernel(const uint16_t* logits, const int32_t* targets, float* losses,
                                                         float* lse, uint16_t* dl, float scale, int64_t n, int64_t V,
                                                         int64_t ld) {
   const int64_t n8 = ld / 8;
@@ -230,10 +230,11 @@ Status cross_entropy(const uint16_t* logits, const int32_t* targets, float* loss
       (reinterpret_cast<uintptr_t>(dlogits) & 15u) != 0)
     return invalid_argument("cross_entropy: ld=" + std::to_string(ld) + " V=" + std::to_string(V) +
                             ", expected ld % 8 == 0, ld >= V and 16-byte aligned logits and dlogits");
-  // Two blocks of 1024 threads per multiprocessor. Measured on an H100, 16384 rows of V = 50257:
-  // 1.77 ms with 512 threads and a shared-memory tree merge, 1.61 ms with 1024 threads and warp
-  // shuffles (this); 1.60 ms when the row also stayed in shared memory for pass 2, so the re-read
-  // is not what limits it (bench/results/gpu-h100-gpt-train-bwd-occupancy-2026-11-27.json).
+  // Two blocks of 1024 threads per multiprocessor (__launch_bounds__ holds the kernel to 32
+  // registers). Measured on an H100, 16384 rows of V = 50257: 1.77 ms with 512 threads and a
+  // shared-memory tree merge, 1.61 ms with 1024 threads and warp shuffles (this); 1.60 ms when the
+  // row also stayed in shared memory for pass 2, so the re-read is not what limits it
+  // (bench/results/gpu-h100-gpt-train-bwd-occupancy-2026-11-27.json).
   int dev = 0, sms = 0;
   BNA_CUDA_TRY(cudaGetDevice(&dev));
   BNA_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
