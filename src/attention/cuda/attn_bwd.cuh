@@ -1,7 +1,7 @@
 // Flash-attention-2 style backward kernels for H100 (sm_90a, mma.sync m16n8k16), dense causal and
 // streams, sharing the forward's tile vocabulary (attn_fwd.cuh).
 //
-// Four launches, in order (attn_bwd_launch.cuh):
+// Four launches (attn_bwd_launch.cuh); 2 and 3 run side by side on two streams, 4 after both:
 //   1. memset of the f32 dK/dV accumulators (workspace) and bwd_dot_kernel: D[row] = dO[row] . O[row].
 //   2. bwd_dq_kernel: query-tile-major, the forward's tile schedule (landmarks, band, extras). Per tile
 //      it recomputes P = exp2(scale*log2e*QK^T - lse*log2e), dP = dO V^T, dS = P (dP - D), and

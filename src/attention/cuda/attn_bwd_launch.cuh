@@ -1,10 +1,11 @@
-// Host side of the backward kernels: validation, workspace layout and the four launches of
-// attn_bwd.cuh for one Mode. Included by exactly one .cu per Mode (4 (dh, dtype) combinations each).
+// Host side of the backward kernels: validation, workspace layout and the launches of attn_bwd.cuh
+// for one Mode (dQ on the caller's stream, dK/dV beside it on a second one). Included by exactly one .cu per Mode (4 (dh, dtype) combinations each).
 // Workspace layout: [D: B*Hq*T f32, padded to 256 B] [dK acc: B*Hkv*T*dh f32] [dV acc: same].
 #pragma once
 
 #include <algorithm>
 #include <string>
+#include <unordered_map>
 
 #include "attention/cuda/attn_bwd.cuh"
 #include "attention/cuda/attn_fwd_launch.cuh"
@@ -38,6 +39,44 @@ inline Status validate_bwd(const char* who, const AttnBwdArgs& a) {
   return Status::ok();
 }
 
+// A second stream on the current device for this host thread (created once, never destroyed): the
+// dK/dV kernel runs on it beside the dQ kernel, so each fills the other's tail.
+inline Status side_stream(cudaStream_t& out) {
+  thread_local std::unordered_map<int, cudaStream_t> streams;
+  int dev = 0;
+  BNA_CUDA_TRY(cudaGetDevice(&dev));
+  auto it = streams.find(dev);
+  if (it == streams.end()) {
+    cudaStream_t s = nullptr;
+    BNA_CUDA_TRY(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    it = streams.emplace(dev, s).first;
+  }
+  out = it->second;
+  return Status::ok();
+}
+
+// Runs launch(side) on the side stream after everything queued on `stream` so far, and makes
+// `stream` wait for it: a fork and join by events, which CUDA graph capture also records.
+template <class F>
+Status on_side_stream(cudaStream_t stream, F&& launch) {
+  cudaStream_t side = nullptr;
+  BNA_RETURN_IF_ERROR(side_stream(side));
+  cudaEvent_t fork = nullptr, join = nullptr;
+  Status st = [&]() -> Status {
+    BNA_CUDA_TRY(cudaEventCreateWithFlags(&fork, cudaEventDisableTiming));
+    BNA_CUDA_TRY(cudaEventCreateWithFlags(&join, cudaEventDisableTiming));
+    BNA_CUDA_TRY(cudaEventRecord(fork, stream));
+    BNA_CUDA_TRY(cudaStreamWaitEvent(side, fork, 0));
+    BNA_RETURN_IF_ERROR(launch(side));
+    BNA_CUDA_TRY(cudaEventRecord(join, side));
+    BNA_CUDA_TRY(cudaStreamWaitEvent(stream, join, 0));
+    return Status::ok();
+  }();
+  if (fork != nullptr) cudaEventDestroy(fork);  // released once the recorded work completes
+  if (join != nullptr) cudaEventDestroy(join);
+  return st;
+}
+
 template <int DH, bool BF16, Mode M>
 Status launch_bwd_kernels(const BwdParams& bp, cudaStream_t stream) {
   const FwdParams& p = bp.f;
@@ -49,20 +88,29 @@ Status launch_bwd_kernels(const BwdParams& bp, cudaStream_t stream) {
     BNA_CUDA_TRY(cudaGetLastError());
   }
   constexpr int smem = bwd_smem_bytes<DH>();
-  {
-    auto k = bwd_dq_kernel<DH, BF16, M>;
-    BNA_CUDA_TRY(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    k<<<static_cast<unsigned>(static_cast<int64_t>(p.n_qtiles) * p.BH), kThreads, smem, stream>>>(bp);
-    BNA_CUDA_TRY(cudaGetLastError());
-  }
-  {
+  // dK/dV and dQ are independent once D is written (the extras' dK/dV scatter in the dQ kernel and
+  // the dK/dV kernel both add with atomics), so they run side by side: measured on an H100, the
+  // backward took 3-5% less time for dense shapes and 16% less for streams at T=8192 with a cycle
+  // (docs/kernels.md).
+  auto dkdv = [&](cudaStream_t s) -> Status {
     auto k = bwd_dkdv_kernel<DH, BF16, M>;
     BNA_CUDA_TRY(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     const int64_t items = static_cast<int64_t>(bp.n_lt) * bp.n_lch + static_cast<int64_t>(bp.n_kt) * bp.n_bch;
-    k<<<dim3(static_cast<unsigned>(items), static_cast<unsigned>(p.BH)), kThreads, smem, stream>>>(bp);
+    k<<<dim3(static_cast<unsigned>(items), static_cast<unsigned>(p.BH)), kThreads, smem, s>>>(bp);
     BNA_CUDA_TRY(cudaGetLastError());
-  }
-  return Status::ok();
+    return Status::ok();
+  };
+  auto dq = [&](cudaStream_t s) -> Status {
+    auto k = bwd_dq_kernel<DH, BF16, M>;
+    BNA_CUDA_TRY(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    k<<<static_cast<unsigned>(static_cast<int64_t>(p.n_qtiles) * p.BH), kThreads, smem, s>>>(bp);
+    BNA_CUDA_TRY(cudaGetLastError());
+    return Status::ok();
+  };
+  return on_side_stream(stream, [&](cudaStream_t side) -> Status {
+    BNA_RETURN_IF_ERROR(dkdv(side));
+    return dq(stream);
+  });
 }
 
 template <Mode M>
