@@ -176,6 +176,9 @@ Expected<BenchReport> bench_cpu(const BenchOptions& opt);
 // BSR arrays and their transpose, perms, neigh_idx and its transpose, routing) is uploaded once at plan time. Every TensorView given to run()/run_backward() then holds a DEVICE pointer (16-byte aligned),
 // and plan.workspace_bytes counts DEVICE bytes (a 256-byte aligned device buffer, or nullptr to
 // allocate one per call). Launches go to the default stream; run() returns after queueing them.
+// Dense and streams (Tq == Tk) also take strided views (any strides, last dim contiguous; e.g. the
+// token-major q/k/v of a fused QKV GEMM output); the kernels check them (cuda/launch.hpp). Their
+// backward runs its dK/dV kernel on a second stream per host thread, joined back before returning.
 // In a build without CUDA, plan() with backend cuda and the helpers below return kUnavailable
 // ("built without CUDA") and cuda_available() is false. For `bna demo`-style use:
 //   if (attn::cuda_available()) { cuda_malloc, cuda_copy(.., true), plan(.., opt{backend=kCuda}),

@@ -39,39 +39,59 @@ inline Status validate_bwd(const char* who, const AttnBwdArgs& a) {
   return Status::ok();
 }
 
-// A second stream on the current device for this host thread (created once, never destroyed): the
-// dK/dV kernel runs on it beside the dQ kernel, so each fills the other's tail.
+// A second stream on the current device for this host thread, created on first use and destroyed
+// when the thread ends: the dK/dV kernel runs on it beside the dQ kernel, so each fills the other's
+// tail. Backward calls from one thread share it (their dK/dV kernels queue behind each other).
 inline Status side_stream(cudaStream_t& out) {
-  thread_local std::unordered_map<int, cudaStream_t> streams;
+  struct Streams {
+    std::unordered_map<int, cudaStream_t> by_device;
+    ~Streams() {
+      for (auto& [dev, s] : by_device) cudaStreamDestroy(s);  // at exit the runtime may be gone: ignored
+    }
+  };
+  thread_local Streams streams;
   int dev = 0;
   BNA_CUDA_TRY(cudaGetDevice(&dev));
-  auto it = streams.find(dev);
-  if (it == streams.end()) {
+  auto it = streams.by_device.find(dev);
+  if (it == streams.by_device.end()) {
     cudaStream_t s = nullptr;
     BNA_CUDA_TRY(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-    it = streams.emplace(dev, s).first;
+    it = streams.by_device.emplace(dev, s).first;
   }
   out = it->second;
   return Status::ok();
 }
 
 // Runs launch(side) on the side stream after everything queued on `stream` so far, and makes
-// `stream` wait for it: a fork and join by events, which CUDA graph capture also records.
+// `stream` wait for it (a fork and a join by events). Once the side stream has forked it is always
+// joined back, also when a later step fails, so nothing it runs outlives what `stream` waits for.
+// While `stream` is being captured into a CUDA graph, launch runs on `stream` itself: a side stream
+// shared across calls must not be pulled into one caller's capture.
 template <class F>
 Status on_side_stream(cudaStream_t stream, F&& launch) {
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  BNA_CUDA_TRY(cudaStreamIsCapturing(stream, &capture));
+  if (capture != cudaStreamCaptureStatusNone) return launch(stream);
   cudaStream_t side = nullptr;
   BNA_RETURN_IF_ERROR(side_stream(side));
   cudaEvent_t fork = nullptr, join = nullptr;
+  bool forked = false;
   Status st = [&]() -> Status {
     BNA_CUDA_TRY(cudaEventCreateWithFlags(&fork, cudaEventDisableTiming));
     BNA_CUDA_TRY(cudaEventCreateWithFlags(&join, cudaEventDisableTiming));
     BNA_CUDA_TRY(cudaEventRecord(fork, stream));
     BNA_CUDA_TRY(cudaStreamWaitEvent(side, fork, 0));
-    BNA_RETURN_IF_ERROR(launch(side));
-    BNA_CUDA_TRY(cudaEventRecord(join, side));
-    BNA_CUDA_TRY(cudaStreamWaitEvent(stream, join, 0));
-    return Status::ok();
+    forked = true;
+    return launch(side);
   }();
+  if (forked) {  // join even after a failed launch
+    Status js = [&]() -> Status {
+      BNA_CUDA_TRY(cudaEventRecord(join, side));
+      BNA_CUDA_TRY(cudaStreamWaitEvent(stream, join, 0));
+      return Status::ok();
+    }();
+    if (st.is_ok()) st = js;
+  }
   if (fork != nullptr) cudaEventDestroy(fork);  // released once the recorded work completes
   if (join != nullptr) cudaEventDestroy(join);
   return st;
