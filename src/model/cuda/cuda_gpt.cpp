@@ -11,7 +11,6 @@
 // permute-window) read contiguous tensors: their layers copy q, k, v into scratch (again in the
 // backward), keep their output [B, H, T, dh] per layer, and merge the gradients, as before the views.
 #include <cmath>
-#include <cstring>
 #include <map>
 #include <string>
 #include <utility>
@@ -19,7 +18,9 @@
 #include "attention/cuda/cuda_check.cuh"
 #include "attention/cuda/device_memory.hpp"
 #include "attention/cuda/launch.hpp"
+#include "attention/runtime.hpp"
 #include "bna/attention.hpp"
+#include "bna/dtype.hpp"
 #include "bna/model_cuda.hpp"
 #include "model/cuda/gpt_kernels.hpp"
 #include "nn/cuda/blas.hpp"
@@ -78,8 +79,9 @@ struct CudaGpt::Impl {
     return p->offset;
   }
   Expected<const std::vector<attn::Plan>*> plans_for(int64_t b, int64_t t);
-  // Whether a layer's plan reads strided views (dense, streams) or contiguous tensors only.
-  static bool strided(const attn::Plan& p) { return p.path == attn::Path::kDense || p.path == attn::Path::kStreams; }
+  // Whether a layer's plan reads strided views (the runtime's rule: CUDA dense or streams, Tq == Tk)
+  // or contiguous tensors only.
+  static bool strided(const attn::Plan& p) { return attn::strided_views_ok(p); }
   // Sizes the contiguous scratch (and the layer's att) for a contiguous-only layer.
   Status grow_contiguous(CudaLayerAct& L) {
     const size_t n = static_cast<size_t>(B * T), dh = static_cast<size_t>(cfg.d_model / cfg.n_heads);
@@ -221,7 +223,7 @@ Expected<float> CudaGpt::forward(const int32_t* idx, const int32_t* targets, int
   BNA_ASSIGN_OR_RETURN(const std::vector<attn::Plan>* plans, M.plans_for(B, T));
   BNA_RETURN_IF_ERROR(M.grow(B, T));
   M.B = B; M.T = T; M.counted = counted;
-  M.has_targets = targets != nullptr && for_backward;
+  M.has_targets = false;  // true only once this forward, with targets, has succeeded
   BNA_RETURN_IF_ERROR(bna::cuda::copy_to_device(M.ids.get(), idx, static_cast<size_t>(n) * 4));
   if (targets != nullptr) BNA_RETURN_IF_ERROR(bna::cuda::copy_to_device(M.targets.get(), targets, static_cast<size_t>(n) * 4));
   using Mm = nn::cuda::Blas::Matmul;
@@ -272,6 +274,7 @@ Expected<float> CudaGpt::forward(const int32_t* idx, const int32_t* targets, int
                                           1.0f / static_cast<float>(counted), n, V, M.Vp));
   std::vector<float> losses(static_cast<size_t>(n));
   BNA_RETURN_IF_ERROR(bna::cuda::copy_to_host(losses.data(), M.losses.get(), losses.size() * 4));
+  M.has_targets = for_backward;
   double sum = 0.0;
   for (float e : losses) sum += e;
   return static_cast<float>(sum / static_cast<double>(counted));
@@ -409,10 +412,7 @@ Status CudaGpt::logits(std::vector<float>& out) const {
   BNA_CUDA_TRY(cudaMemcpy2D(bf.data(), static_cast<size_t>(V) * 2, M.logits.get(), static_cast<size_t>(M.Vp) * 2,
                             static_cast<size_t>(V) * 2, static_cast<size_t>(n), cudaMemcpyDeviceToHost));
   out.resize(bf.size());
-  for (size_t i = 0; i < bf.size(); ++i) {
-    const uint32_t u = static_cast<uint32_t>(bf[i]) << 16;
-    std::memcpy(&out[i], &u, 4);
-  }
+  for (size_t i = 0; i < bf.size(); ++i) out[i] = bna::bf16_to_float(bf[i]);
   return Status::ok();
 }
 

@@ -1,6 +1,6 @@
 // cuBLAS for the CUDA models (hf::CudaModel, model::CudaGpt): one handle with a workspace we own (so cuBLAS allocates nothing while
-// a forward runs and the model's device-byte count is complete), and the one product the decoder
-// needs. Host-only header, no CUDA types. Not thread-safe: one Blas per thread (matmul() caches
+// a forward runs and the model's device-byte count is complete), and the products they need
+// (gemm, and cuBLASLt matmul with epilogues). Host-only header, no CUDA types. Not thread-safe: one Blas per thread (matmul() caches
 // plans and sets the epilogue pointer on a cached descriptor).
 #pragma once
 
