@@ -133,12 +133,7 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(KvRowsErrors, RejectedWhereUnsupportedOrTooSmall) {
   if (!bna::cuda::device_available()) GTEST_SKIP() << "no CUDA device";
   DeviceBuffer buf;
-  ASSERT_TRUE(buf.allocate(1 << 20).is_ok());
-  bna::cuda::AttnArgs a;
-  a.q = a.k = a.v = buf.get();
-  a.out = buf.get();
-  a.lse = buf.as<float>();
-  a.T = 64; a.dh = 64;
+  bna::cuda::AttnArgs a = bna::test::cuda_bwd::error_test_args(buf);
   a.kv_rows = 63;  // < T
   bna::Status st = bna::cuda::dense_causal_fwd(a);
   EXPECT_EQ(st.code(), bna::StatusCode::kInvalidArgument);

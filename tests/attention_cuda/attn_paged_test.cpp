@@ -271,12 +271,7 @@ INSTANTIATE_TEST_SUITE_P(Cases, PagedDecode,
 TEST(CacheViewErrors, NamedAndRefusedWhereUnsupported) {
   if (!bna::cuda::device_available()) GTEST_SKIP() << "no CUDA device";
   DeviceBuffer buf;
-  ASSERT_TRUE(buf.allocate(1 << 20).is_ok());
-  bna::cuda::AttnArgs a;
-  a.q = a.k = a.v = buf.get();
-  a.out = buf.get();
-  a.lse = buf.as<float>();
-  a.T = 64; a.dh = 64;
+  bna::cuda::AttnArgs a = bna::test::cuda_bwd::error_test_args(buf);
   auto expect_bad = [](const bna::Status& st, const std::string& needle) {
     EXPECT_EQ(st.code(), bna::StatusCode::kInvalidArgument) << st.to_string();
     EXPECT_NE(st.message().find(needle), std::string::npos) << st.to_string();

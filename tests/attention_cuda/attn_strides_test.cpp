@@ -1,5 +1,6 @@
 // Strided q / k / v / out and gradients (AttnArgs::q_strides, kv_strides, o_strides; strided
-// TensorViews through attn::run / run_backward): dense and streams forward and backward reading a
+// TensorViews through attn::run here, through run_backward in tests/model_cuda, whose model reads
+// its QKV GEMM output this way): dense and streams forward and backward reading a
 // token-major packed QKV buffer [B, T, (Hq + 2 Hkv) dh + pad] and writing token-major out / dq / dk /
 // dv must give bit-identical results to the same kernels on contiguous [B, H, T, dh] tensors (the
 // other tests check those against float64), except dK / dV where f32 atomics sum them (one bf16 ulp,
@@ -180,12 +181,7 @@ INSTANTIATE_TEST_SUITE_P(Cases, StridedViews,
 TEST(StridedViewsErrors, RejectedWhereUnsupported) {
   if (!bna::cuda::device_available()) GTEST_SKIP() << "no CUDA device";
   DeviceBuffer buf;
-  ASSERT_TRUE(buf.allocate(1 << 20).is_ok());
-  bna::cuda::AttnArgs a;
-  a.q = a.k = a.v = buf.get();
-  a.out = buf.get();
-  a.lse = buf.as<float>();
-  a.T = 64; a.dh = 64;
+  bna::cuda::AttnArgs a = bna::test::cuda_bwd::error_test_args(buf);
   for (int i = 0; i < 3; ++i) a.q_strides[i] = a.kv_strides[i] = a.o_strides[i] = i == 0 ? 64 * 192 : (i == 1 ? 64 : 192);
   a.q_strides[2] = 100;  // not a multiple of 8
   bna::Status st = bna::cuda::dense_causal_fwd(a);

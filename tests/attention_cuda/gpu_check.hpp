@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include "attention/cuda/device_memory.hpp"
+#include "attention/cuda/launch.hpp"
 #include "bna/dtype.hpp"
 #include "bna/rng.hpp"
 #include "bna/threads.hpp"
@@ -49,6 +50,20 @@ inline DeviceBuffer poisoned(size_t bytes) {
   EXPECT_TRUE(d.allocate(bytes).is_ok());
   EXPECT_TRUE(bna::cuda::device_memset(d.get(), 0xFF, bytes).is_ok());
   return d;
+}
+
+// Arguments for the argument-error tests: q, k, v, out and lse all point into `buf` (1 MiB, which
+// the caller keeps), B = Hq = Hkv = 1, T = 64, dh = 64. Valid as they stand; each test breaks one
+// field and expects a named error before any launch reads the buffer.
+inline bna::cuda::AttnArgs error_test_args(DeviceBuffer& buf) {
+  EXPECT_TRUE(buf.allocate(1 << 20).is_ok());
+  bna::cuda::AttnArgs a;
+  a.q = a.k = a.v = buf.get();
+  a.out = buf.get();
+  a.lse = buf.as<float>();
+  a.T = 64;
+  a.dh = 64;
+  return a;
 }
 
 inline DeviceBuffer upload(const void* src, size_t bytes) {
