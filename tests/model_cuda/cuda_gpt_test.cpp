@@ -85,8 +85,8 @@ void matches_the_cpu_model(const GptConfig& cfg) {
   bna::Rng rng(5);
   std::vector<int32_t> idx(n), tgt(n);
   for (int64_t i = 0; i < n; ++i) {
-    idx[i] = static_cast<int32_t>(rng.uniform_below(96));
-    tgt[i] = i % 17 == 0 ? -1 : static_cast<int32_t>(rng.uniform_below(96));
+    idx[i] = static_cast<int32_t>(rng.uniform_below(static_cast<uint64_t>(cfg.vocab_size)));
+    tgt[i] = i % 17 == 0 ? -1 : static_cast<int32_t>(rng.uniform_below(static_cast<uint64_t>(cfg.vocab_size)));
   }
   const double tol = bound(cfg.n_layers);
   cpu->zero_grad();
@@ -212,6 +212,19 @@ void matches_the_cpu_model(const GptConfig& cfg) {
 TEST(CudaGpt, LossGradientsAndStepsMatchTheCpuModel) {
   if (!bna::attn::cuda_available()) GTEST_SKIP() << "no CUDA device";
   matches_the_cpu_model(tiny());
+}
+
+// A vocabulary that is not a multiple of 8 (the cross-entropy's last 16-byte chunk of a row is part
+// vocabulary, part padding, as GPT-2's 50257) and rows of 384 (the LayerNorm kernels keep 4 float4
+// per lane with part of them past C; tiny()'s 128 fills exactly one).
+TEST(CudaGpt, OddVocabularyAndWiderRowsMatchTheCpuModel) {
+  if (!bna::attn::cuda_available()) GTEST_SKIP() << "no CUDA device";
+  GptConfig c = tiny();
+  c.vocab_size = 97;
+  c.d_model = 384;
+  c.n_heads = 6;
+  c.n_kv_heads = 3;
+  matches_the_cpu_model(c);
 }
 
 TEST(CudaGpt, ContiguousOnlyPathsMatchTheCpuModel) {
