@@ -83,7 +83,8 @@ Status streams_fwd(const AttnArgs& a, int64_t W, int64_t S, const int32_t* extra
 // aligned (rowsum(dO*O) and f32 dK/dV accumulators); no device memory is allocated inside. The dK/dV
 // kernel runs on a second stream (one per host thread and device, created on first use) forked from
 // `stream` by an event; before returning, `stream` is made to wait for it (a second event), so work
-// queued on `stream` afterwards sees all gradients. Graph capture of `stream` records both events.
+// queued on `stream` afterwards sees all gradients. While `stream` is being captured into a CUDA
+// graph, both kernels go to `stream` one after the other.
 // Errors: as the forward, plus null/misaligned dout/dq/dk/dv, a missing or short workspace, B*Hq > 65535.
 struct AttnBwdArgs {
   AttnArgs fwd;
