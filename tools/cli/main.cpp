@@ -64,15 +64,18 @@ void add_graph_flags(CLI::App* app, GraphFlags& f) {
 namespace {
 
 // OpenMP teams spin between parallel regions by default, and on a machine with few cores the
-// spinning workers take the cores OpenBLAS's own threads need: on this project's 2-core box a dense
-// decode step of `bna bench model` ran 1.4x slower and a paged one 4.6x slower than with passive
-// waiting (docs/gpt.md). libgomp reads OMP_WAIT_POLICY once, when it is loaded, before main; so
-// when the user has not chosen a policy, bna sets passive and executes itself again (the variable
-// then set, there is no second exec). If the exec fails, it carries on with the default policy.
+// spinning workers take the cores OpenBLAS's own threads need: on this project's 2-core box at 2
+// threads, paged decode in `bna bench model` ran 66-80 tok/s with the default policy against
+// 205-236 passive, prefill 6.6-7.5k against 8.4-8.9k tok/s (bench/results/cpu-omp-wait-policy-2026-11-27.txt).
+// libgomp reads OMP_WAIT_POLICY once, when it is loaded, before main; so when the user has not chosen
+// a policy, bna sets passive and executes itself again (the variable then set, there is no second
+// exec; set OMP_WAIT_POLICY to any value to skip it, e.g. under a debugger). If the exec fails, the
+// variable is removed again (the process keeps the default policy, and so do its children).
 void prefer_passive_openmp(char** argv) {
   if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
   if (setenv("OMP_WAIT_POLICY", "passive", 0) != 0) return;
   execv("/proc/self/exe", argv);
+  unsetenv("OMP_WAIT_POLICY");
 }
 
 }  // namespace
@@ -86,6 +89,8 @@ int main(int argc, char** argv) {
   CLI::App app{"bna: Butterfly graph-structured sparse attention"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("bna ") + "0.1.0");
+  app.footer("Threads: OMP_NUM_THREADS. Unless OMP_WAIT_POLICY is set, bna runs itself once more with "
+             "OMP_WAIT_POLICY=passive (idle OpenMP threads sleep instead of spinning).");
   for (auto& setup : bna::cli::command_registry()) setup(app);
   try {
     app.parse(argc, argv);
