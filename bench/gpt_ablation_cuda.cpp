@@ -133,7 +133,7 @@ int main(int argc, char** argv) {
     const double tok_s = double(B * T * steps) / train_s;
     if (json) {
       nlohmann::ordered_json j;
-      j["device"] = bna::attn::cuda_device_name(); j["task"] = task; j["T"] = T; j["W"] = W; j["S"] = S;
+      j["device"] = bna::attn::cuda_device_name(); j["dtype"] = "bf16 mixed (f32 masters)"; j["task"] = task; j["T"] = T; j["W"] = W; j["S"] = S;
       j["layers"] = layers; j["d_model"] = C; j["heads"] = heads; j["batch"] = B; j["steps"] = steps; j["lr"] = lr;
       j["seed"] = seed; j["curriculum"] = curriculum; j["dist0"] = curriculum > 0 ? dist0 : 0; j["variant"] = name; j["attn"] = spec; j["exact_match"] = acc; j["answer_token_acc"] = tok_acc;
       j["examples"] = score.examples; j["final_train_loss"] = loss_tail / std::max<int64_t>(1, tail);

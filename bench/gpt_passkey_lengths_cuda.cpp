@@ -162,7 +162,7 @@ int main(int argc, char** argv) {
       const double tok = score.tokens ? double(score.correct) / score.tokens : 0.0;
       if (json) {
         nlohmann::ordered_json j;
-        j["device"] = bna::attn::cuda_device_name(); j["train_attn"] = train_attn; j["lengths"] = lengths_s;
+        j["device"] = bna::attn::cuda_device_name(); j["dtype"] = "bf16 mixed (f32 masters)"; j["train_attn"] = train_attn; j["lengths"] = lengths_s;
         j["steps"] = steps; j["tokens_per_step"] = tokens; j["lr"] = lr; j["curriculum"] = curriculum; j["dist0"] = dist0;
         j["layers"] = layers; j["d_model"] = C; j["heads"] = heads; j["seed"] = seed; j["train_s"] = train_s;
         j["final_train_loss"] = loss_tail / std::max<int64_t>(1, tail); j["warm_T"] = warm_steps > 0 ? warm_T : 0;
