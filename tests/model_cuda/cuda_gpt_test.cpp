@@ -68,14 +68,14 @@ GptConfig tiny_contiguous_paths() {
   return c;
 }
 
-void matches_the_cpu_model(const GptConfig& cfg) {
+void matches_the_cpu_model(const GptConfig& cfg, double weight_std = 0.1) {
   auto cpu = Gpt::create(cfg);
   ASSERT_TRUE(cpu.has_value()) << cpu.status().to_string();
   {
     bna::Rng rng(11);
     for (const auto& p : cpu->params()) {
       if (p.shape.size() == 1) continue;  // LayerNorm gains/biases keep 1/0
-      for (int64_t i = 0; i < p.numel; ++i) cpu->weights()[p.offset + i] = static_cast<float>(0.1 * rng.normal());
+      for (int64_t i = 0; i < p.numel; ++i) cpu->weights()[p.offset + i] = static_cast<float>(weight_std * rng.normal());
     }
   }
   const std::vector<float> w0(cpu->weights(), cpu->weights() + cpu->num_params());
@@ -216,7 +216,13 @@ TEST(CudaGpt, LossGradientsAndStepsMatchTheCpuModel) {
 
 // A vocabulary that is not a multiple of 8 (the cross-entropy's last 16-byte chunk of a row is part
 // vocabulary, part padding, as GPT-2's 50257) and rows of 384 (the LayerNorm kernels keep 4 float4
-// per lane with part of them past C; tiny()'s 128 fills exactly one).
+// per lane with part of them past C; tiny()'s 128 fills exactly one). Weights are N(0, 0.1 *
+// sqrt(128 / 384)), so the pre-activations and attention logits have tiny()'s scale: at N(0, 0.1)
+// this model is ill-conditioned for the bound. On the CPU alone, rounding its weights to bf16 (one
+// of the GPU's rounding points) moves its first-step gradients by 1.15 tol (tiny(): 0.49 tol; this
+// model at the scaled weights: 0.43 tol; bench/gpt_bf16_weight_sensitivity.cpp), and its first GPU
+// run at N(0, 0.1) failed on the gradients of the embeddings and layer 0 at 1.3-1.5 tol while the
+// loss, the logits and the later layers passed.
 TEST(CudaGpt, OddVocabularyAndWiderRowsMatchTheCpuModel) {
   if (!bna::attn::cuda_available()) GTEST_SKIP() << "no CUDA device";
   GptConfig c = tiny();
@@ -224,7 +230,7 @@ TEST(CudaGpt, OddVocabularyAndWiderRowsMatchTheCpuModel) {
   c.d_model = 384;
   c.n_heads = 6;
   c.n_kv_heads = 3;
-  matches_the_cpu_model(c);
+  matches_the_cpu_model(c, 0.1 * std::sqrt(128.0 / 384.0));
 }
 
 TEST(CudaGpt, ContiguousOnlyPathsMatchTheCpuModel) {
