@@ -13,26 +13,12 @@
 #include "bna/dtype.hpp"
 #include "bna/model.hpp"
 #include "bna/rng.hpp"
+#include "gpt_test_models.hpp"
 
 namespace {
 
 using bna::model::Gpt;
 using bna::model::GptConfig;
-
-// tiny() of tests/model_cuda/cuda_gpt_test.cpp; wide: its OddVocabularyAndWiderRows variant.
-GptConfig test_model(bool wide) {
-  GptConfig c;
-  c.vocab_size = wide ? 97 : 96;
-  c.seq_len = 101;
-  c.n_layers = 2;
-  c.n_heads = wide ? 6 : 2;
-  c.n_kv_heads = wide ? 3 : 1;
-  c.d_model = wide ? 384 : 128;
-  c.seed = 3;
-  c.attn.push_back(*bna::model::parse_attn_spec("dense"));
-  c.attn.push_back(*bna::model::parse_attn_spec("graph:w=16,s=16,c=1,strategy=random"));
-  return c;
-}
 
 // First-step gradients of the test's batch at weights N(0, std) (LayerNorm gains 1, biases 0),
 // with the weights rounded to bf16 when `round`.
@@ -69,7 +55,7 @@ int main() {
                         {"wide (C=384, V=97)", true, 0.1},
                         {"wide, scaled weights", true, 0.1 * std::sqrt(128.0 / 384.0)}};
   for (const Case& c : cases) {
-    const GptConfig cfg = test_model(c.wide);
+    const GptConfig cfg = model_cuda_test_model(c.wide ? TestModel::kWide : TestModel::kTiny);
     const double tol = std::ldexp(1.0, -8) * std::sqrt(12.0 * static_cast<double>(cfg.n_layers) + 4.0);
     auto exact = grads(cfg, c.std, false);
     auto rounded = grads(cfg, c.std, true);

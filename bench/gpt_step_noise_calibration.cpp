@@ -18,28 +18,12 @@
 #include "bna/model.hpp"
 #include "bna/rng.hpp"
 #include "bna/train.hpp"
+#include "gpt_test_models.hpp"
 
 namespace {
 
 using bna::model::Gpt;
 using bna::model::GptConfig;
-
-// The two models of cuda_gpt_test.cpp: tiny() and tiny_contiguous_paths().
-GptConfig test_model(bool contiguous_paths) {
-  GptConfig c;
-  c.vocab_size = 96;
-  c.seq_len = 101;
-  c.n_layers = 2;
-  c.n_heads = 2;
-  c.n_kv_heads = 1;
-  c.d_model = 128;
-  c.seed = 3;
-  const char* a = contiguous_paths ? "block:bs=16,rule=xor,p=1,local=1,sink=1" : "dense";
-  const char* b = contiguous_paths ? "graph:w=16,s=16,c=1,strategy=random,path=gather" : "graph:w=16,s=16,c=1,strategy=random";
-  c.attn.push_back(*bna::model::parse_attn_spec(a));
-  c.attn.push_back(*bna::model::parse_attn_spec(b));
-  return c;
-}
 
 struct Trajectory {
   std::vector<double> losses;  // before steps 1, 2, 3 and after step 3
@@ -102,7 +86,7 @@ int main(int argc, char** argv) {
   }
   if (seeds < 1 || !(noise > 0)) { std::fprintf(stderr, "error: --seeds must be >= 1 and --noise > 0\n"); return 2; }
   for (bool contiguous : {false, true}) {
-    const GptConfig cfg = test_model(contiguous);
+    const GptConfig cfg = model_cuda_test_model(contiguous ? TestModel::kContiguousPaths : TestModel::kTiny);
     const double tol = std::ldexp(1.0, -8) * std::sqrt(12.0 * static_cast<double>(cfg.n_layers) + 4.0);
     auto ref = run(cfg, 0.0, 0);
     if (!ref) { std::fprintf(stderr, "error: %s\n", ref.status().to_string().c_str()); return 1; }

@@ -42,6 +42,7 @@ namespace {
 using bna::model::Gpt;
 using bna::model::GptConfig;
 
+// bench/gpt_test_models.hpp repeats these configs for the CPU programs that calibrate the bounds.
 GptConfig tiny() {
   GptConfig c;
   c.vocab_size = 96;
